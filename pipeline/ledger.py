@@ -1,0 +1,120 @@
+"""The drop ledger: documents in, kept, and dropped per source, stage and reason.
+
+Counted inside the pipeline as ordinary PCollections (exact on every runner, unlike metrics),
+written as JSON lines, then merged by the driver into `OUT/ledger.json`:
+
+    {"sources": {"c4": {"in": 500, "kept": 470, "dropped": 30, "chars_in": ..., "chars_kept": ...,
+                        "dropped_by_stage": {"quality": {"c4_lorem_ipsum": 1, ...}, ...}}},
+     "totals": {"in": ..., "kept": ..., "dropped": ...}}
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import apache_beam as beam
+
+from llamapipe.sources.base import SOURCE_NAMES
+
+STAGE_ORDER = ["read", "clean", "extract", "langid", "quality", "dedup"]
+
+
+def _doc_chars(doc: dict) -> int:
+    return len(doc.get("text") or doc.get("html") or "")
+
+
+class CountLedger(beam.PTransform):
+    """read outputs + final documents + every drop -> JSON lines of counts."""
+
+    def __init__(self, path_prefix: str):
+        super().__init__()
+        self._prefix = path_prefix
+
+    def expand(self, pcolls):
+        read_docs, read_drops, kept, drops = pcolls
+        events = (
+            read_docs | "InDocs" >> beam.Map(lambda d: ((d["source"], "in", ""), (1, _doc_chars(d)))),
+            read_drops | "InDrops" >> beam.Map(lambda d: ((d["source"], "in", ""), (1, 0))),
+            kept | "Kept" >> beam.Map(lambda d: ((d["source"], "kept", ""), (1, len(d["text"])))),
+            drops | "Dropped" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), (1, 0))),
+        )
+        return (
+            events
+            | "AllEvents" >> beam.Flatten()
+            | "Sum" >> beam.CombinePerKey(lambda values: tuple(map(sum, zip(*values, strict=True))))
+            | "ToJson" >> beam.MapTuple(
+                lambda key, value: json.dumps({
+                    "source": key[0], "stage": key[1], "reason": key[2],
+                    "count": value[0], "chars": value[1],
+                })
+            )
+            | "WriteCounts" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl")
+        )
+
+
+def merge_ledger(parts_glob: str) -> dict:
+    """Merge the JSON-lines counts written by CountLedger into the ledger structure."""
+    sources: dict[str, dict] = {}
+    for path in sorted(glob.glob(parts_glob)):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                entry = sources.setdefault(
+                    row["source"],
+                    {"in": 0, "kept": 0, "dropped": 0, "chars_in": 0, "chars_kept": 0,
+                     "dropped_by_stage": {}},
+                )
+                if row["stage"] == "in":
+                    entry["in"] += row["count"]
+                    entry["chars_in"] += row["chars"]
+                elif row["stage"] == "kept":
+                    entry["kept"] += row["count"]
+                    entry["chars_kept"] += row["chars"]
+                else:
+                    entry["dropped"] += row["count"]
+                    by_reason = entry["dropped_by_stage"].setdefault(row["stage"], {})
+                    by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
+    ordered = {name: sources[name] for name in SOURCE_NAMES if name in sources}
+    for entry in ordered.values():
+        entry["dropped_by_stage"] = {
+            stage: dict(sorted(entry["dropped_by_stage"][stage].items(), key=lambda kv: -kv[1]))
+            for stage in sorted(entry["dropped_by_stage"], key=_stage_index)
+        }
+    totals = {k: sum(e[k] for e in ordered.values()) for k in ("in", "kept", "dropped")}
+    return {"sources": ordered, "totals": totals}
+
+
+def _stage_index(stage: str) -> int:
+    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+
+
+def write_ledger(ledger: dict, path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(ledger, f, indent=2)
+    os.replace(tmp, path)
+
+
+def format_funnel(ledger: dict) -> str:
+    """A readable per-source funnel: in, dropped by stage and reason, kept."""
+    lines = []
+    header = f"{'source':<14}{'in':>8}{'kept':>8}{'dropped':>9}   dropped by stage: reason (count)"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for name, entry in ledger["sources"].items():
+        reasons = []
+        for stage, by_reason in entry["dropped_by_stage"].items():
+            parts = ", ".join(f"{reason} {count}" for reason, count in by_reason.items())
+            reasons.append(f"{stage}: {parts}")
+        first = reasons[0] if reasons else ""
+        lines.append(f"{name:<14}{entry['in']:>8}{entry['kept']:>8}{entry['dropped']:>9}   {first}")
+        for more in reasons[1:]:
+            lines.append(f"{'':<39}   {more}")
+    t = ledger["totals"]
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<14}{t['in']:>8}{t['kept']:>8}{t['dropped']:>9}")
+    return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""`llamapipe run`: clean -> tokenizer -> tokenize -> manifest, each stage a step a user can see.
+
+Output folder layout (OUT = config.output):
+    OUT/run.json                          effective config, stage timings, tokenizer summary
+    OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
+    OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
+    OUT/ledger.json                       in / kept / dropped per source, stage and reason
+    OUT/tokenizer/tokenizer.model         SentencePiece BPE (Meta's settings)
+    OUT/shards/<source>/*.parquet         token shards, one row per document
+    OUT/shards/manifest.json              per-source documents, tokens, shards, share, epochs
+    OUT/train/                            written by `llamapipe train`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
+from llamapipe.pipeline.graph import build_cleaning, build_tokenization
+from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
+from llamapipe.pipeline.manifest import build_manifest, write_manifest
+from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
+
+RUN_MARKER = "run.json"
+RUNNER_ALIASES = {
+    "direct": "DirectRunner",
+    "dask": "apache_beam.runners.dask.dask_runner.DaskRunner",
+    "dataflow": "DataflowRunner",
+    "flink": "FlinkRunner",
+    "spark": "SparkRunner",
+}
+
+
+def output_paths(out: str) -> dict[str, str]:
+    work = os.path.join(out, "_work")
+    return {
+        "out": out,
+        "work": work,
+        "documents": os.path.join(out, "documents"),
+        "dropped": os.path.join(out, "dropped", "dropped"),
+        "ledger_parts": os.path.join(work, "ledger", "counts"),
+        "ledger": os.path.join(out, "ledger.json"),
+        "tokenizer": os.path.join(out, "tokenizer", "tokenizer.model"),
+        "sample": os.path.join(work, "tokenizer-sample.txt"),
+        "shards": os.path.join(out, "shards"),
+        "manifest": os.path.join(out, "shards", "manifest.json"),
+        "train": os.path.join(out, "train"),
+    }
+
+
+def beam_options(config: Config, runner: str | None, extra_args: list[str]) -> PipelineOptions:
+    """Pipeline options from the config's `runner` section, a `--runner` override and passthrough flags."""
+    name = runner or config.runner.runner
+    flags = [f"--runner={RUNNER_ALIASES.get(name.lower(), name)}"]
+    for key, value in config.runner.options.items():
+        if isinstance(value, bool):
+            value = str(value).lower()
+        flags.append(f"--{key}={value}")
+    return PipelineOptions(flags + list(extra_args))
+
+
+def prepare_output(out: str) -> None:
+    """An output folder is ours (has run.json) or empty; a previous run's results are replaced."""
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise ConfigError(f"output: {out!r} exists and is not a folder")
+        entries = [e for e in os.listdir(out) if not e.startswith(".")]
+        if entries and RUN_MARKER not in entries:
+            raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
+                              "choose another folder")
+        for sub in ("documents", "dropped", "_work", "tokenizer", "shards"):
+            shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+    os.makedirs(out, exist_ok=True)
+
+
+def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
+        log=print) -> dict:
+    paths = output_paths(config.output)
+    prepare_output(config.output)
+    record = {"config": config_as_dict(config), "stages": {}}
+    _write_json(record, os.path.join(config.output, RUN_MARKER))
+    options = beam_options(config, runner, extra_args or [])
+
+    started = time.time()
+    log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
+    with beam.Pipeline(options=options) as p:
+        build_cleaning(p, config, paths)
+    ledger = merge_ledger(paths["ledger_parts"] + "*")
+    write_ledger(ledger, paths["ledger"])
+    record["stages"]["clean"] = round(time.time() - started, 2)
+    log(format_funnel(ledger))
+
+    started = time.time()
+    chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
+    shares = {s: m.share for s, m in config.mixture.sources.items()}
+    log(f"[2/4] training the tokenizer (vocab {config.tokenizer.vocab_size}) on a share-weighted sample")
+    lines = write_sample(
+        sample_sentences(paths["documents"], shares, chars_kept, config.tokenizer.sample_chars,
+                         config.tokenizer.seed),
+        paths["sample"],
+    )
+    tokenizer = train_tokenizer(
+        paths["sample"],
+        paths["tokenizer"],
+        vocab_size=config.tokenizer.vocab_size,
+        input_sentence_size=config.tokenizer.input_sentence_size,
+        max_sentence_length=config.tokenizer.max_sentence_length,
+        num_threads=config.tokenizer.num_threads,
+    )
+    tokenizer["sample_lines"] = lines
+    if tokenizer["vocab_size"] != tokenizer["requested_vocab_size"]:
+        log(f"      the sample supports at most {tokenizer['vocab_size']} pieces; using that")
+    record["tokenizer"] = tokenizer
+    record["stages"]["tokenizer"] = round(time.time() - started, 2)
+
+    started = time.time()
+    log(f"[3/4] tokenizing -> {paths['shards']}")
+    with beam.Pipeline(options=options) as p:
+        build_tokenization(p, config, paths, tokenizer, chars_kept)
+    record["stages"]["tokenize"] = round(time.time() - started, 2)
+
+    started = time.time()
+    manifest = build_manifest(paths["shards"], paths["tokenizer"], tokenizer["vocab_size"], config.mixture)
+    write_manifest(manifest, paths["manifest"])
+    record["stages"]["manifest"] = round(time.time() - started, 2)
+    log(f"[4/4] manifest -> {paths['manifest']}")
+    log(format_mixture(manifest))
+    _write_json(record, os.path.join(config.output, RUN_MARKER))
+    return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+
+
+def format_mixture(manifest: dict) -> str:
+    lines = [f"{'source':<14}{'documents':>10}{'tokens':>12}{'share':>8}{'target':>8}{'epochs':>8}"]
+    for name, entry in manifest["sources"].items():
+        lines.append(
+            f"{name:<14}{entry['documents']:>10}{entry['tokens']:>12}{entry['share']:>8.3f}"
+            f"{entry['configured_share']:>8.3f}{entry['epochs']:>8.2f}"
+        )
+    lines.append(f"{'total':<14}{'':>10}{manifest['total_tokens']:>12}   trained-token budget "
+                 f"{manifest['token_budget']}")
+    return "\n".join(lines)
+
+
+def _write_json(data: dict, path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)

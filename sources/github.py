@@ -1,0 +1,326 @@
+"""GitHub reader: rows of a code export (BigQuery `github_repos` style) with RedPajama's cleaning.
+
+Input rows `{"content", "repo_name", "path", "license", "language"?}` come as json lines (optionally
+gzipped) or Parquet. Cleaning follows RedPajama-Data v1 (`data_prep/github`): permissive licences
+only, an extension whitelist, leading licence headers removed, files dropped on line-length,
+alphanumeric and alphabetic-per-token thresholds, then exact file-level dedup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from llamapipe.sources.base import (
+    DROPPED,
+    ReadFileDoFn,
+    ReadFiles,
+    SourceOptions,
+    dropped,
+    make_document,
+    short_name,
+)
+from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines
+
+SOURCE = "github"
+
+# RedPajama kept repositories whose BigQuery licence matched 'mit%', 'bsd%' or 'apache%'; these are
+# the keys of those licences in GitHub's licence list (lower case, SPDX-like).
+DEFAULT_LICENSES = [
+    "mit", "mit-0",
+    "apache-2.0", "apache-1.1",
+    "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "bsd-4-clause", "0bsd",
+]
+
+# RedPajama's whitelist (github_run_filter.py). It matched path suffixes case-sensitively; we match
+# case-insensitively, so `.C`/`.H` (C++) also cover `.c`/`.h`, and `README.MD` counts as markdown.
+DEFAULT_EXTENSIONS = [
+    ".asm", ".bat", ".cmd", ".c", ".h", ".cs", ".cpp", ".hpp", ".c++", ".h++", ".cc", ".hh", ".C", ".H",
+    ".cmake", ".css", ".dockerfile", ".f90", ".f", ".f03", ".f08", ".f77", ".f95", ".for", ".fpp", ".go",
+    ".hs", ".html", ".java", ".js", ".jl", ".lua", ".md", ".markdown", ".php", ".php3", ".php4", ".php5",
+    ".phps", ".phpt", ".pl", ".pm", ".pod", ".perl", ".ps1", ".psd1", ".psm1", ".py", ".rb", ".rs", ".sql",
+    ".scala", ".sh", ".bash", ".command", ".zsh", ".ts", ".tsx", ".tex", ".vb", "Dockerfile", "Makefile",
+    ".xml", ".rst", ".m", ".smali",
+]
+
+# Spellings of the allowed licences seen in other exports, mapped to GitHub's keys.
+LICENSE_ALIASES = {
+    "apache": "apache-2.0",
+    "apache-2": "apache-2.0",
+    "apache2": "apache-2.0",
+    "apache-license-2.0": "apache-2.0",
+    "apache-license-version-2.0": "apache-2.0",
+    "mit-license": "mit",
+    "the-mit-license": "mit",
+    "bsd": "bsd-3-clause",
+    "bsd-2": "bsd-2-clause",
+    "bsd-3": "bsd-3-clause",
+    "new-bsd": "bsd-3-clause",
+    "simplified-bsd": "bsd-2-clause",
+}
+
+# Documentation formats whose `#`/`--` lines are headings and rules, not comments.
+PROSE_EXTENSIONS = (".md", ".markdown", ".rst", ".txt", ".pod", ".tex")
+
+PARQUET_BATCH_ROWS = 1024
+FIELDS = ("content", "repo_name", "path", "license", "language")
+
+
+@dataclass
+class Options(SourceOptions):
+    licenses: list[str] = field(default_factory=lambda: list(DEFAULT_LICENSES))
+    extensions: list[str] = field(default_factory=lambda: list(DEFAULT_EXTENSIONS))
+    max_line_length: int = 1000
+    max_mean_line_length: float = 100
+    min_alphanumeric_fraction: float = 0.25
+    min_alpha_per_token: float = 1.5
+    max_line_bytes: int = 50_000_000  # a json line longer than this is a corrupt file, not a source file
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure cleaning helpers
+
+
+_SPDX_OR = re.compile(r"\s+or\s+", re.IGNORECASE)
+
+
+def normalize_license(name: str) -> str:
+    """'Apache License 2.0' -> 'apache-license-2.0' -> 'apache-2.0'; 'MIT' -> 'mit'."""
+    key = re.sub(r"[\s_]+", "-", name.strip().lower())
+    return LICENSE_ALIASES.get(key, key)
+
+
+def license_names(value: object) -> list[str]:
+    """The licence field as a list. Exports hold one key, a list or an SPDX `a OR b` expression (dual
+    licensing), or nothing."""
+    if isinstance(value, list | tuple):
+        return [name for item in value if isinstance(item, str) for name in license_names(item)]
+    if isinstance(value, str):
+        return [name.strip() for name in _SPDX_OR.split(value.strip().strip("()")) if name.strip()]
+    return []
+
+
+def license_label(value: object) -> str | None:
+    """The licence for meta, always one string (an SPDX `OR` expression when there are several)."""
+    return " OR ".join(license_names(value)) or None
+
+
+def license_allowed(value: object, allowed: Iterable[str]) -> bool:
+    """Allowed when any of the file's licences is (a dual-licensed file may be used under either)."""
+    allowed_keys = {normalize_license(name) for name in allowed}
+    return any(normalize_license(name) in allowed_keys for name in license_names(value))
+
+
+def extension_allowed(path: str, extensions: Iterable[str]) -> bool:
+    name = posixpath.basename(path).lower()
+    return name.endswith(tuple(extension.lower() for extension in extensions))
+
+
+# Words of licence boilerplate. Kept specific: a leading "# Check user permissions" is code's own comment.
+_LICENSE_WORDS = re.compile(
+    r"licen[cs]|copyright|©|spdx|all rights reserved|warrant|permission (?:is hereby granted|notice)",
+    re.IGNORECASE,
+)
+_SHEBANG = re.compile(r"#![^\n]*(?:\n|\Z)")
+_BLANK_LINES = re.compile(r"(?:[ \t]*\r?\n)+")
+_BLOCK_COMMENT = re.compile(r"[ \t]*/\*.*?\*/[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+# A run of line comments. `#` lines that are C preprocessor directives are code, not comments.
+_PREPROCESSOR = r"[ \t]*(?:include|define|undef|ifn?def|if|elif|else|endif|pragma|import|error|line)\b"
+_LINE_COMMENTS = re.compile(rf"(?:[ \t]*(?://|--|#(?!{_PREPROCESSOR}))[^\n]*(?:\n|\Z))+")
+
+
+def strip_license_header(content: str, path: str = "") -> str:
+    """Remove leading comment blocks that are licence/copyright boilerplate; keep a shebang line.
+
+    Only comments that mention licence words are removed (RedPajama greedily dropped every leading
+    `#`/`//`/`--` line, which also ate C `#include`s, and any `/* */` with 'copyright' in the first
+    100 lines, wherever it was). Prose files are left alone: a Markdown `# Licence` is a heading.
+    """
+    if path and extension_allowed(path, PROSE_EXTENSIONS):
+        return content
+    shebang = _SHEBANG.match(content) if content.startswith("#!") else None
+    prefix = shebang.group(0) if shebang else ""
+    rest = content[len(prefix):]
+    removed = False
+    while True:
+        blank = _BLANK_LINES.match(rest)
+        start = blank.end() if blank else 0
+        comment = _BLOCK_COMMENT.match(rest, start) or _LINE_COMMENTS.match(rest, start)
+        if not comment or not _LICENSE_WORDS.search(comment.group(0)):
+            break
+        rest = rest[comment.end():]
+        removed = True
+    if not removed:
+        return content
+    blank = _BLANK_LINES.match(rest)
+    return prefix + (rest[blank.end():] if blank else rest)
+
+
+def quality_problem(content: str, options: Options) -> str:
+    """The first RedPajama quality threshold `content` fails, as a drop reason, or ""."""
+    lines = content.splitlines()
+    if not lines:
+        return "empty"
+    if max(map(len, lines)) > options.max_line_length:
+        return "line_too_long"
+    # RedPajama: len(content) / number of lines (newline characters included).
+    if len(content) / len(lines) > options.max_mean_line_length:
+        return "mean_line_too_long"
+    if sum(map(str.isalnum, content)) / len(content) < options.min_alphanumeric_fraction:
+        return "low_alphanumeric"
+    # RedPajama divided by the number of tokens of the Pythia (GPT-NeoX) BPE tokenizer; we count
+    # whitespace-separated words, which needs no tokenizer. A file has fewer words than BPE tokens,
+    # so our ratio is higher and the same 1.5 threshold drops fewer files.
+    tokens = len(content.split())
+    if tokens == 0 or sum(map(str.isalpha, content)) / tokens < options.min_alpha_per_token:
+        return "low_alpha_per_token"
+    return ""
+
+
+def language_name(value: object) -> str | None:
+    """`language` as one name: a string, or the biggest of BigQuery's [{name, bytes}] list."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, list | tuple) and value:
+        named = [item for item in value if isinstance(item, dict) and isinstance(item.get("name"), str)]
+        if named:
+            return max(named, key=lambda item: item.get("bytes") or 0)["name"]
+        if isinstance(value[0], str):
+            return value[0]
+    return None
+
+
+def content_key(document: dict) -> str:
+    return hashlib.sha256(document["text"].encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam steps
+
+
+def _iter_parquet_rows(path: str) -> Iterator[dict]:
+    """Rows of a Parquet file, one batch of a row group at a time (never the whole file)."""
+    with closing(FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)) as raw:
+        parquet = pq.ParquetFile(raw)
+        columns = [name for name in FIELDS if name in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+            yield from batch.to_pylist()
+
+
+class ReadCodeFileDoFn(ReadFileDoFn):
+    """One export file (json lines or Parquet) -> one raw document per source file, plus drops."""
+
+    source = SOURCE
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._max_line_bytes = options.max_line_bytes
+
+    def read(self, path: str) -> Iterator:
+        name = short_name(path)
+        if path.lower().endswith(".parquet"):
+            for index, row in enumerate(_iter_parquet_rows(path)):
+                yield self._document(row, f"{SOURCE}:{name}:{index}", f"{path} row {index}")
+            return
+        for line_number, row, problem in read_json_lines(path, self._max_line_bytes):
+            where = f"{path} line {line_number}"
+            if problem:
+                yield dropped(SOURCE, "read", problem, f"{SOURCE}:{name}:{line_number}", where)
+            else:
+                yield self._document(row, f"{SOURCE}:{name}:{line_number}", where)
+
+    def _document(self, row: object, fallback_id: str, where: str):
+        if not isinstance(row, dict):
+            return dropped(SOURCE, "read", "bad_schema", fallback_id, f"{where}: not an object")
+        content, repo, path = row.get("content"), row.get("repo_name"), row.get("path")
+        if isinstance(content, bytes):
+            try:
+                content = content.decode("utf-8")
+            except UnicodeDecodeError:
+                return dropped(SOURCE, "read", "bad_encoding", fallback_id, f"{where}: content is not UTF-8")
+        if not all(isinstance(value, str) for value in (content, repo, path)) or not repo or not path:
+            return dropped(SOURCE, "read", "bad_schema", fallback_id,
+                           f"{where}: needs string content, repo_name and path")
+        doc_id = f"{SOURCE}:{repo}/{path}"
+        if not encodes_as_utf8(content, repo, path):
+            return dropped(SOURCE, "read", "bad_encoding", doc_id, f"{where}: lone surrogate")
+        return make_document(
+            SOURCE, doc_id, content, f"https://github.com/{repo}/blob/HEAD/{path}",
+            repo_name=repo, path=path, license=license_label(row.get("license")),
+            language=language_name(row.get("language")),
+        )
+
+
+class CleanCodeFileDoFn(beam.DoFn):
+    """RedPajama's per-file cleaning: licence and extension filters, header removal, quality filters."""
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._options = options
+
+    def process(self, document: dict) -> Iterator:
+        options, meta, doc_id = self._options, document["meta"], document["id"]
+        if not license_allowed(meta.get("license"), options.licenses):
+            yield dropped(SOURCE, "clean", "license_not_allowed", doc_id, f"license {meta.get('license')!r}")
+            return
+        if not extension_allowed(meta["path"], options.extensions):
+            yield dropped(SOURCE, "clean", "extension_not_allowed", doc_id, meta["path"])
+            return
+        text = strip_license_header(document["text"], meta["path"])
+        problem = "empty" if not text.strip() else quality_problem(text, options)
+        if problem:
+            yield dropped(SOURCE, "clean", problem, doc_id)
+            return
+        yield {**document, "text": text}
+
+
+class KeepFirstOfDuplicatesDoFn(beam.DoFn):
+    """(content hash, documents) -> the document with the smallest id; the others become drops.
+
+    One pass, one document held: a hot key (the same file in thousands of forks) stays cheap.
+    """
+
+    def process(self, keyed: tuple[str, Iterable[dict]]) -> Iterator:
+        digest, documents = keyed
+        kept = None
+        for document in documents:
+            if kept is None:
+                kept = document
+                continue
+            if document["id"] < kept["id"]:
+                kept, document = document, kept
+            yield dropped(SOURCE, "clean", "exact_duplicate_file", document["id"], f"sha256 {digest}")
+        if kept is not None:
+            yield kept
+
+
+class Read(beam.PTransform):
+    """GitHub code exports -> {"documents": ..., "dropped": ...}, cleaned and exact-deduplicated."""
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._options = options
+
+    def expand(self, pbegin):
+        read = pbegin | "ReadCodeFiles" >> ReadFiles(self._options.inputs, ReadCodeFileDoFn(self._options))
+        cleaned = read["documents"] | "CleanFiles" >> beam.ParDo(
+            CleanCodeFileDoFn(self._options)).with_outputs(DROPPED, main="documents")
+        # Dedup after cleaning: files that differ only in their licence header are duplicates too.
+        deduped = (
+            cleaned.documents
+            | "KeyByContentHash" >> beam.Map(lambda document: (content_key(document), document))
+            | "GroupByContentHash" >> beam.GroupByKey()
+            | "KeepFirstOfDuplicates" >> beam.ParDo(KeepFirstOfDuplicatesDoFn()).with_outputs(
+                DROPPED, main="documents")
+        )
+        drops = (read["dropped"], cleaned[DROPPED], deduped[DROPPED]) | "AllDrops" >> beam.Flatten()
+        return {"documents": deduped.documents, "dropped": drops}

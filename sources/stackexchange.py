@@ -1,0 +1,267 @@
+"""Stack Exchange reader: `Posts.xml` of a site dump -> one document per question with its answers.
+
+Reading is streamed row by row (a site's Posts.xml reaches ~100 GB); answers are brought to their
+question with a GroupByKey on `site/question id`, so no worker holds more than one thread. HTML is
+stripped after the shuffle: reading one file is serial, turning posts into text then runs in parallel.
+Document text: "Q: <title>\\n<question>\\nA: <best answer>\\nA: <next answer>..." (RedPajama's format).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import apache_beam as beam
+import lxml.html
+from lxml import etree
+
+from llamapipe.sources.base import (
+    DROPPED,
+    ReadFileDoFn,
+    ReadFiles,
+    SourceOptions,
+    dropped,
+    make_document,
+    open_input,
+    short_name,
+)
+
+SOURCE = "stackexchange"
+
+QUESTION = "1"
+ANSWER = "2"
+
+
+@dataclass
+class Options(SourceOptions):
+    min_answers: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+_SITE_FILE = re.compile(r"^(?P<site>.+?)[_-]Posts\.xml(?:\.(?:gz|bz2|xz))?$", re.IGNORECASE)
+
+
+def site_name(path: str) -> str:
+    """`.../coffee.stackexchange.com/Posts.xml` or `.../coffee.stackexchange.com_Posts.xml` -> the site."""
+    match = _SITE_FILE.match(short_name(path))
+    if match:
+        return match.group("site")
+    return posixpath.basename(posixpath.dirname(path.rstrip("/"))) or "unknown"
+
+
+# Elements that start a new line; paragraph-like ones also leave a blank line before and after.
+_PARAGRAPH_TAGS = frozenset({
+    "p", "pre", "blockquote", "ul", "ol", "dl", "table", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+})
+_LINE_TAGS = frozenset({"div", "li", "dt", "dd", "tr"})
+_INVISIBLE_TAGS = frozenset({"script", "style", "head", "title"})
+_SPACES = re.compile(r"[ \t\r\n\f\v]+")
+_MANY_BLANK_LINES = re.compile(r"\n{3,}")
+_TAG = re.compile(r"<[^>]*>")
+
+
+class _TextBuilder:
+    """Lays text out as a browser would: runs of spaces collapse, blocks start new lines."""
+
+    def __init__(self):
+        self._parts: list[str] = []
+        self._pending_newlines = 0
+
+    def add(self, text: str, preformatted: bool) -> None:
+        if not preformatted:
+            text = _SPACES.sub(" ", text)
+            # Spaces collapse across element boundaries too ("this</a> <img> tip" has one space).
+            if self._pending_newlines or not self._parts or self._parts[-1].endswith(("\n", " ")):
+                text = text.lstrip(" ")
+        if not text:
+            return
+        if self._pending_newlines and self._parts:
+            self._parts[-1] = self._parts[-1].rstrip(" ")
+            self._parts.append("\n" * self._pending_newlines)
+        self._pending_newlines = 0
+        self._parts.append(text)
+
+    def new_line(self, blank_line: bool = False) -> None:
+        self._pending_newlines = max(self._pending_newlines, 2 if blank_line else 1)
+
+    def line_break(self) -> None:
+        """<br>: each one ends a line, so two in a row make an empty line."""
+        self._pending_newlines = min(self._pending_newlines + 1, 2)
+
+    def text(self) -> str:
+        lines = "".join(self._parts).split("\n")
+        return _MANY_BLANK_LINES.sub("\n\n", "\n".join(line.rstrip() for line in lines)).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of an HTML fragment: code blocks kept verbatim, paragraphs as blank-line breaks."""
+    if not html or not html.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        # lxml refuses a few inputs (e.g. NUL characters); dropping the tags is the best we can do.
+        return _SPACES.sub(" ", _TAG.sub(" ", html)).strip()
+    builder = _TextBuilder()
+    preformatted = invisible = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        tag = element.tag if isinstance(element.tag, str) else None  # None: a comment
+        if event == "start":
+            if tag is None:
+                continue
+            if tag == "br":
+                builder.line_break()
+            elif tag in _PARAGRAPH_TAGS or tag in _LINE_TAGS:
+                builder.new_line(blank_line=tag in _PARAGRAPH_TAGS)
+            preformatted += tag == "pre"
+            invisible += tag in _INVISIBLE_TAGS
+            if not invisible:
+                builder.add(element.text or "", preformatted > 0)
+            continue
+        if tag is not None:
+            if tag in _PARAGRAPH_TAGS or tag in _LINE_TAGS:
+                builder.new_line(blank_line=tag in _PARAGRAPH_TAGS)
+            preformatted -= tag == "pre"
+            invisible -= tag in _INVISIBLE_TAGS
+        if not invisible and element is not root:
+            builder.add(element.tail or "", preformatted > 0)
+    return builder.text()
+
+
+def format_thread(title: str, question: str, answers: list[str]) -> str:
+    """RedPajama's layout: "Q: <title>\n<question>\nA: <answer>\nA: <answer>"."""
+    parts = [f"Q: {title}"]
+    if question:
+        parts.append(question)
+    parts.extend(f"A: {answer}" for answer in answers)
+    return "\n".join(parts)
+
+
+def answer_order(answer: dict) -> tuple:
+    """Highest score first, numerically (RedPajama sorted the Score *string*, so "9" beat "10");
+    ties by post id, oldest first, so the order is deterministic whatever the shuffle did."""
+    post_id = answer["id"]
+    return (-answer["score"], int(post_id) if post_id.isdigit() else float("inf"), post_id)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam steps
+
+
+def iter_rows(stream) -> Iterator[dict[str, str]]:
+    """Attributes of each <row> of a Posts.xml stream, with constant memory.
+
+    lxml with no DTD loading, no network and no external entities (an external entity reference
+    is a parse error); huge_tree=False keeps libxml2's limits against entity-expansion bombs.
+    """
+    rows = etree.iterparse(
+        stream, events=("end",), tag="row",
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+    )
+    for _, element in rows:
+        yield dict(element.attrib)
+        # Free the row and everything before it; otherwise the tree grows with the file.
+        element.clear(keep_tail=False)
+        while element.getprevious() is not None:
+            del element.getparent()[0]
+
+
+class ReadPostsDoFn(ReadFileDoFn):
+    """One Posts.xml -> (site/question id, post) pairs for questions and answers, plus drops."""
+
+    source = SOURCE
+
+    def read(self, path: str) -> Iterator:
+        site = site_name(path)
+        with open_input(path) as stream:
+            for row_number, row in enumerate(iter_rows(stream), start=1):
+                yield from self._post(site, row, row_number, path)
+
+    def _post(self, site: str, row: dict[str, str], row_number: int, path: str) -> Iterator:
+        post_type = (row.get("PostTypeId") or "").strip()
+        if post_type and post_type not in (QUESTION, ANSWER):
+            label = re.sub(r"\D", "", post_type)[:4] or "other"
+            beam.metrics.Metrics.counter(SOURCE, f"skipped.post_type_{label}").inc()
+            return
+        post_id = (row.get("Id") or "").strip()
+        parent_id = (row.get("ParentId") or "").strip()
+        body = row.get("Body")
+        doc_id = f"{SOURCE}:{site}/{post_id or f'row{row_number}'}"
+        if not post_type or not post_id or body is None or (post_type == ANSWER and not parent_id):
+            yield dropped(SOURCE, "read", "malformed_row", doc_id,
+                          f"{path} row {row_number}: needs Id, PostTypeId, Body (and ParentId for answers)")
+            return
+        post = {"id": post_id, "score": _int(row.get("Score")), "body": body}
+        if post_type == QUESTION:
+            yield f"{site}/{post_id}", {**post, "type": "question", "title": row.get("Title") or ""}
+        else:
+            yield f"{site}/{parent_id}", {**post, "type": "answer"}
+
+
+class AssembleThreadDoFn(beam.DoFn):
+    """(site/question id, posts) -> one document: the question and its answers, best first."""
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._min_answers = options.min_answers
+
+    def process(self, keyed: tuple[str, Iterable[dict]]) -> Iterator:
+        key, posts = keyed
+        questions, answers = [], []
+        for post in posts:
+            (questions if post["type"] == "question" else answers).append(post)
+        doc_id = f"{SOURCE}:{key}"
+        if not questions:
+            # One drop per missing question, whatever the number of answers left without it.
+            yield dropped(SOURCE, "read", "orphan_answer", doc_id,
+                          f"{len(answers)} answer(s) whose question is not in the dump")
+            return
+        question, *repeats = questions
+        for _ in repeats:
+            yield dropped(SOURCE, "read", "duplicate_post", doc_id, "question row repeated in the dump")
+        answer_texts = [text for text in (html_to_text(a["body"]) for a in sorted(answers, key=answer_order))
+                        if text]
+        title = _SPACES.sub(" ", question["title"]).strip()  # titles are plain text in the dumps
+        body = html_to_text(question["body"])
+        if not title and not body:
+            yield dropped(SOURCE, "read", "empty", doc_id)
+            return
+        if len(answer_texts) < self._min_answers:
+            yield dropped(SOURCE, "clean", "too_few_answers", doc_id, f"{len(answer_texts)} answer(s)")
+            return
+        site, question_id = key.rsplit("/", 1)
+        yield make_document(
+            SOURCE, doc_id, format_thread(title, body, answer_texts), f"https://{site}/questions/{question_id}",
+            site=site, score=question["score"], answer_count=len(answer_texts),
+        )
+
+
+class Read(beam.PTransform):
+    """Stack Exchange Posts.xml files -> {"documents": ..., "dropped": ...}, one document per question."""
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._options = options
+
+    def expand(self, pbegin):
+        posts = pbegin | "ReadPostsFiles" >> ReadFiles(self._options.inputs, ReadPostsDoFn())
+        threads = (
+            posts["documents"]
+            | "GroupAnswersUnderQuestion" >> beam.GroupByKey()
+            | "AssembleThreads" >> beam.ParDo(AssembleThreadDoFn(self._options)).with_outputs(
+                DROPPED, main="documents")
+        )
+        drops = (posts["dropped"], threads[DROPPED]) | "AllDrops" >> beam.Flatten()
+        return {"documents": threads.documents, "dropped": drops}

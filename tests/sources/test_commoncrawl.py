@@ -1,0 +1,262 @@
+"""CommonCrawl reader: WARC/WET records -> documents, drops and skip counters."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import zlib
+from pathlib import Path
+
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from llamapipe.sources import commoncrawl
+from llamapipe.sources.commoncrawl import (
+    Options,
+    Read,
+    ReadWarcFileDoFn,
+    choose_charset,
+    declared_charset,
+    detect_charset,
+    meta_charset,
+)
+
+RUSSIAN = "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 20
+
+
+def http_response(status: str, content_type: str | None, extra: list | None = None) -> StatusAndHeaders:
+    headers = [("Content-Type", content_type)] if content_type else []
+    return StatusAndHeaders(status, headers + (extra or []), protocol="HTTP/1.1")
+
+
+def write_warc(path: Path, records: list[tuple], gzip: bool = True) -> Path:
+    """records: (type, uri, payload bytes, http headers or None, record Content-Type)."""
+    with open(path, "wb") as out:
+        writer = WARCWriter(out, gzip=gzip)
+        writer.write_record(writer.create_warcinfo_record(path.name, {"software": "test"}))
+        for kind, uri, payload, http_headers, warc_content_type in records:
+            writer.write_record(writer.create_warc_record(
+                uri, kind, payload=io.BytesIO(payload), http_headers=http_headers,
+                warc_content_type=warc_content_type or "",
+            ))
+    return path
+
+
+def run_read(paths: list[Path], check_documents, check_drops, options: Options | None = None) -> dict:
+    """Run Read in a TestPipeline, check its outputs with the given matchers, return its counters."""
+    options = options or Options()
+    options.inputs = [str(path) for path in paths]
+    pipeline = TestPipeline()
+    out = pipeline | Read(options)
+    assert_that(out["documents"], check_documents, label="CheckDocuments")
+    assert_that(out["dropped"], check_drops, label="CheckDrops")
+    result = pipeline.run()
+    result.wait_until_finish()
+    return {
+        item.key.metric.name: item.committed
+        for item in result.metrics().query(MetricsFilter().with_namespace("commoncrawl"))["counters"]
+    }
+
+
+def direct_read(path: Path, options: Options | None = None):
+    """The DoFn alone (no pipeline): fast for checks on many real files."""
+    outputs = list(ReadWarcFileDoFn(options or Options()).process(str(path)))
+    documents = [item for item in outputs if isinstance(item, dict)]
+    drops = [item.value for item in outputs if not isinstance(item, dict)]
+    return documents, drops
+
+
+# ---------------------------------------------------------------------------------------------
+# Charset helpers
+
+
+def test_declared_charset_uses_browser_supersets_and_ignores_unknown_labels():
+    assert declared_charset("text/html; charset=UTF-8") == "utf-8"
+    assert declared_charset('text/html; charset="ISO-8859-1"') == "cp1252"  # as browsers decode it
+    assert declared_charset("text/html; charset=x-no-such-codec") is None
+    assert declared_charset("text/html") is None
+
+
+def test_meta_charset_reads_both_meta_forms_within_the_first_4kb():
+    assert meta_charset(b'<html><head><meta charset="windows-1251">') == "cp1251"
+    assert meta_charset(b'<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=Shift_JIS">') == "cp932"
+    assert meta_charset(b"<META HTTP-EQUIV='CHARSET' CONTENT='EUC-JP'>") == "euc_jp"
+    assert meta_charset(b" " * 5000 + b'<meta charset="koi8-r">') is None
+    # A <meta> readable as ASCII means the page is not really UTF-16.
+    assert meta_charset(b'<meta charset="utf-16">') == "utf-8"
+
+
+def test_charset_order_is_bom_then_header_then_meta_then_detection():
+    body = b'<meta charset="koi8-r"><p>' + RUSSIAN.encode("cp1251")
+    assert choose_charset("text/html; charset=windows-1251", body) == "cp1251"
+    assert choose_charset("text/html", body) == "koi8-r"
+    assert choose_charset("text/html", b"\xef\xbb\xbf<p>x</p>") == "utf-8-sig"
+    assert detect_charset("<p>déjà vu</p>".encode()) == "utf-8"
+    undeclared = ("<p>" + RUSSIAN + "</p>").encode("cp1251")
+    assert undeclared.decode(choose_charset("text/html", undeclared)) == "<p>" + RUSSIAN + "</p>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic WARC / WET files
+
+
+def test_warc_records_become_documents_drops_or_skip_counts(tmp_path):
+    page = "<html><body><p>Привет, мир</p></body></html>"
+    warc = write_warc(tmp_path / "crawl.warc.gz", [
+        ("request", "https://example.org/a", b"", StatusAndHeaders("GET /a", [], protocol="HTTP/1.1"), None),
+        ("response", "https://example.org/a", page.encode("utf-8"),
+         http_response("200 OK", "text/html; charset=utf-8"), None),
+        ("response", "https://example.org/cp1251", page.encode("cp1251"),
+         http_response("200 OK", "text/html; charset=windows-1251"), None),
+        ("response", "https://example.org/logo.png", b"\x89PNG....",
+         http_response("200 OK", "image/png"), None),
+        ("response", "https://example.org/missing", b"<html>not found</html>",
+         http_response("404 Not Found", "text/html"), None),
+        ("response", "https://example.org/empty", b"", http_response("200 OK", "text/html"), None),
+        ("response", "https://example.org/big", b"<p>" + b"x" * 5000 + b"</p>",
+         http_response("200 OK", "text/html"), None),
+        ("metadata", "https://example.org/a", b"fetchTimeMs: 12\r\n", None, "application/warc-fields"),
+        ("resource", "https://example.org/r", b"<html>resource</html>", None, "text/html"),
+    ])
+    def check_documents(documents):
+        assert sorted(doc["url"] for doc in documents) == ["https://example.org/a", "https://example.org/cp1251"]
+        for doc in documents:
+            assert doc["text"] == ""
+            assert doc["html"] == page  # same page whether sent as UTF-8 or as windows-1251
+            assert doc["source"] == "commoncrawl"
+            assert re.fullmatch(r"commoncrawl:urn:uuid:[0-9a-f-]{36}", doc["id"])
+            assert doc["id"] == "commoncrawl:" + doc["meta"]["warc_record_id"]
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:]+Z", doc["meta"]["warc_date"])
+
+    def check_drops(drops):
+        assert sorted(drop["reason"] for drop in drops) == ["empty", "http_status", "page_too_large"]
+        for drop in drops:
+            assert drop["stage"] == "read" and drop["id"].startswith("commoncrawl:urn:uuid:")
+
+    counters = run_read([warc], check_documents, check_drops, Options(max_page_bytes=1000))
+    assert counters["skipped.request"] == 1
+    assert counters["skipped.warcinfo"] == 1
+    assert counters["skipped.metadata"] == 1
+    assert counters["skipped.resource"] == 1
+    assert counters["skipped.non_html_response"] == 1
+
+
+def test_wet_conversion_records_carry_text_and_no_html(tmp_path):
+    wet = write_warc(tmp_path / "crawl.warc.wet.gz", [
+        ("conversion", "<https://example.org/a>", "Première ligne\nSecond line".encode(), None, "text/plain"),
+        ("conversion", "https://example.org/blank", b"  \n", None, "text/plain"),
+    ])
+    documents, drops = direct_read(wet)
+    assert [(doc["url"], doc["text"]) for doc in documents] == [
+        ("https://example.org/a", "Première ligne\nSecond line")]
+    assert "html" not in documents[0]
+    assert [drop["reason"] for drop in drops] == ["empty"]
+
+
+def test_uncompressed_warc_and_wget_style_bracketed_uris(tmp_path):
+    warc = write_warc(tmp_path / "plain.warc", [
+        ("response", "<https://example.org/x>", b"<p>hello</p>", http_response("200 OK", "text/html"), None),
+    ], gzip=False)
+    documents, drops = direct_read(warc)
+    assert [doc["url"] for doc in documents] == ["https://example.org/x"] and drops == []
+
+
+def _gzip_members(data: bytes) -> list[bytes]:
+    members, position = [], 0
+    while position < len(data):
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        decompressor.decompress(data[position:])
+        end = len(data) - len(decompressor.unused_data)
+        members.append(data[position:end])
+        position = end
+    return members
+
+
+@pytest.mark.parametrize("damage", ["garbage_record", "truncated_tail"])
+def test_corrupt_record_keeps_earlier_documents_and_drops_the_rest_once(tmp_path, damage):
+    good = write_warc(tmp_path / "good.warc.gz", [
+        ("response", f"https://example.org/{n}", b"<p>page %d</p>" % n * 50,
+         http_response("200 OK", "text/html"), None)
+        for n in range(3)
+    ])
+    members = _gzip_members(good.read_bytes())  # warcinfo + 3 responses, one gzip member each
+    if damage == "garbage_record":
+        data = b"".join(members[:3]) + gzip.compress(b"not a WARC record\r\n\r\n") + members[3]
+    else:
+        data = b"".join(members[:3]) + members[3][: len(members[3]) // 2]
+    broken = tmp_path / "broken.warc.gz"
+    broken.write_bytes(data)
+
+    run_read(
+        [broken],
+        lambda documents: equal_to(["https://example.org/0", "https://example.org/1"])(
+            [doc["url"] for doc in documents]),
+        lambda drops: equal_to([("unreadable_file", "commoncrawl:broken.warc.gz")])(
+            [(drop["reason"], drop["id"]) for drop in drops]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Real samples
+
+
+def _html_response_count(path: Path) -> int:
+    count = 0
+    with open(path, "rb") as stream:
+        for record in ArchiveIterator(stream):
+            if record.rec_type == "response" and record.http_headers:
+                mime = (record.http_headers.get_header("Content-Type") or "").split(";")[0].strip().lower()
+                count += mime in commoncrawl.HTML_MIME_TYPES
+    return count
+
+
+def test_real_samples_parse_with_one_document_per_html_response(realdata):
+    files = sorted((realdata / "commoncrawl").glob("*.warc*"))
+    assert len(files) >= 6
+    for path in files:
+        documents, drops = direct_read(path)
+        assert drops == [], path.name
+        if ".wet" in path.name:
+            assert documents and all(doc["text"].strip() and "html" not in doc for doc in documents)
+        else:
+            assert len(documents) == _html_response_count(path), path.name
+        for doc in documents:
+            assert not doc["url"].startswith("<") and not doc["url"].endswith(">")
+            assert doc["meta"]["warc_record_id"] and doc["meta"]["warc_date"]
+        assert len({doc["id"] for doc in documents}) == len(documents)
+
+
+def test_real_wget_warc_has_bracketed_uris_stripped(realdata):
+    documents, _ = direct_read(realdata / "commoncrawl" / "dolma_sample-0000.warc.gz")
+    assert len(documents) == 22
+    assert all(doc["url"].startswith("https://") for doc in documents)
+
+
+def test_real_clueweb_euc_jp_pages_decode_to_japanese_and_keep_bad_dates(realdata):
+    path = realdata / "commoncrawl" / "resiliparse_clueweb-quirk.warc.gz"
+    with open(path, "rb") as stream:
+        headers = [record.rec_headers for record in ArchiveIterator(stream) if record.rec_type == "response"]
+    raw_dates = {h.get_header("WARC-Record-ID").strip("<>"): h.get_header("WARC-Date") for h in headers}
+    documents, _ = direct_read(path)
+    assert len(documents) == len(raw_dates) == 29
+    for doc in documents:
+        assert doc["meta"]["charset"] == "euc_jp"
+        japanese = re.findall(r"[\u3040-\u30ff\u4e00-\u9fff]", doc["html"])
+        assert len(japanese) > 200
+        assert doc["html"].count("\ufffd") < 5
+        assert doc["meta"]["warc_date"] == raw_dates[doc["meta"]["warc_record_id"]]  # kept although invalid
+
+
+def test_real_chunked_response_body_is_dechunked(realdata):
+    documents, _ = direct_read(realdata / "commoncrawl" / "warcio_example-iana.org-chunked.warc")
+    assert len(documents) == 1
+    html = documents[0]["html"]
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert html.rstrip().endswith("</html>")
+    assert not re.search(r"\r\n[0-9a-fA-F]{1,6}\r\n", html)  # no chunk-size lines left in the page

@@ -1,0 +1,221 @@
+"""Stack Exchange reader: Posts.xml rows -> one document per question with its answers, best first."""
+
+from __future__ import annotations
+
+import bz2
+import re
+import xml.etree.ElementTree as ElementTree
+from collections import defaultdict
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from llamapipe.sources.stackexchange import (
+    AssembleThreadDoFn,
+    Options,
+    Read,
+    ReadPostsDoFn,
+    answer_order,
+    html_to_text,
+    site_name,
+)
+
+LEFTOVER_TAG = re.compile(r"</?(?:p|a|code|pre|em|strong|br|img|ul|ol|li|blockquote|h\d|hr|div|span)\b[^>]*>")
+
+
+def write_posts(path: Path, rows: list[dict]) -> Path:
+    """A Posts.xml as the dumps have it (attributes escaped by a real XML writer), plain or bz2."""
+    root = ElementTree.Element("posts")
+    for attributes in rows:
+        ElementTree.SubElement(root, "row", {key: str(value) for key, value in attributes.items()})
+    data = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bz2.compress(data) if path.suffix == ".bz2" else data)
+    return path
+
+
+def question(post_id, title, body, score=0):
+    return {"Id": post_id, "PostTypeId": 1, "Score": score, "Title": title, "Body": body}
+
+
+def answer(post_id, parent_id, body, score=0):
+    return {"Id": post_id, "PostTypeId": 2, "ParentId": parent_id, "Score": score, "Body": body}
+
+
+def run(paths, options, check_documents, expected_drops) -> dict:
+    options.inputs = [str(path) for path in paths]
+    pipeline = TestPipeline()
+    out = pipeline | Read(options)
+    assert_that(out["documents"], check_documents, label="CheckDocuments")
+    assert_that(out["dropped"] | "IdStageReason" >> beam.Map(lambda d: (d["id"], d["stage"], d["reason"])),
+                equal_to(expected_drops), label="CheckDrops")
+    result = pipeline.run()
+    result.wait_until_finish()
+    return {
+        item.key.metric.name: item.committed
+        for item in result.metrics().query(MetricsFilter().with_namespace("stackexchange"))["counters"]
+    }
+
+
+def direct_read(path: Path, options: Options | None = None):
+    """Read + group + assemble without a pipeline (fast on the real sample)."""
+    groups, drops = defaultdict(list), []
+    for item in ReadPostsDoFn().process(str(path)):
+        if isinstance(item, tuple):
+            groups[item[0]].append(item[1])
+        else:
+            drops.append(item.value)
+    documents = []
+    assemble = AssembleThreadDoFn(options or Options())
+    for keyed in groups.items():
+        for item in assemble.process(keyed):
+            (documents.append(item) if isinstance(item, dict) else drops.append(item.value))
+    return documents, drops
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers
+
+
+def test_html_to_text_keeps_paragraphs_and_code_and_drops_markup():
+    html = (
+        "<p>Use a <strong>burr</strong> grinder &amp; weigh   the\nbeans.</p>\n\n"
+        "<pre><code>def brew(grams):\n    return grams * 16\n</code></pre>\n"
+        "<ul><li>coarse</li><li>fine</li></ul>"
+        "<p>Line one<br>line two<br><br>after a gap</p><!-- hidden note -->"
+        '<p>See <a href="https://example.org">this</a> <img src="x.png" alt="pic"> &lt;tip&gt;</p>'
+    )
+    assert html_to_text(html) == (
+        "Use a burr grinder & weigh the beans.\n\n"
+        "def brew(grams):\n    return grams * 16\n\n"
+        "coarse\nfine\n\n"
+        "Line one\nline two\n\nafter a gap\n\n"
+        "See this <tip>"
+    )
+    assert html_to_text("") == "" and html_to_text("just text") == "just text"
+
+
+def test_answers_sort_by_numeric_score_not_by_the_score_string():
+    answers = [{"id": "5", "score": 9}, {"id": "6", "score": 10}, {"id": "7", "score": -2},
+               {"id": "8", "score": 10}, {"id": "40", "score": 0}]
+    assert [a["id"] for a in sorted(answers, key=answer_order)] == ["6", "8", "5", "40", "7"]
+
+
+def test_site_name_from_folder_or_file_prefix():
+    assert site_name("/dumps/coffee.stackexchange.com/Posts.xml") == "coffee.stackexchange.com"
+    assert site_name("gs://bucket/se/coffee.stackexchange.com_Posts.xml.bz2") == "coffee.stackexchange.com"
+    assert site_name("/d/math.stackexchange.com-Posts.xml.gz") == "math.stackexchange.com"
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline
+
+
+def thread_rows():
+    return [
+        question(1, "How fine should I grind?", "<p>For <em>pour over</em>.</p>", score=7),
+        answer(2, 1, "<p>Score nine.</p>", score=9),
+        answer(3, 1, "<p>Score ten.</p>", score=10),
+        answer(4, 1, "<p>Negative.</p>", score=-1),
+        question(5, "Unanswered?", "<p>Anyone?</p>"),
+        answer(6, 99, "<p>My question was deleted.</p>"),  # orphans: one drop for question 99
+        answer(7, 99, "<p>Mine too.</p>"),
+        {"Id": 8, "PostTypeId": 1, "Title": "No body"},   # malformed
+        {"Id": 9, "PostTypeId": 2, "Body": "<p>no parent</p>"},  # malformed
+        {"Id": 10, "PostTypeId": 4, "Body": "tag wiki excerpt"},  # not a Q/A: counted only
+        {"Id": 11, "PostTypeId": 5, "Body": "<p>tag wiki</p>"},
+    ]
+
+
+def test_questions_become_documents_with_answers_best_first(tmp_path):
+    path = write_posts(tmp_path / "coffee.stackexchange.com" / "Posts.xml.bz2", thread_rows())
+
+    def check_documents(documents):
+        by_id = {doc["id"]: doc for doc in documents}
+        assert sorted(by_id) == [f"stackexchange:coffee.stackexchange.com/{n}" for n in (1, 5)]
+        first = by_id["stackexchange:coffee.stackexchange.com/1"]
+        assert first["text"] == (
+            "Q: How fine should I grind?\nFor pour over.\nA: Score ten.\nA: Score nine.\nA: Negative.")
+        assert first["url"] == "https://coffee.stackexchange.com/questions/1"
+        assert first["meta"] == {"site": "coffee.stackexchange.com", "score": 7, "answer_count": 3}
+        assert by_id["stackexchange:coffee.stackexchange.com/5"]["text"] == "Q: Unanswered?\nAnyone?"
+
+    counters = run([path], Options(), check_documents, [
+        ("stackexchange:coffee.stackexchange.com/99", "read", "orphan_answer"),
+        ("stackexchange:coffee.stackexchange.com/8", "read", "malformed_row"),
+        ("stackexchange:coffee.stackexchange.com/9", "read", "malformed_row"),
+    ])
+    assert counters["skipped.post_type_4"] == 1 and counters["skipped.post_type_5"] == 1
+
+
+def test_min_answers_drops_questions_with_too_few_answers(tmp_path):
+    path = write_posts(tmp_path / "coffee.stackexchange.com_Posts.xml", thread_rows()[:5])
+    run([path], Options(min_answers=1),
+        lambda docs: equal_to(["stackexchange:coffee.stackexchange.com/1"])([doc["id"] for doc in docs]),
+        [("stackexchange:coffee.stackexchange.com/5", "clean", "too_few_answers")])
+
+
+def test_malformed_xml_mid_file_keeps_earlier_rows_and_drops_the_rest_once(tmp_path):
+    good = write_posts(tmp_path / "good.xml", thread_rows()[:5]).read_bytes()
+    cut = good.index(b"<row Id=\"5\"")
+    path = tmp_path / "coffee.stackexchange.com_Posts.xml"
+    path.write_bytes(good[:cut] + b'<row Id="5" Body="unterminated')
+    documents, drops = direct_read(path)
+    assert [doc["id"] for doc in documents] == ["stackexchange:coffee.stackexchange.com/1"]
+    assert documents[0]["meta"]["answer_count"] == 3
+    assert [(drop["reason"], drop["id"]) for drop in drops] == [
+        ("unreadable_file", "stackexchange:coffee.stackexchange.com_Posts.xml")]
+
+
+def test_external_entities_are_never_resolved(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    path = tmp_path / "evil.stackexchange.com_Posts.xml"
+    path.write_text(
+        '<?xml version="1.0"?>\n'
+        f'<!DOCTYPE posts [<!ENTITY leak SYSTEM "file://{secret}">]>\n'
+        '<posts>\n<row Id="1" PostTypeId="1" Title="t" Body="&lt;p&gt;safe&lt;/p&gt;"/>\n'
+        '<row Id="2" PostTypeId="1" Title="t" Body="&leak;"/>\n</posts>\n'
+    )
+    documents, drops = direct_read(path)
+    assert all("TOP-SECRET" not in doc["text"] for doc in documents)
+    assert all("TOP-SECRET" not in drop["detail"] for drop in drops)
+    assert [doc["text"] for doc in documents] == ["Q: t\nsafe"]
+    assert [drop["reason"] for drop in drops] == ["unreadable_file"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Real sample
+
+
+def test_real_coffee_dump(realdata):
+    path = realdata / "stackexchange" / "coffee.stackexchange.com_Posts.xml"
+    rows = [element.attrib for element in ElementTree.parse(path).getroot()]
+    answers_by_question = defaultdict(list)
+    for row in rows:
+        if row["PostTypeId"] == "2":
+            answers_by_question[row["ParentId"]].append(row)
+    question_ids = {row["Id"] for row in rows if row["PostTypeId"] == "1"}
+
+    documents, drops = direct_read(path)
+    assert drops == []
+    assert len(documents) == len(question_ids)
+    string_sorted_differs = 0
+    for doc in documents:
+        question_id = doc["id"].rsplit("/", 1)[1]
+        assert doc["id"].startswith("stackexchange:coffee.stackexchange.com/") and question_id in question_ids
+        assert doc["text"].startswith("Q: ")
+        assert not LEFTOVER_TAG.search(doc["text"]), doc["id"]
+        assert "&lt;" not in doc["text"] and "&quot;" not in doc["text"]
+        answers = answers_by_question.get(question_id, [])
+        assert doc["meta"]["answer_count"] == len(answers)
+        # Each answer's text appears in the document in numeric score order, highest first.
+        positions = [doc["text"].index("\nA: " + html_to_text(a["Body"]))
+                     for a in sorted(answers, key=lambda a: -int(a["Score"]))]
+        assert positions == sorted(positions), doc["id"]
+        scores = [a["Score"] for a in answers]
+        string_sorted_differs += sorted(scores, key=int, reverse=True) != sorted(scores, reverse=True)
+    assert string_sorted_differs > 0  # the sample does have threads where "9" would have beaten "10"

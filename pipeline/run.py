@@ -62,7 +62,11 @@ def beam_options(config: Config, runner: str | None, extra_args: list[str]) -> P
         if isinstance(value, bool):
             value = str(value).lower()
         flags.append(f"--{key}={value}")
-    return PipelineOptions(flags + list(extra_args))
+    flags += list(extra_args)
+    if not any(f.startswith("--default_sdk_harness_log_level") for f in flags):
+        # Local worker processes log every bundle at INFO; the funnel is what users want to read.
+        flags.append("--default_sdk_harness_log_level=WARNING")
+    return PipelineOptions(flags)
 
 
 def prepare_output(out: str) -> None:

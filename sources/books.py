@@ -1,0 +1,251 @@
+"""Books: Project Gutenberg plain-text books (`.txt`, `.txt.gz`, `.txt.bz2`), one book = one document.
+
+The Gutenberg licence header (everything up to the `*** START OF ... ***` line) and footer
+(everything from the `*** END OF ...` line) are stripped while the file is streamed line by line;
+the header's Title/Author/Language/Release Date go to `meta`. Book-level near-duplicate removal
+(paper: > 90% content overlap) is a later, corpus-wide stage.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from llamapipe.sources.base import (
+    ReadFileDoFn,
+    ReadFiles,
+    SourceOptions,
+    dropped,
+    make_document,
+    open_input,
+    short_name,
+)
+
+SOURCE = "books"
+
+
+@dataclass
+class Options(SourceOptions):
+    # A Gutenberg book is a few hundred KB; anything far bigger is not a single book.
+    max_book_bytes: int = 64 * 1024 * 1024
+
+
+# Markers are ASCII, so they are matched on the raw bytes before the encoding is known.
+# "*** START OF THE PROJECT GUTENBERG EBOOK X ***", "***START OF THE PROJECT GUTENBERG EBOOK X***",
+# "*** START OF THIS PROJECT GUTENBERG EBOOK X ***", "*** START OF THE COPYRIGHTED PROJECT GUTENBERG ..."
+START_MARKER = re.compile(
+    rb"^\s*\*+\s*START\s*OF\s*(?:THE|THIS)?\s*(?:COPYRIGHTED\s*)?PROJECT\s*GUTENBERG", re.IGNORECASE
+)
+# Pre-2000s books: the licence ("small print") ends with "*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ...".
+SMALL_PRINT_END = re.compile(rb"^\s*\*?\s*END\s*\*?\s*THE\s*SMALL\s*PRINT", re.IGNORECASE)
+END_MARKER = re.compile(
+    rb"^\s*(?:\*+\s*END\s*OF\s*(?:THE|THIS)?\s*(?:COPYRIGHTED\s*)?PROJECT\s*GUTENBERG"
+    rb"|End\s+of\s+(?:the\s+|this\s+)?Project\s+Gutenberg"
+    rb"|Ende\s+diese[sr]?\s+Projec?kt\s+Gutenberg)",
+    re.IGNORECASE,
+)
+UTF8_BOM = b"\xef\xbb\xbf"
+
+# Transcriber credits right after the START line are not book text.
+CREDIT = re.compile(
+    r"^\s*(?:Produced\s+by|E-?text\s+prepared\s+by|This\s+e-?(?:text|book)\s+was\s+(?:produced|prepared)\s+by"
+    r"|Transcribed\s+(?:from|by)|Prepared\s+by|Scanned\s+by|Proofread\s+by)",
+    re.IGNORECASE,
+)
+HEADER_FIELD = re.compile(
+    r"^(Title|Author|Language|Release\s+Date|Posting\s+Date|Character\s+set\s+encoding)\s*:\s*(.*)$",
+    re.IGNORECASE,
+)
+EBOOK_NUMBER = re.compile(r"\[\s*E-?(?:Book|text)\s*#\s*(\d+)\s*\]", re.IGNORECASE)
+# Gutenberg's own file names: "pg972", "972", "44157-0" (UTF-8), "44157-8" (8-bit)
+FILE_EBOOK_NUMBER = re.compile(r"^(?:pg(\d+)(?:[-_].*)?|(\d+)(?:-[08])?)$")
+
+LANGUAGE_CODES = {
+    "bulgarian": "bg", "catalan": "ca", "chinese": "zh", "croatian": "hr", "czech": "cs", "danish": "da",
+    "dutch": "nl", "english": "en", "esperanto": "eo", "finnish": "fi", "french": "fr", "german": "de",
+    "greek": "el", "hungarian": "hu", "italian": "it", "japanese": "ja", "latin": "la",
+    "norwegian": "no", "polish": "pl", "portuguese": "pt", "romanian": "ro", "russian": "ru",
+    "serbian": "sr", "slovenian": "sl", "spanish": "es", "swedish": "sv", "tagalog": "tl",
+    "ukrainian": "uk", "welsh": "cy",
+}
+
+
+class BookTooLarge(ValueError):
+    pass
+
+
+@dataclass
+class RawBook:
+    """A book split into its licence header and its body (still bytes: the encoding is decided on
+    the whole text). `has_start`/`has_end`: whether the START/END markers were found."""
+
+    header: list[bytes] = field(default_factory=list)
+    body: list[bytes] = field(default_factory=list)
+    has_start: bool = False
+    has_end: bool = False
+
+
+def split_book(lines: Iterable[bytes]) -> RawBook:
+    """Stream a book's lines into header and body; stops reading at the END marker (the footer is
+    the licence). Without a START marker the whole text (up to END) is the body."""
+    book = RawBook()
+    pending: list[bytes] = []  # lines before a START marker: header if one comes, body otherwise
+    for number, line in enumerate(lines):
+        if number == 0 and line.startswith(UTF8_BOM):
+            line = line[len(UTF8_BOM):]
+        if not book.has_start and (START_MARKER.match(line) or SMALL_PRINT_END.match(line)):
+            book.has_start = True
+            book.header, pending = pending, []
+            continue
+        if END_MARKER.match(line):
+            book.has_end = True
+            break
+        (book.body if book.has_start else pending).append(line)
+    if not book.has_start:
+        book.body = pending
+    return book
+
+
+def read_lines(stream, max_bytes: int) -> Iterator[bytes]:
+    """Lines of a binary stream; raises BookTooLarge once more than `max_bytes` have been read."""
+    total = 0
+    while True:
+        line = stream.readline(max_bytes - total + 1)
+        if not line:
+            return
+        total += len(line)
+        if total > max_bytes:
+            raise BookTooLarge(f"more than {max_bytes} bytes before the end of the book")
+        yield line
+
+
+def _codec_name(declared: str) -> str | None:
+    """Python codec for a header's "Character set encoding: ISO-646-US (US-ASCII)"-style value."""
+    for token in re.findall(r"[A-Za-z0-9_.:-]+", declared):
+        try:
+            return codecs.lookup(token).name
+        except LookupError:
+            continue
+    return None
+
+
+def decode_book(header: bytes, body: bytes) -> tuple[str, str, str]:
+    """(header text, body text, encoding): UTF-8 if valid, else the charset the header declares,
+    else latin-1 (which decodes any byte)."""
+    try:
+        return header.decode("utf-8"), body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    declared = re.search(rb"Character\s+set\s+encoding\s*:\s*([^\r\n]*)", header, re.IGNORECASE)
+    codec = _codec_name(declared.group(1).decode("ascii", "ignore")) if declared else None
+    if codec and codec != "utf-8":
+        try:
+            return header.decode(codec), body.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return header.decode("latin-1"), body.decode("latin-1"), "latin-1"
+
+
+def normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_header(header: str) -> dict[str, str]:
+    """Title, author, language, release date and ebook number from the Gutenberg header."""
+    fields: dict[str, str] = {}
+    last_key = ""
+    for line in header.split("\n"):
+        match = HEADER_FIELD.match(line.strip())
+        if match:
+            last_key = re.sub(r"\s+", "_", match.group(1).lower())
+            fields.setdefault(last_key, match.group(2).strip())
+        elif last_key in ("title", "author") and line[:1].isspace() and line.strip():
+            fields[last_key] += " " + line.strip()  # "Title: X\n       or, Y" continues the title
+        else:
+            last_key = ""
+    meta: dict[str, str] = {}
+    for key in ("title", "author", "language"):
+        if fields.get(key):
+            meta[key] = fields[key]
+    date = fields.get("release_date") or fields.get("posting_date") or ""
+    number = EBOOK_NUMBER.search(date) or EBOOK_NUMBER.search(header)
+    if number:
+        meta["ebook_number"] = number.group(1)
+    date = EBOOK_NUMBER.sub("", date).strip()
+    if date:
+        meta["release_date"] = date
+    return meta
+
+
+def clean_body(body: str) -> str:
+    """Trim blank lines around the body and the transcriber credit paragraphs at its start."""
+    paragraphs = re.split(r"\n[ \t]*\n", body.strip("\n"))
+    while paragraphs and (not paragraphs[0].strip() or CREDIT.match(paragraphs[0])):
+        paragraphs.pop(0)
+    text = "\n\n".join(paragraphs)
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def file_stem(path: str) -> str:
+    name = short_name(path)
+    for suffix in (".gz", ".bz2", ".xz", ".txt"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+class ReadBookFile(ReadFileDoFn):
+    """One Gutenberg text file -> one document (or one drop)."""
+
+    source = SOURCE
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._max_bytes = options.max_book_bytes
+
+    def read(self, path: str) -> Iterator:
+        stem = file_stem(path)
+        doc_id = f"{SOURCE}:{stem}"
+        try:
+            with open_input(path) as stream:
+                raw = split_book(read_lines(stream, self._max_bytes))
+        except BookTooLarge as exc:
+            yield dropped(SOURCE, "read", "book_too_large", doc_id, str(exc))
+            return
+        header, body, encoding = decode_book(b"".join(raw.header), b"".join(raw.body))
+        meta = parse_header(normalise_newlines(header)) if raw.has_start else {}
+        text = clean_body(normalise_newlines(body))
+        if not text.strip():
+            yield dropped(SOURCE, "clean", "empty", doc_id, path)
+            return
+        number = meta.pop("ebook_number", None)
+        if number is None:
+            from_name = FILE_EBOOK_NUMBER.match(stem)
+            number = (from_name.group(1) or from_name.group(2)) if from_name else None
+        language = meta.get("language", "")
+        yield make_document(
+            SOURCE,
+            doc_id,
+            text,
+            f"https://www.gutenberg.org/ebooks/{number}" if number else "",
+            **meta,
+            language_code=LANGUAGE_CODES.get(language.strip().lower()),
+            encoding=encoding,
+            gutenberg_header=raw.has_start,
+            gutenberg_footer=raw.has_end,
+        )
+
+
+class Read(beam.PTransform):
+    """Gutenberg books -> {"documents", "dropped"}."""
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._options = options
+
+    def expand(self, pbegin):
+        return pbegin | "ReadBooks" >> ReadFiles(self._options.inputs, ReadBookFile(self._options))

@@ -1,0 +1,571 @@
+"""Wikipedia: MediaWiki `pages-articles` XML dumps -> plain-text articles plus their reference URLs.
+
+The dump is streamed page by page (memory stays flat on a 20 GB `enwiki` file): only the main
+namespace is kept, redirects are dropped, and the wikitext is rendered to plain text with
+mwparserfromhell (templates, tables, references, media/category/language links and formatting
+markup removed; link text kept). The URLs cited by each article are kept in `meta["ref_urls"]`:
+they are the positives of the CommonCrawl "is this page reference-like?" classifier.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import apache_beam as beam
+import mwparserfromhell
+from mwparserfromhell.nodes import (
+    Comment,
+    ExternalLink,
+    Heading,
+    HTMLEntity,
+    Tag,
+    Text,
+    Wikilink,
+)
+from mwparserfromhell.wikicode import Wikicode
+
+from llamapipe.sources.base import (
+    ReadFileDoFn,
+    ReadFiles,
+    SourceOptions,
+    dropped,
+    make_document,
+    open_input,
+    short_name,
+)
+
+SOURCE = "wikipedia"
+
+# Paper: 20 Wikipedia languages written in Latin or Cyrillic script.
+RECIPE_LANGUAGES = (
+    "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
+    "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",
+)
+
+
+@dataclass
+class Options(SourceOptions):
+    languages: list[str] = field(default_factory=lambda: list(RECIPE_LANGUAGES))
+
+
+# --------------------------------------------------------------------------------------------------
+# Wikitext -> plain text
+# --------------------------------------------------------------------------------------------------
+
+# Link prefixes whose links are not text on the rendered page: media (File/Image/Media, namespace 6
+# and -2) and categories (namespace 14), canonical names plus the local names and aliases of the
+# recipe languages. A dump's own <siteinfo> names are added at read time. Compared lowercased.
+HIDDEN_LINK_NAMESPACES = frozenset(
+    name.lower()
+    for name in (
+        # canonical
+        "File", "Image", "Media", "Category",
+        # bg, ru, uk, sr (Cyrillic)
+        "Файл", "Картинка", "Изображение", "Медия", "Медиа", "Категория", "Зображення", "Медіа",
+        "Категорія", "Датотека", "Слика", "Категорија",
+        # ca, es, pt, it, ro
+        "Fitxer", "Imatge", "Arxiu", "Categoria", "Archivo", "Imagen", "Categoría", "Medio",
+        "Ficheiro", "Arquivo", "Imagem", "Mídia", "Immagine", "Fișier", "Fişier", "Imagine",
+        "Categorie",
+        # cs, pl, hr, sl, sr (Latin), hu
+        "Soubor", "Obrázek", "Kategorie", "Plik", "Grafika", "Kategoria", "Datoteka", "Slika",
+        "Kategorija", "Fájl", "Kép", "Kategória", "Média",
+        # da, sv, de, nl, fr
+        "Fil", "Billede", "Kategori", "Bild", "Datei", "Medium", "Bestand", "Afbeelding",
+        "Fichier", "Catégorie",
+    )
+)
+
+# Interlanguage link prefixes ([[de:Foo]] without a leading colon is not shown in the article text).
+WIKIPEDIA_LANGUAGE_CODES = frozenset(
+    """aa ab ace ady af ak als alt am ami an ang anp ar arc ary arz as ast atj av avk awa ay az azb ba
+    ban bar bat-smg bcl be be-tarask be-x-old bg bh bi bjn blk bm bn bo bpy br bs bug bxr ca cbk-zam
+    cdo ce ceb ch cho chr chy ckb co cr crh cs csb cu cv cy da dag de din diq dsb dty dv dz ee el eml
+    en eo es et eu ext fa fat ff fi fiu-vro fj fo fr frp frr fur fy ga gag gan gcr gd gl glk gn gom
+    gor got gpe gu guc gur guw gv ha hak haw he hi hif ho hr hsb ht hu hy hyw hz ia id ie ig ii ik
+    ilo inh io is it iu ja jam jbo jv ka kaa kab kbd kbp kcg kg ki kj kk kl km kn ko koi kr krc ks
+    ksh ku kv kw ky la lad lb lbe lez lfn lg li lij lld lmo ln lo lrc lt ltg lv mad mai map-bms mdf
+    mg mh mhr mi min mk ml mn mni mnw mr mrj ms mt mus mwl my myv mzn na nah nap nb nds nds-nl ne new
+    ng nia nl nn no nov nqo nrm nso nv ny oc olo om or os pa pag pam pap pcd pcm pdc pfl pi pih pl
+    pms pnb pnt ps pt pwn qu rm rmy rn ro roa-rup roa-tara ru rue rw sa sah sat sc scn sco sd se sg
+    sh shi shn si simple sk skr sl sm smn sn so sq sr srn ss st stq su sv sw szl szy ta tay tcy te
+    tet tg th ti tk tl tn to tpi tr trv ts tt tum tw ty tyv udm ug uk ur uz ve vec vep vi vls vo wa
+    war wo wuu xal xh xmf yi yo za zea zh zh-classical zh-min-nan zh-yue zu""".split()
+)
+
+# Tags whose content is not running text: dropped with everything inside.
+DROPPED_TAGS = frozenset(
+    """ref references math chem ce gallery table timeline score graph templatedata templatestyles
+    imagemap hiero mapframe maplink indicator categorytree inputbox includeonly section hr""".split()
+)
+
+# Tags whose content is cut out with a regex before parsing: mwparserfromhell falls back to plain text
+# for a whole <ref> when its content is malformed (e.g. an unbalanced '' inside), which would leak
+# "<ref>...</ref>" into the article.
+PRESTRIPPED_TAGS = "|".join(sorted(DROPPED_TAGS - {"ref", "table", "hr", "section"}))
+COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+SELF_CLOSING_REF = re.compile(r"<ref(?:\s[^<>]*?)?/\s*>", re.IGNORECASE)
+PAIRED_REF = re.compile(r"<ref(?:\s[^<>]*)?>(.*?)</ref\s*>", re.IGNORECASE | re.DOTALL)
+PRESTRIPPED = re.compile(
+    rf"<({PRESTRIPPED_TAGS})\b[^<>]*?/>|<({PRESTRIPPED_TAGS})\b[^<>]*>.*?</\2\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+TABLE_START = re.compile(r"^[\s:]*\{\|")
+TABLE_END = re.compile(r"^\s*\|\}")
+
+# Leftovers of markup mwparserfromhell could not parse (it keeps broken constructs as text).
+LEFTOVER_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
+LEFTOVER_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+LEFTOVER_EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\[\]]+\s*([^\[\]]*)\]", re.IGNORECASE)
+HTML_TAG_NAMES = (
+    "a abbr b bdi big blockquote br caption center cite code dd del dfn div dl dt em font h1 h2 h3 h4 "
+    "h5 h6 i ins kbd li mark nowiki ol onlyinclude noinclude p poem pre q rb rp rt ruby s samp small "
+    "source span strike strong sub sup syntaxhighlight td th tr tt u ul var wbr ref references"
+)
+LEFTOVER_TAG = re.compile(rf"</?(?:{'|'.join(HTML_TAG_NAMES.split())})\b[^<>]*>", re.IGNORECASE)
+QUOTES_INSIDE_WORD = re.compile(r"(?<=\w)'''(?=\w)")  # ''Iliad'''s: closing italics + apostrophe
+QUOTE_MARKUP = re.compile(r"'{2,}")
+STRAY_MARKUP = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}")
+
+MAGIC_WORD = re.compile(r"__[A-Z]+__")
+EMPTY_PARENTHESES = re.compile(r"\(\s*[,;:]?\s*\)")
+INLINE_SPACES = re.compile(r"[ \t\u00a0]{2,}")
+MANY_NEWLINES = re.compile(r"\n{3,}")
+# Headings are rendered as a line starting with this marker + level, so that headings of sections
+# left empty (e.g. "References" holding only {{reflist}}) can be removed afterwards.
+HEADING_MARK = "\x00"
+# Blank lines of the source (paragraph breaks) are marked before parsing, so that after rendering
+# they can be told apart from lines that became empty (a line of category links, a template, ...).
+PARAGRAPH_MARK = "\ue000"
+BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def strip_tables(wikitext: str) -> str:
+    """Remove wiki tables (`{|` ... `|}` lines, nested), keeping text after a closing `|}` on its
+    line (e.g. the `}}` of an enclosing template)."""
+    kept: list[str] = []
+    depth = 0
+    for line in wikitext.split("\n"):
+        if TABLE_START.match(line):
+            depth += 1
+            continue
+        if depth:
+            end = TABLE_END.match(line)
+            if end:
+                depth -= 1
+                rest = line[end.end():]
+                if depth == 0 and rest.strip():
+                    kept.append(rest)
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def preclean(wikitext: str) -> tuple[str, list[str]]:
+    """Cut comments, references, tables and other non-text tags out of raw wikitext.
+
+    Returns the remaining wikitext and the contents of the <ref> tags (for their URLs)."""
+    wikitext = COMMENT.sub("", wikitext)
+    wikitext = SELF_CLOSING_REF.sub("", wikitext)
+    references: list[str] = []
+
+    def keep_reference(match: re.Match) -> str:
+        references.append(match.group(1))
+        return ""
+
+    wikitext = PAIRED_REF.sub(keep_reference, wikitext)
+    wikitext = PRESTRIPPED.sub("", wikitext)
+    wikitext = BLANK_LINE.sub(f"\n{PARAGRAPH_MARK}\n", strip_tables(wikitext.replace(PARAGRAPH_MARK, "")))
+    return wikitext, references
+
+
+def _leftover_link(match: re.Match, hidden: frozenset[str]) -> str:
+    inner = match.group(1)
+    title = inner.split("|", 1)[0].strip()
+    prefix = title.lstrip(":").split(":", 1)[0].strip().lower() if ":" in title else ""
+    if not title.startswith(":") and prefix and (prefix in hidden or prefix in WIKIPEDIA_LANGUAGE_CODES):
+        return ""
+    return inner.rsplit("|", 1)[-1] if "|" in inner else title.lstrip(":")
+
+
+def scrub_leftovers(text: str, hidden: frozenset[str] = HIDDEN_LINK_NAMESPACES) -> str:
+    """Remove markup that survived rendering because it was too broken to parse."""
+    for _ in range(5):  # innermost first; anything nested deeper is cut by STRAY_MARKUP
+        before = text
+        text = LEFTOVER_TEMPLATE.sub("", text)
+        text = LEFTOVER_LINK.sub(lambda match: _leftover_link(match, hidden), text)
+        if text == before:
+            break
+    text = LEFTOVER_EXTERNAL_LINK.sub(r"\1", text)
+    text = LEFTOVER_TAG.sub("", text)
+    text = QUOTES_INSIDE_WORD.sub("'", text)
+    text = QUOTE_MARKUP.sub("", text)
+    return STRAY_MARKUP.sub("", text)
+
+
+class WikitextRenderer:
+    """Renders a parsed page to plain text. `hidden_namespaces` are lowercased link prefixes whose
+    links are invisible on the page (media and category links)."""
+
+    def __init__(self, hidden_namespaces: frozenset[str] = HIDDEN_LINK_NAMESPACES):
+        self._hidden = hidden_namespaces
+
+    def render(self, code: Wikicode | None) -> str:
+        if code is None:
+            return ""
+        return "".join(self._node(node) for node in code.nodes)
+
+    def _node(self, node) -> str:
+        if isinstance(node, Text):
+            return str(node.value)
+        if isinstance(node, Wikilink):
+            return self._wikilink(node)
+        if isinstance(node, ExternalLink):
+            if node.title is not None:
+                return self.render(node.title)
+            # "[http://x]" renders as a footnote number; a bare URL is visible text.
+            return "" if node.brackets else str(node.url)
+        if isinstance(node, Tag):
+            return self._tag(node)
+        if isinstance(node, Heading):
+            title = " ".join(self.render(node.title).split())
+            return f"\n{PARAGRAPH_MARK}\n{HEADING_MARK}{node.level}{title}\n" if title else "\n"
+        if isinstance(node, HTMLEntity):
+            try:
+                return node.normalize().replace("\u00a0", " ")
+            except ValueError:
+                return ""
+        # Template, Argument ({{{1}}}), Comment and anything unknown: not article text.
+        return ""
+
+    def _tag(self, node: Tag) -> str:
+        name = str(node.tag).strip().lower()
+        if name in DROPPED_TAGS:
+            return ""
+        if name == "br":
+            return "\n"
+        if node.self_closing or node.contents is None:
+            return ""  # list markers (* # : ;), <references/>, ...
+        return self.render(node.contents)
+
+    def _wikilink(self, node: Wikilink) -> str:
+        title = str(node.title).strip()
+        shown_as_link = title.startswith(":")  # [[:Category:X]] / [[:fr:X]] are ordinary links
+        bare = title.lstrip(":").strip()
+        prefix = bare.split(":", 1)[0].strip().lower() if ":" in bare else ""
+        if not shown_as_link and prefix and (prefix in self._hidden or prefix in WIKIPEDIA_LANGUAGE_CODES):
+            return ""
+        if node.text is not None:
+            text = self.render(node.text)
+            if text.strip():
+                return text
+            return pipe_trick(bare)  # [[Foo (bar)|]] shows "Foo"
+        return bare
+
+
+def pipe_trick(title: str) -> str:
+    """Text MediaWiki shows for `[[title|]]`: no namespace, no trailing "(...)" or ", ..." part."""
+    title = title.split(":", 1)[-1]
+    title = re.sub(r"\s*\([^()]*\)\s*$", "", title)
+    return title.split(",", 1)[0].strip()
+
+
+def _drop_empty_sections(lines: list[str]) -> list[str]:
+    """Remove heading lines whose section (up to the next heading of the same or a higher level)
+    has no text, e.g. "References" when its only content was {{reflist}}."""
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if not line.startswith(HEADING_MARK):
+            kept.append(line)
+            continue
+        level = int(line[1])
+        has_text = False
+        for following in lines[index + 1:]:
+            if following.startswith(HEADING_MARK):
+                if int(following[1]) <= level:
+                    break
+                continue
+            if following:
+                has_text = True
+                break
+        if has_text:
+            kept.append(line[2:])
+    return kept
+
+
+def tidy_text(rendered: str) -> str:
+    """Whitespace and leftover clean-up of rendered wikitext."""
+    rendered = MAGIC_WORD.sub("", rendered)
+    rendered = EMPTY_PARENTHESES.sub("", rendered)
+    lines: list[str] = []
+    for line in rendered.split("\n"):
+        line = INLINE_SPACES.sub(" ", line).strip()
+        if line == PARAGRAPH_MARK:
+            lines.append("")  # a paragraph break of the source
+        elif line:
+            lines.append(line.replace(PARAGRAPH_MARK, "").strip())
+        # else: a line that only held markup; it goes without leaving a gap
+    lines = _drop_empty_sections(lines)
+    return MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _url_of(value: Wikicode) -> str | None:
+    """A citation's `url=` value as an absolute http(s)/ftp URL, or None."""
+    url = "".join(str(node) for node in value.nodes if not isinstance(node, Comment)).strip()
+    if url.startswith("//"):
+        url = "https:" + url
+    if re.match(r"(?i)^(https?|ftp)://[^\s<>\[\]{}|]+$", url):
+        return url
+    return None
+
+
+def _is_citation(name: str) -> bool:
+    name = name.strip().lower().replace("_", " ")
+    if name.startswith("template:"):
+        name = name[len("template:"):].strip()
+    return name.startswith("cite") or name == "citation"
+
+
+def reference_urls(code: Wikicode, references: list[str] = ()) -> list[str]:
+    """URLs the article cites: `url=` of cite templates (in the article or in its references) and
+    external links inside <ref> tags (`references`: the raw contents of those tags)."""
+    urls: list[str | None] = []
+
+    def cite_urls(wikicode: Wikicode) -> None:
+        for template in wikicode.ifilter_templates(recursive=True):
+            if _is_citation(str(template.name)) and template.has("url"):
+                urls.append(_url_of(template.get("url").value))
+
+    cite_urls(code)
+    for reference in references:
+        parsed = mwparserfromhell.parse(reference)
+        cite_urls(parsed)
+        urls.extend(_url_of(link.url) for link in parsed.ifilter_external_links(recursive=True))
+    return list(dict.fromkeys(url for url in urls if url))
+
+
+def render_article(wikitext: str, hidden_namespaces: frozenset[str] = HIDDEN_LINK_NAMESPACES):
+    """(plain text, reference URLs) of one article's wikitext."""
+    wikitext, references = preclean(wikitext)
+    code = mwparserfromhell.parse(wikitext)
+    rendered = WikitextRenderer(hidden_namespaces).render(code)
+    return tidy_text(scrub_leftovers(rendered, hidden_namespaces)), reference_urls(code, references)
+
+
+def is_redirect(wikitext: str) -> bool:
+    return wikitext.lstrip()[:9].upper() == "#REDIRECT"
+
+
+# --------------------------------------------------------------------------------------------------
+# XML dump streaming
+# --------------------------------------------------------------------------------------------------
+
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
+@dataclass
+class SiteInfo:
+    dbname: str = ""
+    base: str = ""
+    xml_lang: str = ""
+    namespaces: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    title: str
+    ns: int
+    page_id: str
+    redirect: bool
+    timestamp: str
+    text: str
+
+
+def _local(tag: str) -> str:
+    """Element name without its XML namespace (the export schema version varies: 0.3 ... 0.11)."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child(element, name: str):
+    for child in element:
+        if _local(child.tag) == name:
+            return child
+    return None
+
+
+def _child_text(element, name: str) -> str:
+    child = _child(element, name) if element is not None else None
+    return (child.text or "") if child is not None else ""
+
+
+def _parse_siteinfo(element, xml_lang: str) -> SiteInfo:
+    info = SiteInfo(_child_text(element, "dbname").strip(), _child_text(element, "base").strip(), xml_lang)
+    namespaces = _child(element, "namespaces")
+    for namespace in namespaces if namespaces is not None else ():
+        try:
+            info.namespaces[int(namespace.get("key", ""))] = (namespace.text or "").strip()
+        except ValueError:
+            continue
+    return info
+
+
+def _namespace_of_title(title: str, site: SiteInfo) -> int:
+    """Namespace of a page in old exports without <ns>: from the title prefix."""
+    if ":" in title:
+        prefix = title.split(":", 1)[0].strip().lower()
+        for key, name in site.namespaces.items():
+            if key != 0 and name and name.lower() == prefix:
+                return key
+    return 0
+
+
+def _parse_page(element, site: SiteInfo) -> Page:
+    title = _child_text(element, "title")
+    ns_text = _child_text(element, "ns").strip()
+    ns = int(ns_text) if ns_text.lstrip("-").isdigit() else _namespace_of_title(title, site)
+    revisions = [child for child in element if _local(child.tag) == "revision"]
+    revision = revisions[-1] if revisions else None  # full-history dumps: the latest revision
+    return Page(
+        title=title,
+        ns=ns,
+        page_id=_child_text(element, "id").strip(),
+        redirect=_child(element, "redirect") is not None,
+        timestamp=_child_text(revision, "timestamp").strip(),
+        text=_child_text(revision, "text"),
+    )
+
+
+def iter_dump(stream: BinaryIO) -> Iterator[SiteInfo | Page]:
+    """Stream a pages-articles XML: yields the SiteInfo once (before the first page), then Pages.
+
+    Each finished <page> is removed from the tree, so memory does not grow with the dump. Python's
+    expat does not fetch external entities and limits entity expansion (billion laughs)."""
+    root = None
+    site: SiteInfo | None = None
+    for event, element in ElementTree.iterparse(stream, events=("start", "end")):
+        if root is None:
+            root = element
+            continue
+        if event != "end":
+            continue
+        name = _local(element.tag)
+        if name == "siteinfo":
+            site = _parse_siteinfo(element, root.get(XML_LANG, ""))
+            yield site
+            root.clear()
+        elif name == "page":
+            if site is None:
+                site = SiteInfo(xml_lang=root.get(XML_LANG, ""))
+                yield site
+            page = _parse_page(element, site)
+            element.clear()
+            root.clear()  # the root keeps (cleared) children otherwise
+            yield page
+
+
+# --------------------------------------------------------------------------------------------------
+# Dump language
+# --------------------------------------------------------------------------------------------------
+
+_FILE_NAME_LANG = re.compile(r"(?:^|[^a-z])([a-z]{2,3}(?:_[a-z]+)*)wiki[-_.]")
+_DBNAME_LANG = re.compile(r"^([a-z][a-z_]*)wiki$")
+_BASE_LANG = re.compile(r"^https?://([a-z][a-z-]*)\.wikipedia\.org/", re.IGNORECASE)
+
+
+def dump_language(site: SiteInfo, file_name: str) -> str:
+    """Wikipedia language code of a dump, "" when unknown or not a Wikipedia (e.g. `enwiktionary`):
+    from <dbname>, else the file name (`dewiki-...`), else <base>, else the root's xml:lang."""
+    if site.dbname:
+        match = _DBNAME_LANG.match(site.dbname)
+        return match.group(1).replace("_", "-") if match else ""
+    match = _FILE_NAME_LANG.search(file_name)
+    if match:
+        return match.group(1).replace("_", "-")
+    if site.base:
+        match = _BASE_LANG.match(site.base)
+        return match.group(1).lower() if match else ""
+    return site.xml_lang.strip().lower()
+
+
+def article_url(lang: str, title: str) -> str:
+    return f"https://{lang}.wikipedia.org/wiki/{title.replace(' ', '_')}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Beam
+# --------------------------------------------------------------------------------------------------
+
+
+class ReadDumpFile(ReadFileDoFn):
+    """One pages-articles XML(.bz2) file -> one document or one drop per main-namespace page."""
+
+    source = SOURCE
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._languages = frozenset(options.languages)
+
+    def read(self, path: str) -> Iterator:
+        skipped_namespace = beam.metrics.Metrics.counter(SOURCE, "skipped.namespace")
+        file_name = short_name(path)
+        lang = ""
+        hidden = HIDDEN_LINK_NAMESPACES
+        with open_input(path) as stream:
+            for item in iter_dump(stream):
+                if isinstance(item, SiteInfo):
+                    lang = dump_language(item, file_name)
+                    local_names = {item.namespaces.get(key, "").lower() for key in (-2, 6, 14)}
+                    hidden = HIDDEN_LINK_NAMESPACES | (local_names - {""})
+                    continue
+                if item.ns != 0:
+                    skipped_namespace.inc()
+                    continue
+                yield from self._page(item, lang, hidden)
+
+    def _page(self, page: Page, lang: str, hidden: frozenset[str]) -> Iterator:
+        doc_id = f"{SOURCE}:{lang or 'unknown'}/{page.page_id or page.title}"
+        if not lang:
+            yield dropped(SOURCE, "read", "language_unknown", doc_id, page.title)
+            return
+        if lang not in self._languages:
+            yield dropped(SOURCE, "read", "language_not_in_recipe", doc_id, lang)
+            return
+        if not page.page_id:
+            yield dropped(SOURCE, "read", "missing_page_id", doc_id, page.title)
+            return
+        if page.redirect or is_redirect(page.text):
+            yield dropped(SOURCE, "clean", "redirect", doc_id, page.title)
+            return
+        try:
+            text, ref_urls = render_article(page.text, hidden)
+        except Exception as exc:  # noqa: BLE001 - one pathological page must not end the file
+            yield dropped(SOURCE, "read", "unparseable_wikitext", doc_id, f"{type(exc).__name__}: {exc}")
+            return
+        if not text:
+            yield dropped(SOURCE, "clean", "empty", doc_id, page.title)
+            return
+        yield make_document(
+            SOURCE,
+            doc_id,
+            text,
+            article_url(lang, page.title),
+            title=page.title,
+            wiki_lang=lang,
+            ref_urls=ref_urls,
+            revision_timestamp=page.timestamp,
+        )
+
+
+class Read(beam.PTransform):
+    """Wikipedia dumps -> {"documents", "dropped"}."""
+
+    def __init__(self, options: Options):
+        super().__init__()
+        self._options = options
+
+    def expand(self, pbegin):
+        return pbegin | "ReadWikipediaDumps" >> ReadFiles(self._options.inputs, ReadDumpFile(self._options))

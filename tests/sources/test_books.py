@@ -1,0 +1,244 @@
+"""Books reader: Gutenberg header/footer stripping, decoding, header metadata, drops."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import re
+
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+
+from llamapipe.sources import books
+
+MODERN_HEADER = """The Project Gutenberg EBook of Les Fleurs, by Jean Dupont\r
+\r
+This eBook is for the use of anyone anywhere at no cost and with\r
+almost no restrictions whatsoever.  You may copy it, give it away or\r
+re-use it under the terms of the Project Gutenberg License included\r
+with this eBook or online at www.gutenberg.org\r
+\r
+\r
+Title: Les Fleurs\r
+       ou le jardin d'été\r
+\r
+Author: Jean Dupont\r
+\r
+Release Date: March 3, 2004 [EBook #11456]\r
+\r
+Language: French\r
+\r
+Character set encoding: ISO-8859-1\r
+\r
+*** START OF THIS PROJECT GUTENBERG EBOOK LES FLEURS ***\r
+\r
+\r
+\r
+\r
+Produced by Marie Curie and the Online Distributed\r
+Proofreading Team at http://www.pgdp.net\r
+\r
+\r
+\r
+\r
+LES FLEURS\r
+\r
+Le jardin était plein de roses.\r
+\r
+FIN\r
+\r
+\r
+\r
+End of the Project Gutenberg EBook of Les Fleurs, by Jean Dupont\r
+\r
+*** END OF THIS PROJECT GUTENBERG EBOOK LES FLEURS ***\r
+\r
+***** This file should be named 11456-8.txt or 11456-8.zip *****\r
+\r
+*** START: FULL LICENSE ***\r
+THE FULL PROJECT GUTENBERG LICENSE\r
+"""
+
+NO_SPACE_VARIANT = """The Project Gutenberg eBook, A Tale, by Ann Author
+
+
+Title: A Tale
+
+Author: Ann Author
+
+Release Date: May 8, 2007  [eBook #3261]
+
+Language: English
+
+***START OF THE PROJECT GUTENBERG EBOOK A TALE***
+
+Once upon a time there was a tale.
+
+The end.
+
+End of Project Gutenberg's A Tale, by Ann Author
+
+***** This file should be named 3261.txt or 3261.zip *****
+Section 1.  General Terms of Use and Redistributing Project Gutenberg-tm
+"""
+
+SMALL_PRINT_VARIANT = """**The Project Gutenberg Etext of Old Poems**
+Copyright laws are changing all over the world.
+
+**Welcome To The World of Free Plain Vanilla Electronic Texts**
+
+***START**THE SMALL PRINT!**FOR PUBLIC DOMAIN ETEXTS**START***
+Why is this "Small Print!" statement here?  You know: lawyers.
+*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*
+
+OLD POEMS
+
+The sea is wide.
+"""
+
+NO_HEADER_BOOK = """CHAPTER I
+
+It was a dark and stormy night.
+"""
+
+
+def write(path, text: str, encoding: str = "utf-8", compress=None) -> None:
+    data = text.encode(encoding) if isinstance(text, str) else text
+    path.write_bytes(compress(data) if compress else data)
+
+
+def run_read(inputs, check_documents, check_drops, **options) -> None:
+    with TestPipeline() as pipeline:
+        outputs = pipeline | books.Read(books.Options(inputs=inputs, **options))
+        assert_that(outputs["documents"], check_documents, label="CheckDocuments")
+        assert_that(outputs["dropped"], check_drops, label="CheckDrops")
+
+
+def test_read_books_of_every_header_variant(tmp_path):
+    write(tmp_path / "11456-8.txt.gz", MODERN_HEADER, "iso-8859-1", gzip.compress)
+    write(tmp_path / "pg3261.txt.bz2", NO_SPACE_VARIANT, compress=bz2.compress)
+    write(tmp_path / "oldpoems.txt", SMALL_PRINT_VARIANT)
+    write(tmp_path / "stormy.txt", b"\xef\xbb\xbf" + NO_HEADER_BOOK.encode())
+    write(tmp_path / "only-licence.txt", NO_SPACE_VARIANT.split("Once upon")[0] + "\n\n*** END OF THE "
+          "PROJECT GUTENBERG EBOOK A TALE ***\n")
+    write(tmp_path / "latin.txt", "Caf\xe9 cr\xe8me.\n", "latin-1")  # not UTF-8, no declared charset
+
+    def check_documents(documents):
+        by_id = {d["id"]: d for d in documents}
+        assert sorted(by_id) == [
+            "books:11456-8", "books:latin", "books:oldpoems", "books:pg3261", "books:stormy"]
+
+        french = by_id["books:11456-8"]
+        assert french["text"] == "LES FLEURS\n\nLe jardin était plein de roses.\n\nFIN"
+        assert french["url"] == "https://www.gutenberg.org/ebooks/11456"
+        assert french["meta"]["title"] == "Les Fleurs ou le jardin d'été"
+        assert french["meta"]["author"] == "Jean Dupont"
+        assert french["meta"]["language"] == "French"
+        assert french["meta"]["language_code"] == "fr"
+        assert french["meta"]["release_date"] == "March 3, 2004"
+        assert french["meta"]["encoding"] == "iso8859-1"
+        assert french["meta"]["gutenberg_header"] is True
+
+        tale = by_id["books:pg3261"]
+        assert tale["text"] == "Once upon a time there was a tale.\n\nThe end."
+        assert tale["meta"]["release_date"] == "May 8, 2007"
+        assert tale["url"] == "https://www.gutenberg.org/ebooks/3261"
+
+        assert by_id["books:oldpoems"]["text"] == "OLD POEMS\n\nThe sea is wide."
+
+        stormy = by_id["books:stormy"]
+        assert stormy["text"] == "CHAPTER I\n\nIt was a dark and stormy night."  # BOM gone
+        assert stormy["meta"]["gutenberg_header"] is False
+        assert stormy["url"] == ""
+
+        assert by_id["books:latin"]["text"] == "Café crème."
+        assert by_id["books:latin"]["meta"]["encoding"] == "latin-1"
+
+    def check_drops(drops):
+        # a file that is nothing but the licence
+        assert [(d["stage"], d["reason"], d["id"]) for d in drops] == [
+            ("clean", "empty", "books:only-licence")]
+
+    run_read([str(tmp_path / "*")], check_documents, check_drops)
+
+
+def test_book_over_the_size_cap_is_dropped(tmp_path):
+    write(tmp_path / "big.txt", "*** START OF THE PROJECT GUTENBERG EBOOK BIG ***\n" + "word " * 1000)
+    write(tmp_path / "small.txt", "*** START OF THE PROJECT GUTENBERG EBOOK SMALL ***\nA short book.\n")
+
+    def check_documents(documents):
+        assert [d["id"] for d in documents] == ["books:small"]
+
+    def check_drops(drops):
+        assert [(d["stage"], d["reason"], d["id"]) for d in drops] == [
+            ("read", "book_too_large", "books:big")]
+
+    run_read([str(tmp_path / "*.txt")], check_documents, check_drops, max_book_bytes=1000)
+
+
+def test_split_book_stops_reading_at_the_end_marker():
+    consumed = []
+
+    def lines():
+        for line in [b"Title: X\n", b"*** START OF THE PROJECT GUTENBERG EBOOK X ***\n", b"Body.\n",
+                     b"*** END OF THE PROJECT GUTENBERG EBOOK X ***\n", b"licence\n", b"more licence\n"]:
+            consumed.append(line)
+            yield line
+
+    raw = books.split_book(lines())
+    assert (raw.header, raw.body, raw.has_start, raw.has_end) == ([b"Title: X\n"], [b"Body.\n"], True, True)
+    assert len(consumed) == 4  # the licence footer is never read
+
+
+def test_parse_header_fields():
+    meta = books.parse_header("Title: The Devil's Dictionary\n\nAuthor: Ambrose Bierce\n\n"
+                              "Posting Date: July 26, 2008 [EBook #972]\n[Last updated: August 22, 2015]\n\n"
+                              "Language: English\n")
+    assert meta == {"title": "The Devil's Dictionary", "author": "Ambrose Bierce", "language": "English",
+                    "release_date": "July 26, 2008", "ebook_number": "972"}
+
+
+def test_decode_uses_the_declared_charset_when_not_utf8():
+    header = b"Character set encoding: Windows-1252\n"
+    assert books.decode_book(header, b"\x93quoted\x94") == (header.decode(), "\u201cquoted\u201d", "cp1252")
+    assert books.decode_book(b"Character set encoding: ISO-646-US (US-ASCII)\n", b"plain")[2] == "utf-8"
+
+
+# --- real books ------------------------------------------------------------------------------------
+
+
+def test_real_books(realdata):
+    paths = sorted((realdata / "books").glob("*.txt"))
+    assert len(paths) == 3
+    licence = re.compile(r"project gutenberg|gutenberg-tm|gutenberg license", re.IGNORECASE)
+
+    def check_documents(documents):
+        by_id = {d["id"]: d for d in documents}
+        assert sorted(by_id) == ["books:pg3261_news-from-nowhere", "books:pg44157_entre-nous_french_utf8-bom",
+                                 "books:pg972_the-devils-dictionary"]
+        for document in documents:
+            text = document["text"]
+            assert not licence.search(text), document["id"]
+            assert "\r" not in text and not text.startswith("\ufeff")
+            assert document["meta"]["gutenberg_header"] is True
+            assert "Produced by" not in text[:500]
+        devil = by_id["books:pg972_the-devils-dictionary"]
+        assert devil["text"].startswith("THE DEVIL'S DICTIONARY\n\nby Ambrose Bierce")
+        assert devil["text"].endswith("the domestic cow sheds its horn every two years.")
+        assert devil["meta"]["language"] == "English" and devil["meta"]["author"] == "Ambrose Bierce"
+        assert devil["url"] == "https://www.gutenberg.org/ebooks/972"
+        nowhere = by_id["books:pg3261_news-from-nowhere"]  # "***START OF THE PROJECT..." without spaces
+        assert nowhere["text"].startswith("NEWS FROM NOWHERE\nOR\nAN EPOCH OF REST")
+        assert nowhere["text"].endswith("{3}  Cirencester and Burford he must have meant.")
+        french = by_id["books:pg44157_entre-nous_french_utf8-bom"]
+        assert french["meta"]["language"] == "French" and french["meta"]["language_code"] == "fr"
+        assert french["meta"]["encoding"] == "utf-8"
+        assert french["text"].lstrip().startswith("Au lecteur.")
+        assert "Le texte en italiques dans l’original" in french["text"]
+        assert french["text"].endswith("vensterbank.)")
+
+    run_read([str(p) for p in paths], check_documents, lambda drops: _assert_empty(drops))
+
+
+def _assert_empty(drops):
+    assert drops == []

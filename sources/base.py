@@ -17,9 +17,18 @@ kept or as exactly one drop, so the ledger reconciles (in = kept + dropped):
     {"source": "c4", "stage": "read", "reason": "malformed_json", "id": "...", "detail": "..."}
 
 Readers are composite transforms built on `ReadFiles`: input globs are matched with Beam's
-`fileio` (so `gs://` and `s3://` work where the Beam extra is installed), the file list is
-reshuffled so files spread over workers, and a per-source DoFn turns one file into documents
-(main output) and drops (tagged output `DROPPED`).
+`fileio` (so `gs://` and `s3://` work where the Beam extra is installed), each file is planned into
+`FileSplit`s (parts of about `split_bytes` where the format allows: line ranges of uncompressed json
+lines, WARC record ranges, bz2 multistream blocks, Parquet row groups; else the whole file), the
+splits are reshuffled so they spread over workers, and a per-source DoFn turns one split into
+documents (main output) and drops (tagged output `DROPPED`). Planning is an optimisation only: a
+whole-file read is always correct, and any planning failure falls back to it.
+
+Provenance: every document's `meta` holds `source_file` (the path as matched) and the position of
+its record in that file, so any output document can be traced back to its input: `offset` (byte
+offset of the line / record / bz2 stream; in the decompressed stream for gzip files read whole),
+`line` for line-oriented formats, `row_group` and `row` for Parquet, plus a record id where the
+format has one (`warc_record_id`, Wikipedia `page_id`).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import logging
 import lzma
 import os
 from collections.abc import Iterable, Iterator
@@ -45,6 +55,14 @@ DROPPED = "dropped"  # tag of the side output that carries drop records
 # Upper bound on what one decompressed input may yield; protects workers from decompression bombs.
 DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024**3
 
+# Size of the parts big files are split into. Large enough that per-part overhead (a seek, a task)
+# is negligible, small enough that a 20 GB file becomes ~300 parts for as many workers.
+DEFAULT_SPLIT_BYTES = 64 * 1024**2
+
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".7z", ".zip")
+
+_LOG = logging.getLogger(__name__)
+
 
 @dataclass
 class SourceOptions:
@@ -52,6 +70,39 @@ class SourceOptions:
 
     inputs: list[str] = field(default_factory=list)
     enabled: bool = True
+    # Big files are read in parts of about this many bytes where the format allows it.
+    split_bytes: int = DEFAULT_SPLIT_BYTES
+
+
+@dataclass(frozen=True)
+class FileSplit:
+    """One unit of read work: a part of one input file, or all of it.
+
+    `start`/`stop` are in the reader's own unit: byte offsets (json lines, WARC, bz2 streams) or
+    row-group numbers (Parquet); `stop=None` reads to the end of the file. `records_before` is the
+    number of records (lines, rows, WARC records) of the file before this part, so record numbers
+    and ids do not depend on how a file was split. `context` carries what a part needs from the
+    file's head (e.g. a Wikipedia dump's <siteinfo>)."""
+
+    path: str
+    start: int = 0
+    stop: int | None = None
+    records_before: int = 0
+    context: Any = None
+
+    @property
+    def whole_file(self) -> bool:
+        return self.start == 0 and self.stop is None
+
+    def describe(self) -> str:
+        if self.whole_file:
+            return self.path
+        return f"{self.path} [{self.start}:{'' if self.stop is None else self.stop}]"
+
+
+def provenance(path: str, **position: Any) -> dict:
+    """The `meta` keys that trace a document back to its input: the file and the record's position."""
+    return {"source_file": path, **position}
 
 
 def make_document(source: str, doc_id: str, text: str, url: str = "", **meta: Any) -> dict:
@@ -136,51 +187,191 @@ def short_name(path: str) -> str:
     return os.path.basename(path.rstrip("/"))
 
 
-class ReadFileDoFn(beam.DoFn):
-    """Base DoFn: one input path in, documents and drops out.
+def is_compressed(path: str) -> bool:
+    return path.lower().endswith(COMPRESSED_SUFFIXES)
 
-    Subclasses implement `read(path)` yielding documents or `dropped(...)` outputs. Any exception
-    that escapes `read` is recorded as one drop for the rest of that file (reason `unreadable_file`)
-    instead of failing the run; documents already yielded are kept.
+
+class RangeReader(io.RawIOBase):
+    """The bytes [start, stop) of a seekable stream, as a stream of its own (EOF at `stop`)."""
+
+    def __init__(self, stream: BinaryIO, start: int, stop: int | None):
+        self._stream = stream
+        stream.seek(start)
+        self._remaining = None if stop is None else max(stop - start, 0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        wanted = len(buffer) if self._remaining is None else min(len(buffer), self._remaining)
+        if wanted <= 0:
+            return 0
+        data = self._stream.read(wanted)
+        if self._remaining is not None:
+            self._remaining -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+def open_raw(path: str) -> BinaryIO:
+    """The file's bytes as stored (no decompression), seekable where the file system allows."""
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def open_split(split: FileSplit, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> BinaryIO:
+    """A buffered stream of a split: the decompressed whole file, or the byte range of a part."""
+    if split.whole_file:
+        return open_input(split.path, max_bytes)
+    return io.BufferedReader(RangeReader(open_raw(split.path), split.start, split.stop), buffer_size=1 << 20)
+
+
+PLAN_CHUNK_BYTES = 8 * 1024**2
+
+
+def plan_line_splits(path: str, size: int, split_bytes: int) -> list[FileSplit]:
+    """Parts of about `split_bytes` of an uncompressed line-oriented file, each starting at a line
+    start and knowing how many lines come before it (so line numbers stay exact).
+
+    Costs one sequential read of the file, counting newlines at memchr speed (GB/s on local disk;
+    see benchmarks/readers.py), which is small next to parsing the lines. Compressed files and
+    files smaller than `split_bytes` stay whole (gzip cannot be entered in the middle)."""
+    if is_compressed(path) or size <= split_bytes or split_bytes <= 0:
+        return [FileSplit(path)]
+    splits: list[FileSplit] = []
+    start, lines_before_start = 0, 0
+    boundary = split_bytes  # the next part starts at the first line start at or after this offset
+    position, newlines_before_chunk = 0, 0
+    with open_raw(path) as raw:
+        while True:
+            chunk = raw.read(PLAN_CHUNK_BYTES)
+            if not chunk:
+                break
+            search_from = max(boundary - 1 - position, 0)
+            while search_from < len(chunk):
+                newline = chunk.find(b"\n", search_from)
+                if newline < 0:
+                    break
+                cut = position + newline + 1  # a line starts here
+                if cut >= size:
+                    break
+                splits.append(FileSplit(path, start, cut, lines_before_start))
+                start = cut
+                lines_before_start = newlines_before_chunk + chunk.count(b"\n", 0, newline + 1)
+                boundary = cut + split_bytes
+                search_from = boundary - 1 - position
+            newlines_before_chunk += chunk.count(b"\n")
+            position += len(chunk)
+    if not splits:
+        return [FileSplit(path)]
+    splits.append(FileSplit(path, start, None, lines_before_start))
+    return splits
+
+
+class ReadFileDoFn(beam.DoFn):
+    """Base DoFn: one `FileSplit` (or a path, meaning the whole file) in, documents and drops out.
+
+    Subclasses implement either `read(path)` (formats read whole) or `plan(...)` and
+    `read_split(split)` (formats split inside big files), yielding documents or `dropped(...)`
+    outputs. Any exception that escapes is recorded as one drop for the rest of that split (reason
+    `unreadable_file`) instead of failing the run; documents already yielded are kept.
     """
 
     source: str = ""
 
+    def plan(self, path: str, size: int, split_bytes: int) -> Iterable[FileSplit]:
+        """The parts of one input file to read separately. Default: the whole file. An empty
+        result skips the file (e.g. a Wikipedia multistream index, which is not a dump)."""
+        return [FileSplit(path)]
+
     def read(self, path: str) -> Iterator:
         raise NotImplementedError
 
-    def process(self, path: str) -> Iterable:
+    def read_split(self, split: FileSplit) -> Iterator:
+        if not split.whole_file:
+            raise ValueError(f"{type(self).__name__} reads whole files only, got {split.describe()}")
+        return self.read(split.path)
+
+    def process(self, element: FileSplit | str) -> Iterable:
+        split = element if isinstance(element, FileSplit) else FileSplit(element)
         counter = beam.metrics.Metrics.counter(f"{self.source}.read", "documents")
         try:
-            for item in self.read(path):
+            for item in self.read_split(split):
                 if isinstance(item, dict):
                     counter.inc()
                 yield item
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the run; it is counted
+            part = "" if split.whole_file else f"@{split.start}"
             yield dropped(
-                self.source, "read", "unreadable_file", f"{self.source}:{short_name(path)}",
-                f"{path}: {type(exc).__name__}: {exc}",
+                self.source, "read", "unreadable_file", f"{self.source}:{short_name(split.path)}{part}",
+                f"{split.describe()}: {type(exc).__name__}: {exc}",
             )
 
 
-class ReadFiles(beam.PTransform):
-    """Match globs, spread the files over workers, and read each with `dofn`.
+class PlanSplitsDoFn(beam.DoFn):
+    """A matched file -> the `FileSplit`s its reader wants; the whole file if planning fails."""
 
-    Returns a dict of PCollections: {"documents": ..., "dropped": ...}.
+    def __init__(self, reader: ReadFileDoFn, split_bytes: int):
+        super().__init__()
+        self._reader = reader
+        self._split_bytes = split_bytes
+
+    def process(self, metadata) -> Iterator[FileSplit]:
+        source = self._reader.source
+        try:
+            # Planned completely before anything is emitted: a failure halfway must not leave both
+            # some parts and the whole file to be read.
+            splits = list(self._reader.plan(metadata.path, metadata.size_in_bytes, self._split_bytes))
+        except Exception as exc:  # noqa: BLE001 - planning only speeds reading up; fall back to whole
+            _LOG.warning("%s: cannot split %s (%s: %s); reading it whole", source, metadata.path,
+                         type(exc).__name__, exc)
+            beam.metrics.Metrics.counter(f"{source}.read", "plan_failed").inc()
+            splits = [FileSplit(metadata.path)]
+        beam.metrics.Metrics.counter(f"{source}.read", "files").inc()
+        beam.metrics.Metrics.counter(f"{source}.read", "splits").inc(len(splits))
+        yield from splits
+
+
+class ReadFiles(beam.PTransform):
+    """Match globs, plan each file into splits, spread the splits over workers, read each with `dofn`.
+
+    A file matched by several patterns is read once. Returns a dict of PCollections:
+    {"documents": ..., "dropped": ...}.
+
+    Both spreads are Reshuffles, so the planning of many files and the reading of many parts run on
+    all workers. (Beam's Dask runner translates Reshuffle to a no-op and keeps the partitions of the
+    first `Create`: there, results are the same but parts are read in the partition of their file.)
     """
 
-    def __init__(self, patterns: list[str], dofn: ReadFileDoFn, label: str = ""):
+    def __init__(self, patterns: list[str], dofn: ReadFileDoFn, label: str = "",
+                 split_bytes: int = DEFAULT_SPLIT_BYTES):
         super().__init__(label or None)
         self._patterns = list(patterns)
         self._dofn = dofn
+        self._split_bytes = split_bytes
 
     def expand(self, pbegin):
-        paths = (
+        files = (
             pbegin
             | "Patterns" >> beam.Create(self._patterns)
             | "Match" >> fileio.MatchAll()
-            | "Paths" >> beam.Map(lambda metadata: metadata.path)
-            | "SpreadFiles" >> beam.Reshuffle()
+            | "KeyByPath" >> beam.Map(lambda metadata: (metadata.path, metadata))
+            | "OncePerPath" >> beam.CombinePerKey(_first)  # also spreads the files over workers
+            | "Metadata" >> beam.Values()
         )
-        outputs = paths | "ReadFile" >> beam.ParDo(self._dofn).with_outputs(DROPPED, main="documents")
+        splits = (
+            files
+            | "PlanSplits" >> beam.ParDo(PlanSplitsDoFn(self._dofn, self._split_bytes))
+            | "SpreadSplits" >> beam.Reshuffle()
+        )
+        outputs = splits | "ReadSplit" >> beam.ParDo(self._dofn).with_outputs(DROPPED, main="documents")
         return {"documents": outputs.documents, "dropped": outputs[DROPPED]}
+
+
+def _first(values: Iterable):
+    return next(iter(values))

@@ -3,6 +3,11 @@
 Some copies of C4 name the crawl time `date` instead of `timestamp` (e.g. OLMo's fixtures); both are
 accepted and stored as meta `timestamp`. The C4 line/document heuristics themselves are a separate
 cleaning stage; this module only turns lines into documents.
+
+Uncompressed files are split into line ranges of about `split_bytes` (`plan_line_splits`). Gzip
+files are read whole: a deflate stream cannot be entered in the middle, and C4 is published as 1024
+files of ~300 MB per split of `en`, so there are enough files to keep every worker busy. Document
+ids are `c4:<file>:<line>` whichever way a file was read.
 """
 
 from __future__ import annotations
@@ -10,16 +15,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO, NamedTuple
 
 import apache_beam as beam
 
 from llamapipe.sources.base import (
+    FileSplit,
     ReadFileDoFn,
     ReadFiles,
     SourceOptions,
     dropped,
     make_document,
-    open_input,
+    open_split,
+    plan_line_splits,
+    provenance,
     short_name,
 )
 
@@ -43,49 +52,68 @@ def encodes_as_utf8(*values: str) -> bool:
     return True
 
 
-def read_json_lines(path: str, max_line_bytes: int) -> Iterator[tuple[int, object, str]]:
-    """Yield (line number from 1, parsed value, problem) for each non-blank line of a json-lines file.
+class JsonLine(NamedTuple):
+    number: int  # line number in the file, from 1
+    offset: int  # byte offset of the line in the (decompressed) file
+    value: object  # the parsed value, None when `problem` is set
+    problem: str  # "" for a good line, else the drop reason
 
-    `problem` is "" for a good line, else the drop reason: `record_too_large`, `bad_encoding` (not
-    UTF-8) or `malformed_json`; the value is then None. Lines are streamed, never the whole file.
+
+def read_json_lines(stream: BinaryIO, max_line_bytes: int, lines_before: int = 0,
+                    offset: int = 0) -> Iterator[JsonLine]:
+    """Parse each non-blank line of a json-lines stream (a whole file, or a part of one that starts
+    at byte `offset`, after `lines_before` lines).
+
+    `problem` is `record_too_large`, `bad_encoding` (not UTF-8) or `malformed_json` for a line that
+    is not usable. Lines are streamed, never the whole file.
     """
-    with open_input(path) as stream:
-        line_number = 0
-        while True:
-            line = stream.readline(max_line_bytes + 1)
-            if not line:
-                return
-            line_number += 1
-            if len(line) > max_line_bytes and not line.endswith(b"\n"):
-                _skip_rest_of_line(stream)
-                yield line_number, None, "record_too_large"
-                continue
-            if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
-                line = line[3:]
-            if not line.strip():
-                continue
-            try:
-                decoded = line.decode("utf-8")
-            except UnicodeDecodeError:
-                yield line_number, None, "bad_encoding"
-                continue
-            try:
-                value = json.loads(decoded)
-            except (ValueError, RecursionError):
-                yield line_number, None, "malformed_json"
-                continue
-            yield line_number, value, ""
+    line_number = lines_before
+    while True:
+        line_offset = offset
+        line = stream.readline(max_line_bytes + 1)
+        if not line:
+            return
+        offset += len(line)
+        line_number += 1
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            offset += _skip_rest_of_line(stream)
+            yield JsonLine(line_number, line_offset, None, "record_too_large")
+            continue
+        if line_number == 1 and line.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
+            line = line[3:]
+        if not line.strip():
+            continue
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError:
+            yield JsonLine(line_number, line_offset, None, "bad_encoding")
+            continue
+        try:
+            value = json.loads(decoded)
+        except (ValueError, RecursionError):
+            yield JsonLine(line_number, line_offset, None, "malformed_json")
+            continue
+        yield JsonLine(line_number, line_offset, value, "")
 
 
-def _skip_rest_of_line(stream) -> None:
+def read_json_lines_split(split: FileSplit, max_line_bytes: int) -> Iterator[JsonLine]:
+    """The json lines of one split (see `plan_line_splits`)."""
+    with open_split(split) as stream:
+        yield from read_json_lines(stream, max_line_bytes, split.records_before, split.start)
+
+
+def _skip_rest_of_line(stream) -> int:
+    """Read to the end of the current line; returns the number of bytes skipped."""
+    skipped = 0
     while True:
         chunk = stream.readline(1 << 20)
+        skipped += len(chunk)
         if not chunk or chunk.endswith(b"\n"):
-            return
+            return skipped
 
 
 class ReadC4FileDoFn(ReadFileDoFn):
-    """One C4 json-lines file -> documents, plus drops for lines that are not usable documents."""
+    """A C4 json-lines file, or a line range of one -> documents, plus drops for unusable lines."""
 
     source = SOURCE
 
@@ -93,17 +121,21 @@ class ReadC4FileDoFn(ReadFileDoFn):
         super().__init__()
         self._max_line_bytes = options.max_line_bytes
 
-    def read(self, path: str) -> Iterator:
-        name = short_name(path)
-        for line_number, row, problem in read_json_lines(path, self._max_line_bytes):
-            doc_id = f"{SOURCE}:{name}:{line_number}"
-            if problem:
-                yield dropped(SOURCE, "read", problem, doc_id, f"{path} line {line_number}")
-                continue
-            yield self._document(row, doc_id, path, line_number)
+    def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
+        return plan_line_splits(path, size, split_bytes)
 
-    def _document(self, row: object, doc_id: str, path: str, line_number: int):
-        where = f"{path} line {line_number}"
+    def read_split(self, split: FileSplit) -> Iterator:
+        name = short_name(split.path)
+        for line in read_json_lines_split(split, self._max_line_bytes):
+            doc_id = f"{SOURCE}:{name}:{line.number}"
+            if line.problem:
+                yield dropped(SOURCE, "read", line.problem, doc_id, f"{split.path} line {line.number}")
+                continue
+            yield self._document(line, doc_id, split.path)
+
+    def _document(self, line: JsonLine, doc_id: str, path: str):
+        where = f"{path} line {line.number}"
+        row = line.value
         text = row.get("text") if isinstance(row, dict) else None
         url = row.get("url") if isinstance(row, dict) else None
         if not isinstance(text, str) or not isinstance(url, str | None):
@@ -116,6 +148,7 @@ class ReadC4FileDoFn(ReadFileDoFn):
         return make_document(
             SOURCE, doc_id, text, url or "",
             timestamp=str(timestamp) if timestamp is not None else None,
+            **provenance(path, line=line.number, offset=line.offset),
         )
 
 
@@ -127,4 +160,5 @@ class Read(beam.PTransform):
         self._options = options
 
     def expand(self, pbegin):
-        return pbegin | "ReadC4Files" >> ReadFiles(self._options.inputs, ReadC4FileDoFn(self._options))
+        return pbegin | "ReadC4Files" >> ReadFiles(
+            self._options.inputs, ReadC4FileDoFn(self._options), split_bytes=self._options.split_bytes)

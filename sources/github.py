@@ -1,7 +1,10 @@
 """GitHub reader: rows of a code export (BigQuery `github_repos` style) with RedPajama's cleaning.
 
 Input rows `{"content", "repo_name", "path", "license", "language"?}` come as json lines (optionally
-gzipped) or Parquet. Cleaning follows RedPajama-Data v1 (`data_prep/github`): permissive licences
+gzipped) or Parquet. Big uncompressed json-lines files are split into line ranges, Parquet files into
+runs of row groups of about `split_bytes` (compressed); gzip files are read whole.
+
+Cleaning follows RedPajama-Data v1 (`data_prep/github`): permissive licences
 only, an extension whitelist, leading licence headers removed, files dropped on line-length,
 alphanumeric and alphabetic-per-token thresholds, then exact file-level dedup.
 """
@@ -17,19 +20,21 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.sources.base import (
     DROPPED,
+    FileSplit,
     ReadFileDoFn,
     ReadFiles,
     SourceOptions,
     dropped,
     make_document,
+    open_raw,
+    plan_line_splits,
+    provenance,
     short_name,
 )
-from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines
+from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 
 SOURCE = "github"
 
@@ -207,17 +212,48 @@ def content_key(document: dict) -> str:
 # Beam steps
 
 
-def _iter_parquet_rows(path: str) -> Iterator[dict]:
-    """Rows of a Parquet file, one batch of a row group at a time (never the whole file)."""
-    with closing(FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)) as raw:
+def is_parquet(path: str) -> bool:
+    return path.lower().endswith(".parquet")
+
+
+def plan_row_group_splits(path: str, split_bytes: int) -> list[FileSplit]:
+    """Runs of consecutive row groups of about `split_bytes` compressed bytes (at least one row group
+    each). Reads only the file's footer. `start`/`stop` are row-group numbers."""
+    with closing(open_raw(path)) as raw:
+        metadata = pq.ParquetFile(raw).metadata
+    splits: list[FileSplit] = []
+    first_group, rows_before, rows, size = 0, 0, 0, 0
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        size += sum(row_group.column(i).total_compressed_size for i in range(row_group.num_columns))
+        rows += row_group.num_rows
+        if size >= split_bytes or group == metadata.num_row_groups - 1:
+            splits.append(FileSplit(path, first_group, group + 1, rows_before))
+            first_group, rows_before, rows, size = group + 1, rows_before + rows, 0, 0
+    if len(splits) <= 1:
+        return [FileSplit(path)]
+    return splits
+
+
+def iter_parquet_rows(split: FileSplit) -> Iterator[tuple[int, int, dict]]:
+    """(row group, row number in the file, row) of a Parquet file or of a run of its row groups, one
+    batch at a time (never a whole row group in memory)."""
+    with closing(open_raw(split.path)) as raw:
         parquet = pq.ParquetFile(raw)
         columns = [name for name in FIELDS if name in parquet.schema_arrow.names]
-        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
-            yield from batch.to_pylist()
+        stop = parquet.metadata.num_row_groups if split.stop is None else split.stop
+        row = split.records_before
+        for group in range(split.start, stop):
+            batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group], columns=columns)
+            for batch in batches:
+                for values in batch.to_pylist():
+                    yield group, row, values
+                    row += 1
 
 
 class ReadCodeFileDoFn(ReadFileDoFn):
-    """One export file (json lines or Parquet) -> one raw document per source file, plus drops."""
+    """An export file (json lines or Parquet), or a part of one -> one raw document per source file,
+    plus drops."""
 
     source = SOURCE
 
@@ -225,20 +261,27 @@ class ReadCodeFileDoFn(ReadFileDoFn):
         super().__init__()
         self._max_line_bytes = options.max_line_bytes
 
-    def read(self, path: str) -> Iterator:
-        name = short_name(path)
-        if path.lower().endswith(".parquet"):
-            for index, row in enumerate(_iter_parquet_rows(path)):
-                yield self._document(row, f"{SOURCE}:{name}:{index}", f"{path} row {index}")
-            return
-        for line_number, row, problem in read_json_lines(path, self._max_line_bytes):
-            where = f"{path} line {line_number}"
-            if problem:
-                yield dropped(SOURCE, "read", problem, f"{SOURCE}:{name}:{line_number}", where)
-            else:
-                yield self._document(row, f"{SOURCE}:{name}:{line_number}", where)
+    def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
+        if is_parquet(path):
+            return plan_row_group_splits(path, split_bytes) if size > split_bytes else [FileSplit(path)]
+        return plan_line_splits(path, size, split_bytes)
 
-    def _document(self, row: object, fallback_id: str, where: str):
+    def read_split(self, split: FileSplit) -> Iterator:
+        path, name = split.path, short_name(split.path)
+        if is_parquet(path):
+            for group, row_number, row in iter_parquet_rows(split):
+                yield self._document(row, f"{SOURCE}:{name}:{row_number}", f"{path} row {row_number}",
+                                     provenance(path, row_group=group, row=row_number))
+            return
+        for line in read_json_lines_split(split, self._max_line_bytes):
+            where = f"{path} line {line.number}"
+            if line.problem:
+                yield dropped(SOURCE, "read", line.problem, f"{SOURCE}:{name}:{line.number}", where)
+            else:
+                yield self._document(line.value, f"{SOURCE}:{name}:{line.number}", where,
+                                     provenance(path, line=line.number, offset=line.offset))
+
+    def _document(self, row: object, fallback_id: str, where: str, position: dict):
         if not isinstance(row, dict):
             return dropped(SOURCE, "read", "bad_schema", fallback_id, f"{where}: not an object")
         content, repo, path = row.get("content"), row.get("repo_name"), row.get("path")
@@ -256,7 +299,7 @@ class ReadCodeFileDoFn(ReadFileDoFn):
         return make_document(
             SOURCE, doc_id, content, f"https://github.com/{repo}/blob/HEAD/{path}",
             repo_name=repo, path=path, license=license_label(row.get("license")),
-            language=language_name(row.get("language")),
+            language=language_name(row.get("language")), **position,
         )
 
 
@@ -311,7 +354,8 @@ class Read(beam.PTransform):
         self._options = options
 
     def expand(self, pbegin):
-        read = pbegin | "ReadCodeFiles" >> ReadFiles(self._options.inputs, ReadCodeFileDoFn(self._options))
+        read = pbegin | "ReadCodeFiles" >> ReadFiles(
+            self._options.inputs, ReadCodeFileDoFn(self._options), split_bytes=self._options.split_bytes)
         cleaned = read["documents"] | "CleanFiles" >> beam.ParDo(
             CleanCodeFileDoFn(self._options)).with_outputs(DROPPED, main="documents")
         # Dedup after cleaning: files that differ only in their licence header are duplicates too.

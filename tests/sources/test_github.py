@@ -16,6 +16,7 @@ from llamapipe.sources.github import (
     DEFAULT_LICENSES,
     Options,
     Read,
+    ReadCodeFileDoFn,
     extension_allowed,
     license_allowed,
     quality_problem,
@@ -158,7 +159,8 @@ def test_document_fields_and_meta(tmp_path):
         "source": "github",
         "text": "const greeting: string = 'hello world';\n",
         "url": "https://github.com/acme/tool/blob/HEAD/src/app.ts",
-        "meta": {"repo_name": "acme/tool", "path": "src/app.ts", "license": "MIT", "language": "TypeScript"},
+        "meta": {"repo_name": "acme/tool", "path": "src/app.ts", "license": "MIT", "language": "TypeScript",
+                 "source_file": str(path), "line": 1, "offset": 0},
     }]))
     pipeline.run().wait_until_finish()
 
@@ -176,6 +178,26 @@ def test_parquet_export_is_read_across_row_groups(tmp_path):
                             for n in range(25)],
         expected_drops=[("github:part-000.parquet:25", "read", "bad_schema")],
     )
+
+
+def test_parquet_is_split_by_row_groups_with_the_same_result_and_row_provenance(tmp_path):
+    rows = [row("acme/big", f"src/file_{n}.py", f"def g_{n}():\n    return {n} + {n}\n") for n in range(300)]
+    path = tmp_path / "part-001.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=20)
+    size = path.stat().st_size
+    splits = ReadCodeFileDoFn(Options()).plan(str(path), size, split_bytes=size // 5)
+    assert 3 <= len(splits) < 15
+    assert [s.start for s in splits] == [0] + [s.stop for s in splits[:-1]]  # contiguous row groups
+    assert splits[-1].stop == 15 and [s.records_before for s in splits] == [20 * s.start for s in splits]
+
+    def provenance(document):
+        meta = document["meta"]
+        return document["meta"]["path"], meta["source_file"], meta["row_group"], meta["row"]
+
+    expected = [(f"src/file_{n}.py", str(path), n // 20, n) for n in range(300)]
+    with TestPipeline() as pipeline:
+        out = pipeline | Read(Options(inputs=[str(path)], split_bytes=size // 5))
+        assert_that(out["documents"] | beam.Map(provenance), equal_to(expected))
 
 
 def test_options_change_the_filters(tmp_path):

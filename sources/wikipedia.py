@@ -5,18 +5,30 @@ namespace is kept, redirects are dropped, and the wikitext is rendered to plain 
 mwparserfromhell (templates, tables, references, media/category/language links and formatting
 markup removed; link text kept). The URLs cited by each article are kept in `meta["ref_urls"]`:
 they are the positives of the CommonCrawl "is this page reference-like?" classifier.
+
+Multistream dumps (`*-pages-articles-multistream*.xml*.bz2`, each bz2 stream holding 100 whole pages)
+are split across workers by their index (`*-multistream-index*.txt*.bz2`, lines
+`offset:page_id:title`, found next to the dump): runs of streams of about `split_bytes` compressed
+bytes become one split each, every stream is decompressed and parsed on its own, and the dump's
+<siteinfo> (first stream) is read once while planning. Without an index, or when the index does not
+match the dump, the file is streamed whole, which is always correct. Index files matched by an
+input glob are skipped.
 """
 
 from __future__ import annotations
 
+import bz2
+import io
 import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import apache_beam as beam
 import mwparserfromhell
+from apache_beam.io.filesystems import FileSystems
 from mwparserfromhell.nodes import (
     Comment,
     ExternalLink,
@@ -29,12 +41,15 @@ from mwparserfromhell.nodes import (
 from mwparserfromhell.wikicode import Wikicode
 
 from llamapipe.sources.base import (
+    FileSplit,
     ReadFileDoFn,
     ReadFiles,
     SourceOptions,
     dropped,
     make_document,
     open_input,
+    open_raw,
+    provenance,
     short_name,
 )
 
@@ -50,6 +65,11 @@ RECIPE_LANGUAGES = (
 @dataclass
 class Options(SourceOptions):
     languages: list[str] = field(default_factory=lambda: list(RECIPE_LANGUAGES))
+    # Rendering wikitext is slow (see benchmarks/readers.py), so multistream dumps are split finer
+    # than the common default: 16 MB of bz2 is ~80 MB of XML, ~10k pages.
+    split_bytes: int = 16 * 1024**2
+    # One bz2 stream holds 100 pages; more than this decompressed is not a real stream.
+    max_stream_bytes: int = 1024**3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -439,13 +459,13 @@ def _parse_page(element, site: SiteInfo) -> Page:
     )
 
 
-def iter_dump(stream: BinaryIO) -> Iterator[SiteInfo | Page]:
+def iter_dump(stream: BinaryIO, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page]:
     """Stream a pages-articles XML: yields the SiteInfo once (before the first page), then Pages.
+    With `site` given (a part of a dump whose <siteinfo> was read elsewhere), only Pages.
 
     Each finished <page> is removed from the tree, so memory does not grow with the dump. Python's
     expat does not fetch external entities and limits entity expansion (billion laughs)."""
     root = None
-    site: SiteInfo | None = None
     for event, element in ElementTree.iterparse(stream, events=("start", "end")):
         if root is None:
             root = element
@@ -500,33 +520,173 @@ def article_url(lang: str, title: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------------------------------
+# Multistream dumps
+# --------------------------------------------------------------------------------------------------
+
+_MULTISTREAM_DUMP = re.compile(r"multistream(\d*)\.xml")
+_INDEX_FILE = re.compile(r"-index\d*\.txt", re.IGNORECASE)
+# Every bz2 stream starts with "BZh", the block size digit, then the block magic (pi in BCD) or,
+# for an empty stream, the end-of-stream magic (sqrt(pi)).
+_BZ2_STREAM_START = re.compile(rb"BZh[1-9](?:\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\x90)")
+
+
+def is_index_file(path: str) -> bool:
+    return bool(_INDEX_FILE.search(short_name(path)))
+
+
+def multistream_index_path(path: str) -> str | None:
+    """Where the index of a multistream dump is published: `...-multistream.xml.bz2` ->
+    `...-multistream-index.txt.bz2`; `...-multistream3.xml-p1p41242.bz2` ->
+    `...-multistream-index3.txt-p1p41242.bz2`. None for other files."""
+    folder, name = FileSystems.split(path)
+    if is_index_file(name) or not _MULTISTREAM_DUMP.search(name):
+        return None
+    return FileSystems.join(folder, _MULTISTREAM_DUMP.sub(r"multistream-index\1.txt", name, count=1))
+
+
+def read_stream_offsets(index_path: str) -> list[int]:
+    """The distinct stream offsets of a multistream index (`offset:page_id:title` lines), sorted."""
+    offsets: set[int] = set()
+    with open_input(index_path) as stream:
+        for line in stream:
+            head = line.split(b":", 1)[0].strip()
+            if head:
+                offsets.add(int(head))
+    return sorted(offsets)
+
+
+def parse_stream(data: bytes, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page]:
+    """The pages of one decompressed multistream stream: a run of whole <page> elements, or the
+    dump's head (`<mediawiki ...><siteinfo>...`), or its tail (`</mediawiki>`)."""
+    if b"<mediawiki" not in data[:4096]:
+        data = b"<mediawiki>" + data
+    if not data.rstrip().endswith(b"</mediawiki>"):
+        data += b"</mediawiki>"
+    yield from iter_dump(io.BytesIO(data), site)
+
+
+def decompress_stream(raw: BinaryIO, start: int, stop: int | None, max_bytes: int) -> bytes:
+    """Decompress the bz2 stream(s) stored at bytes [start, stop) of `raw` (to the end if None)."""
+    raw.seek(start)
+    compressed = raw.read() if stop is None else raw.read(stop - start)
+    parts, total = [], 0
+    while compressed:
+        decompressor = bz2.BZ2Decompressor()
+        part = decompressor.decompress(compressed, max_bytes - total + 1)
+        total += len(part)
+        if total > max_bytes or not decompressor.eof:
+            if total > max_bytes:
+                raise ValueError(f"stream decompresses to more than {max_bytes} bytes")
+            raise EOFError("bz2 stream ends early (truncated file or wrong index)")
+        parts.append(part)
+        compressed = decompressor.unused_data
+    return b"".join(parts)
+
+
+def read_siteinfo(path: str, first_page_stream: int, max_bytes: int) -> SiteInfo:
+    """The <siteinfo> of a multistream dump, from its head stream (the bytes before the first page)."""
+    with closing(open_raw(path)) as raw:
+        head = decompress_stream(raw, 0, first_page_stream or None, max_bytes)
+    end = head.find(b"</siteinfo>")
+    if end < 0:
+        return SiteInfo()
+    for item in parse_stream(head[:end + len(b"</siteinfo>")]):
+        if isinstance(item, SiteInfo):
+            return item
+    return SiteInfo()
+
+
+def plan_multistream_splits(path: str, size: int, split_bytes: int, max_stream_bytes: int) -> list[FileSplit]:
+    """Runs of whole streams of about `split_bytes`, from the dump's index; [whole file] when there is
+    no index or it does not fit the dump. Each split's context is (siteinfo, its stream offsets)."""
+    index = multistream_index_path(path)
+    if size <= split_bytes or index is None or not FileSystems.exists(index):
+        return [FileSplit(path)]
+    offsets = read_stream_offsets(index)
+    if not offsets or offsets[-1] >= size:
+        raise ValueError(f"{index} does not fit {path}: offsets past the end of the file")
+    streams = ([0] if offsets[0] != 0 else []) + offsets  # stream 0: the dump's head
+    runs: list[list[int]] = [[]]
+    for offset in streams:
+        if runs[-1] and offset - runs[-1][0] >= split_bytes:
+            runs.append([])
+        runs[-1].append(offset)
+    if len(runs) == 1:
+        return [FileSplit(path)]
+    with closing(open_raw(path)) as raw:
+        for start in [offsets[0]] + [run[0] for run in runs[1:]]:
+            raw.seek(start)
+            if not _BZ2_STREAM_START.match(raw.read(10)):
+                raise ValueError(f"{index} does not fit {path}: no bz2 stream starts at byte {start}")
+    site = read_siteinfo(path, offsets[0], max_stream_bytes)
+    stops = [run[0] for run in runs[1:]] + [None]
+    return [FileSplit(path, run[0], stop, context=(site, tuple(run)))
+            for run, stop in zip(runs, stops, strict=True)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Beam
+# --------------------------------------------------------------------------------------------------
+
+
 class ReadDumpFile(ReadFileDoFn):
-    """One pages-articles XML(.bz2) file -> one document or one drop per main-namespace page."""
+    """A pages-articles XML(.bz2) file, or a run of streams of a multistream dump -> one document or
+    one drop per main-namespace page."""
 
     source = SOURCE
 
     def __init__(self, options: Options):
         super().__init__()
         self._languages = frozenset(options.languages)
+        self._max_stream_bytes = options.max_stream_bytes
 
-    def read(self, path: str) -> Iterator:
+    def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
+        if is_index_file(path):
+            beam.metrics.Metrics.counter(SOURCE, "skipped.index_file").inc()
+            return []
+        return plan_multistream_splits(path, size, split_bytes, self._max_stream_bytes)
+
+    def read_split(self, split: FileSplit) -> Iterator:
+        if split.whole_file:
+            with open_input(split.path) as stream:
+                yield from self._pages(iter_dump(stream), split.path, None)
+            return
+        site, offsets = split.context
+        name = short_name(split.path)
+        with closing(open_raw(split.path)) as raw:
+            for index, offset in enumerate(offsets):
+                stop = offsets[index + 1] if index + 1 < len(offsets) else split.stop
+                try:
+                    data = decompress_stream(raw, offset, stop, self._max_stream_bytes)
+                    pages = list(parse_stream(data, site))
+                except Exception as exc:  # noqa: BLE001 - a corrupt stream costs its pages, not the split
+                    yield dropped(SOURCE, "read", "unreadable_stream", f"{SOURCE}:{name}@{offset}",
+                                  f"{split.path} stream at byte {offset}: {type(exc).__name__}: {exc}")
+                    continue
+                yield from self._pages(pages, split.path, site, offset)
+
+    def _pages(self, items, path: str, site: SiteInfo | None, offset: int | None = None) -> Iterator:
+        """Documents and drops for the pages among `items` (a SiteInfo item sets the dump's site)."""
         skipped_namespace = beam.metrics.Metrics.counter(SOURCE, "skipped.namespace")
-        file_name = short_name(path)
-        lang = ""
-        hidden = HIDDEN_LINK_NAMESPACES
-        with open_input(path) as stream:
-            for item in iter_dump(stream):
-                if isinstance(item, SiteInfo):
-                    lang = dump_language(item, file_name)
-                    local_names = {item.namespaces.get(key, "").lower() for key in (-2, 6, 14)}
-                    hidden = HIDDEN_LINK_NAMESPACES | (local_names - {""})
-                    continue
-                if item.ns != 0:
-                    skipped_namespace.inc()
-                    continue
-                yield from self._page(item, lang, hidden)
+        lang, hidden = self._site_settings(site, path) if site is not None else ("", HIDDEN_LINK_NAMESPACES)
+        for item in items:
+            if isinstance(item, SiteInfo):
+                if site is None:
+                    lang, hidden = self._site_settings(item, path)
+                continue
+            if item.ns != 0:
+                skipped_namespace.inc()
+                continue
+            yield from self._page(item, lang, hidden, provenance(path, page_id=item.page_id, offset=offset))
 
-    def _page(self, page: Page, lang: str, hidden: frozenset[str]) -> Iterator:
+    @staticmethod
+    def _site_settings(site: SiteInfo, path: str) -> tuple[str, frozenset[str]]:
+        """The dump's language and the link prefixes hidden in its articles."""
+        local_names = {site.namespaces.get(key, "").lower() for key in (-2, 6, 14)}
+        return dump_language(site, short_name(path)), HIDDEN_LINK_NAMESPACES | (local_names - {""})
+
+    def _page(self, page: Page, lang: str, hidden: frozenset[str], position: dict) -> Iterator:
         doc_id = f"{SOURCE}:{lang or 'unknown'}/{page.page_id or page.title}"
         if not lang:
             yield dropped(SOURCE, "read", "language_unknown", doc_id, page.title)
@@ -557,6 +717,7 @@ class ReadDumpFile(ReadFileDoFn):
             wiki_lang=lang,
             ref_urls=ref_urls,
             revision_timestamp=page.timestamp,
+            **position,
         )
 
 
@@ -568,4 +729,5 @@ class Read(beam.PTransform):
         self._options = options
 
     def expand(self, pbegin):
-        return pbegin | "ReadWikipediaDumps" >> ReadFiles(self._options.inputs, ReadDumpFile(self._options))
+        return pbegin | "ReadWikipediaDumps" >> ReadFiles(
+            self._options.inputs, ReadDumpFile(self._options), split_bytes=self._options.split_bytes)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import bz2
+import json
 import re
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -251,3 +253,125 @@ def test_real_dumps(realdata):
 def _check_reasons(reasons, main_pages):
     assert set(reasons) == {"redirect"}
     assert 90 <= len(reasons) < main_pages
+
+
+# --- multistream dumps, split by their index --------------------------------------------------------
+
+
+def multistream_pages(count: int) -> list[tuple[int, str, str]]:
+    """(page id, title, page XML): articles, with redirects and talk pages among them."""
+    pages = []
+    for n in range(1, count + 1):
+        title = f"Topic {n}: part {n % 3}"  # a colon in the title, as real index lines have
+        if n % 10 == 3:
+            xml = page_xml(title, n, f"#REDIRECT [[Topic {n - 1}: part {(n - 1) % 3}]]", redirect="x")
+        elif n % 10 == 7:
+            xml = page_xml(f"Talk:Topic {n}", n, "A discussion.", ns=1)
+            title = f"Talk:Topic {n}"
+        else:
+            wikitext = (f"'''Topic {n}''' is a [[thing|subject]] number {n}.<ref>"
+                        f"{{{{cite web|url=https://example.org/{n}}}}}</ref>\n\n== More ==\nText {n}.")
+            xml = page_xml(title, n, wikitext)
+        pages.append((n, title, xml))
+    return pages
+
+
+def write_multistream_dump(folder: Path, pages, pages_per_stream: int = 4) -> tuple[Path, Path]:
+    """A dump as Wikimedia publishes it: a head stream (<mediawiki> + <siteinfo>), streams of whole
+    pages each compressed on its own, a tail stream, and the index `offset:page_id:title`."""
+    head, tail = dump_xml([]).split("</siteinfo>")
+    streams = [bz2.compress((head + "</siteinfo>\n").encode())]
+    index_lines = []
+    offset = len(streams[0])
+    for first in range(0, len(pages), pages_per_stream):
+        chunk = pages[first:first + pages_per_stream]
+        streams.append(bz2.compress("".join(xml for _, _, xml in chunk).encode()))
+        index_lines += [f"{offset}:{page_id}:{title}" for page_id, title, _ in chunk]
+        offset += len(streams[-1])
+    streams.append(bz2.compress(tail.encode()))  # "</mediawiki>"
+    dump = folder / "enwiki-20240601-pages-articles-multistream.xml.bz2"
+    dump.write_bytes(b"".join(streams))
+    index = folder / "enwiki-20240601-pages-articles-multistream-index.txt.bz2"
+    index.write_bytes(bz2.compress(("\n".join(index_lines) + "\n").encode()))
+    return dump, index
+
+
+def index_lines(index: Path) -> list[str]:
+    return [line for line in bz2.decompress(index.read_bytes()).decode().split("\n") if line]
+
+
+def comparable(document):
+    meta = {k: v for k, v in document["meta"].items() if k not in ("offset", "source_file")}
+    return document["id"], document["text"], document["url"], sorted((k, str(v)) for k, v in meta.items())
+
+
+def read_all(inputs, **options):
+    """Documents and (stage, reason, id) drops of a pipeline read (written out as json lines)."""
+    out_dir = Path(inputs[0]).parent / f"out-{abs(hash(tuple(inputs)))}"
+    with TestPipeline() as pipeline:
+        out = pipeline | wikipedia.Read(wikipedia.Options(inputs=inputs, **options))
+        for name in ("documents", "dropped"):
+            (out[name] | f"Json_{name}" >> beam.Map(json.dumps)
+             | f"Write_{name}" >> beam.io.WriteToText(str(out_dir / name)))
+    documents, drops = ([json.loads(line) for path in sorted(out_dir.glob(f"{name}*"))
+                         for line in path.read_text().splitlines()] for name in ("documents", "dropped"))
+    return documents, sorted((d["stage"], d["reason"], d["id"]) for d in drops)
+
+
+def test_multistream_dump_is_split_by_its_index_with_the_documents_of_a_whole_read(tmp_path):
+    split_dir, whole_dir = tmp_path / "split", tmp_path / "whole"
+    split_dir.mkdir()
+    whole_dir.mkdir()
+    pages = multistream_pages(60)
+    dump, index = write_multistream_dump(split_dir, pages)
+    (whole_dir / dump.name).write_bytes(dump.read_bytes())  # no index next to it: read whole
+
+    reader = wikipedia.ReadDumpFile(wikipedia.Options())
+    splits = reader.plan(str(dump), dump.stat().st_size, split_bytes=1500)
+    assert len(splits) >= 4
+    assert splits[0].start == 0 and splits[-1].stop is None
+    assert [s.stop for s in splits[:-1]] == [s.start for s in splits[1:]]
+    site, _ = splits[1].context
+    assert site.dbname == "enwiki" and site.namespaces[6] == "Fichier"
+    assert reader.plan(str(index), index.stat().st_size, 1500) == []  # the index is not a dump
+
+    # the glob matches the index too: it is skipped, not an unreadable dump
+    split_docs, split_drops = read_all([str(split_dir / "*.bz2")], split_bytes=1500)
+    whole_docs, whole_drops = read_all([str(whole_dir / "*.bz2")], split_bytes=1500)
+    assert len(whole_docs) == 60 - 6 - 6 and len(whole_drops) == 6
+    assert sorted(map(comparable, split_docs)) == sorted(map(comparable, whole_docs))
+    assert split_drops == whole_drops == sorted(("clean", "redirect", f"wikipedia:en/{n}")
+                                                for n in range(1, 61) if n % 10 == 3)
+
+    # provenance: the offset is the bz2 stream that holds the page
+    data = dump.read_bytes()
+    for document in split_docs:
+        meta = document["meta"]
+        assert meta["source_file"] == str(dump)
+        stream = bz2.BZ2Decompressor().decompress(data[meta["offset"]:])
+        assert f"<id>{meta['page_id']}</id>".encode() in stream
+    assert all("offset" not in d["meta"] and d["meta"]["page_id"] for d in whole_docs)
+
+
+def test_a_corrupt_stream_costs_only_its_pages_and_a_wrong_index_means_a_whole_read(tmp_path):
+    pages = multistream_pages(24)
+    dump, index = write_multistream_dump(tmp_path, pages)
+    offsets = sorted({int(line.split(":")[0]) for line in index_lines(index)})
+    data = bytearray(dump.read_bytes())
+    data[offsets[2] + 20] ^= 0xFF  # inside the third page stream (pages 9-12)
+    dump.write_bytes(bytes(data))
+    documents, drops = read_all([str(dump)], split_bytes=600)
+    assert ("read", "unreadable_stream", f"wikipedia:{dump.name}@{offsets[2]}") in drops
+    assert sorted(int(d["id"].split("/")[1]) for d in documents) == [
+        n for n in range(1, 25) if n % 10 not in (3, 7) and not 9 <= n <= 12]
+
+    # an index that does not belong to the dump: planning notices, and the dump is read whole
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    dump, index = write_multistream_dump(fresh, pages)
+    shifted = [f"{int(o) + 1}:{rest}" for o, rest in (line.split(":", 1) for line in index_lines(index))]
+    index.write_bytes(bz2.compress("\n".join(shifted).encode()))
+    with pytest.raises(ValueError, match="does not fit"):
+        wikipedia.ReadDumpFile(wikipedia.Options()).plan(str(dump), dump.stat().st_size, 600)
+    documents, drops = read_all([str(dump)], split_bytes=600)
+    assert len(documents) == 24 - 3 - 2 and all("offset" not in d["meta"] for d in documents)

@@ -260,3 +260,68 @@ def test_real_chunked_response_body_is_dechunked(realdata):
     assert html.lstrip().lower().startswith("<!doctype html")
     assert html.rstrip().endswith("</html>")
     assert not re.search(r"\r\n[0-9a-fA-F]{1,6}\r\n", html)  # no chunk-size lines left in the page
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain WET, splitting uncompressed WARC files at records, provenance
+
+
+def many_responses(count: int) -> list[tuple]:
+    records = []
+    for n in range(count):
+        url = f"https://example.org/page/{n}"
+        request = StatusAndHeaders(f"GET /page/{n}", [], protocol="HTTP/1.1")
+        records.append(("request", url, b"", request, None))
+        status = "404 Not Found" if n % 13 == 4 else "200 OK"
+        body = f"<html><body><p>Page {n}. ".encode() + b"text " * (n % 50) + b"</p></body></html>"
+        records.append(("response", url, body, http_response(status, "text/html; charset=utf-8"), None))
+    return records
+
+
+def test_plain_wet_file_is_read(tmp_path):
+    wet = write_warc(tmp_path / "CC-MAIN-x.warc.wet", [
+        ("conversion", "https://example.org/a", "Texte à la ligne\nligne 2".encode(), None, "text/plain"),
+        ("conversion", "https://example.org/b", b"Second page", None, "text/plain"),
+    ], gzip=False)
+    documents, drops = direct_read(wet)
+    assert [(doc["url"], doc["text"]) for doc in documents] == [
+        ("https://example.org/a", "Texte à la ligne\nligne 2"), ("https://example.org/b", "Second page")]
+    assert drops == []
+
+
+def test_uncompressed_warc_is_split_at_records_with_the_result_of_a_whole_read(tmp_path):
+    plain = write_warc(tmp_path / "crawl.warc", many_responses(120), gzip=False)
+    data = plain.read_bytes()
+    splits = ReadWarcFileDoFn(Options()).plan(str(plain), len(data), split_bytes=len(data) // 9)
+    assert 6 <= len(splits) <= 9
+    assert [s.stop for s in splits[:-1]] == [s.start for s in splits[1:]] and splits[-1].stop is None
+    assert all(data[s.start:].startswith(b"WARC/1.") for s in splits)
+    # records_before counts the records (warcinfo included) before each part
+    assert [s.records_before for s in splits] == [data[:s.start].count(b"WARC/1.") for s in splits]
+
+    expected_documents, expected_drops = direct_read(plain)  # a path: the whole file
+    assert len(expected_documents) == 120 - 9 and len(expected_drops) == 9  # 404s
+
+    def same_documents(documents):
+        assert sorted(documents, key=lambda d: d["id"]) == sorted(expected_documents, key=lambda d: d["id"])
+
+    def same_drops(drops):
+        assert sorted(d["id"] for d in drops) == sorted(d["id"] for d in expected_drops)
+
+    run_read([plain], same_documents, same_drops, Options(split_bytes=len(data) // 9))
+
+
+def test_provenance_offset_is_where_the_record_starts(tmp_path):
+    records = many_responses(30)
+    for path in (write_warc(tmp_path / "a.warc.gz", records),
+                 write_warc(tmp_path / "a.warc", records, gzip=False)):
+        data = path.read_bytes()
+        documents, _ = direct_read(path)
+        assert len(documents) == 28  # 30 responses, 2 of them 404s
+        for document in documents:
+            meta = document["meta"]
+            assert meta["source_file"] == str(path)
+            at = data[meta["offset"]:]
+            if path.suffix == ".gz":  # a gzip member starts there: Common Crawl's index offsets
+                at = zlib.decompressobj(31).decompress(at[:100_000])
+            assert at.startswith(b"WARC/1.") and meta["warc_record_id"].encode() in at[:1000]

@@ -1,9 +1,16 @@
-"""Books: Project Gutenberg plain-text books (`.txt`, `.txt.gz`, `.txt.bz2`), one book = one document.
+"""Books: Project Gutenberg plain-text books (`.txt`, `.txt.gz`, `.txt.bz2`), one book = one document,
+and PG-19 style json lines (`.jsonl`/`.json`, optionally compressed), one book per line:
+`{"short_book_title", "publication_date", "url", "text"}` as in the Hugging Face `pg19` dataset.
 
 The Gutenberg licence header (everything up to the `*** START OF ... ***` line) and footer
 (everything from the `*** END OF ...` line) are stripped while the file is streamed line by line;
-the header's Title/Author/Language/Release Date go to `meta`. Book-level near-duplicate removal
-(paper: > 90% content overlap) is a later, corpus-wide stage.
+the header's Title/Author/Language/Release Date go to `meta`. PG-19 texts come without the licence,
+but are passed through the same stripping (other exports keep it). Big uncompressed json-lines
+files are split into line ranges.
+
+Book-level near-duplicate removal (paper: drop a book overlapping another by > 90%) is a later,
+corpus-wide stage (P4); every book carries `meta["book_dedup"] = True` so that stage applies its
+book rule to it.
 """
 
 from __future__ import annotations
@@ -16,14 +23,18 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from llamapipe.sources.base import (
+    FileSplit,
     ReadFileDoFn,
     ReadFiles,
     SourceOptions,
     dropped,
     make_document,
     open_input,
+    plan_line_splits,
+    provenance,
     short_name,
 )
+from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 
 SOURCE = "books"
 
@@ -198,8 +209,33 @@ def file_stem(path: str) -> str:
     return name
 
 
+def is_json_lines(path: str) -> bool:
+    name = short_name(path).lower()
+    for suffix in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(suffix)
+    return name.endswith((".jsonl", ".json"))
+
+
+GUTENBERG_URL_NUMBER = re.compile(r"gutenberg\.org/(?:ebooks|files)/(\d+)")
+
+
+@dataclass
+class CleanBook:
+    text: str
+    meta: dict
+
+
+def clean_book(raw: RawBook) -> CleanBook:
+    """Decode a split book, read its header fields, trim its body."""
+    header, body, encoding = decode_book(b"".join(raw.header), b"".join(raw.body))
+    meta = parse_header(normalise_newlines(header)) if raw.has_start else {}
+    meta.update(encoding=encoding, gutenberg_header=raw.has_start, gutenberg_footer=raw.has_end)
+    return CleanBook(clean_body(normalise_newlines(body)), meta)
+
+
 class ReadBookFile(ReadFileDoFn):
-    """One Gutenberg text file -> one document (or one drop)."""
+    """A Gutenberg text file -> one document (or one drop); a PG-19 style json-lines file (or a line
+    range of one) -> one document or one drop per line."""
 
     source = SOURCE
 
@@ -207,7 +243,18 @@ class ReadBookFile(ReadFileDoFn):
         super().__init__()
         self._max_bytes = options.max_book_bytes
 
-    def read(self, path: str) -> Iterator:
+    def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
+        return plan_line_splits(path, size, split_bytes) if is_json_lines(path) else [FileSplit(path)]
+
+    def read_split(self, split: FileSplit) -> Iterator:
+        if is_json_lines(split.path):
+            yield from self._read_json_lines(split)
+            return
+        if not split.whole_file:
+            raise ValueError(f"a text book is read whole, got {split.describe()}")
+        yield from self._read_text_book(split.path)
+
+    def _read_text_book(self, path: str) -> Iterator:
         stem = file_stem(path)
         doc_id = f"{SOURCE}:{stem}"
         try:
@@ -216,36 +263,71 @@ class ReadBookFile(ReadFileDoFn):
         except BookTooLarge as exc:
             yield dropped(SOURCE, "read", "book_too_large", doc_id, str(exc))
             return
-        header, body, encoding = decode_book(b"".join(raw.header), b"".join(raw.body))
-        meta = parse_header(normalise_newlines(header)) if raw.has_start else {}
-        text = clean_body(normalise_newlines(body))
-        if not text.strip():
+        book = clean_book(raw)
+        if not book.text.strip():
             yield dropped(SOURCE, "clean", "empty", doc_id, path)
             return
-        number = meta.pop("ebook_number", None)
+        number = book.meta.pop("ebook_number", None)
         if number is None:
             from_name = FILE_EBOOK_NUMBER.match(stem)
             number = (from_name.group(1) or from_name.group(2)) if from_name else None
-        language = meta.get("language", "")
-        yield make_document(
-            SOURCE,
-            doc_id,
-            text,
-            f"https://www.gutenberg.org/ebooks/{number}" if number else "",
-            **meta,
+        yield self._document(doc_id, book, f"https://www.gutenberg.org/ebooks/{number}" if number else "",
+                             provenance(path, offset=0))
+
+    def _read_json_lines(self, split: FileSplit) -> Iterator:
+        name = short_name(split.path)
+        for line in read_json_lines_split(split, self._max_bytes):
+            doc_id = f"{SOURCE}:{name}:{line.number}"
+            where = f"{split.path} line {line.number}"
+            if line.problem:
+                reason = "book_too_large" if line.problem == "record_too_large" else line.problem
+                yield dropped(SOURCE, "read", reason, doc_id, where)
+                continue
+            row = line.value
+            text = row.get("text") if isinstance(row, dict) else None
+            if not isinstance(text, str):
+                yield dropped(SOURCE, "read", "bad_schema", doc_id, f"{where}: needs a string 'text'")
+                continue
+            if not encodes_as_utf8(text):
+                yield dropped(SOURCE, "read", "bad_encoding", doc_id, f"{where}: lone surrogate")
+                continue
+            book = clean_book(split_book(text.encode("utf-8").splitlines(keepends=True)))
+            if not book.text.strip():
+                yield dropped(SOURCE, "clean", "empty", doc_id, where)
+                continue
+            url = row.get("url") if isinstance(row.get("url"), str) else ""
+            number = GUTENBERG_URL_NUMBER.search(url)
+            book.meta.pop("ebook_number", None)
+            title = row.get("short_book_title", row.get("title"))
+            if isinstance(title, str) and title.strip():
+                book.meta["title"] = title.strip()
+            date = row.get("publication_date")
+            yield self._document(
+                doc_id, book, url, provenance(split.path, line=line.number, offset=line.offset),
+                ebook_number=number.group(1) if number else None,
+                publication_date=date if isinstance(date, int | str) and not isinstance(date, bool) else None,
+            )
+
+    @staticmethod
+    def _document(doc_id: str, book: CleanBook, url: str, position: dict, **extra) -> dict:
+        language = book.meta.get("language", "")
+        return make_document(
+            SOURCE, doc_id, book.text, url,
+            **book.meta, **extra,
             language_code=LANGUAGE_CODES.get(language.strip().lower()),
-            encoding=encoding,
-            gutenberg_header=raw.has_start,
-            gutenberg_footer=raw.has_end,
+            # P4 applies the book-level near-duplicate rule (> 90% overlap) to documents with this flag.
+            book_dedup=True,
+            **position,
         )
 
 
 class Read(beam.PTransform):
-    """Gutenberg books -> {"documents", "dropped"}."""
+    """Gutenberg books and PG-19 style json lines -> {"documents", "dropped"}."""
 
     def __init__(self, options: Options):
         super().__init__()
         self._options = options
 
     def expand(self, pbegin):
-        return pbegin | "ReadBooks" >> ReadFiles(self._options.inputs, ReadBookFile(self._options))
+        return pbegin | "ReadBooks" >> ReadFiles(
+            self._options.inputs, ReadBookFile(self._options), split_bytes=self._options.split_bytes)

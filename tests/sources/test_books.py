@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import re
 
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -242,3 +243,75 @@ def test_real_books(realdata):
 
 def _assert_empty(drops):
     assert drops == []
+
+
+# --- PG-19 json lines, the near-dup flag, provenance ---------------------------------------------------
+
+
+def pg19_row(number: int, title: str, text: str, date: int = 1900) -> bytes:
+    row = {"short_book_title": title, "publication_date": date,
+           "url": f"http://www.gutenberg.org/ebooks/{number}", "text": text}
+    return json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def test_pg19_json_lines_one_book_per_line(tmp_path):
+    data = (pg19_row(10146, "Le Tour du Monde", "CHAPITRE I\n\nPhileas Fogg était un gentleman.\n", 1873)
+            + pg19_row(3261, "A Tale", NO_SPACE_VARIANT)  # an export that kept the licence
+            + b'{"short_book_title": "cut", "text": "no end\n'
+            + pg19_row(5, "Empty", "\n\n")
+            + json.dumps({"short_book_title": "No text"}).encode() + b"\n")
+    path = tmp_path / "pg19-train.jsonl.gz"
+    write(path, data, compress=gzip.compress)
+
+    def check_documents(documents):
+        by_id = {d["id"]: d for d in documents}
+        assert sorted(by_id) == ["books:pg19-train.jsonl.gz:1", "books:pg19-train.jsonl.gz:2"]
+        verne = by_id["books:pg19-train.jsonl.gz:1"]
+        assert verne["text"] == "CHAPITRE I\n\nPhileas Fogg était un gentleman."
+        assert verne["url"] == "http://www.gutenberg.org/ebooks/10146"
+        assert verne["meta"]["title"] == "Le Tour du Monde"
+        assert verne["meta"]["publication_date"] == 1873 and verne["meta"]["ebook_number"] == "10146"
+        tale = by_id["books:pg19-train.jsonl.gz:2"]
+        assert tale["text"] == "Once upon a time there was a tale.\n\nThe end."
+        assert tale["meta"]["title"] == "A Tale" and tale["meta"]["gutenberg_header"] is True
+        for document in documents:
+            assert document["meta"]["book_dedup"] is True
+            assert document["meta"]["source_file"] == str(path)
+
+    def check_drops(drops):
+        assert sorted((d["stage"], d["reason"], d["id"]) for d in drops) == [
+            ("clean", "empty", "books:pg19-train.jsonl.gz:4"),
+            ("read", "bad_schema", "books:pg19-train.jsonl.gz:5"),
+            ("read", "malformed_json", "books:pg19-train.jsonl.gz:3")]
+
+    run_read([str(path)], check_documents, check_drops)
+
+
+def test_big_pg19_file_is_split_into_line_ranges_and_every_book_traces_back(tmp_path):
+    data = b"".join(pg19_row(n, f"Book {n}", f"Chapter one of book {n}.\n\n" + "Words. " * (n % 300))
+                    for n in range(400))
+    path = tmp_path / "pg19.jsonl"
+    write(path, data)
+    splits = books.ReadBookFile(books.Options()).plan(str(path), len(data), split_bytes=len(data) // 8)
+    assert len(splits) >= 7
+
+    def check_documents(documents):
+        assert len(documents) == 400
+        for document in documents:
+            meta = document["meta"]
+            line = data[meta["offset"]:].split(b"\n", 1)[0]
+            assert json.loads(line)["url"] == document["url"]
+            assert document["id"] == f"books:pg19.jsonl:{meta['line']}"
+
+    run_read([str(path)], check_documents, _assert_empty, split_bytes=len(data) // 8)
+
+
+def test_text_books_are_flagged_for_book_dedup_and_trace_to_their_file(tmp_path):
+    write(tmp_path / "pg3261.txt", NO_SPACE_VARIANT)
+
+    def check_documents(documents):
+        metas = [d["meta"] for d in documents]
+        assert [(m["book_dedup"], m["source_file"], m["offset"]) for m in metas] == [
+            (True, str(tmp_path / "pg3261.txt"), 0)]
+
+    run_read([str(tmp_path / "*.txt")], check_documents, _assert_empty)

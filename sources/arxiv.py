@@ -1,10 +1,12 @@
-"""arXiv: per-paper LaTeX source archives (`.tar.gz`/`.tgz`/`.tar`, or a gzipped single `.tex`) -> the
-paper body as cleaned LaTeX (RedPajama's arXiv recipe, with user macros expanded including those
-that take arguments).
+"""arXiv: per-paper LaTeX source archives (`.tar.gz`/`.tgz`/`.tar`, `.zip`, or a gzipped single `.tex`)
+-> the paper body as cleaned LaTeX (RedPajama's arXiv recipe, with user macros expanded including
+those that take arguments).
 
-Archives are read in tarfile's streaming mode and never extracted: only regular `.tex` members are
-read into memory (links, devices and macOS `._*` files are skipped), so hostile member names such
-as `../x` or absolute paths cannot write anywhere. The main file (the one with `\\documentclass`) gets
+Archives are never extracted: tar files are read in tarfile's streaming mode, zip files through
+zipfile's central directory, and only regular `.tex` members are read, into memory. Links, devices,
+directories, encrypted zip members, macOS `._*`/`__MACOSX` files and members with hostile names
+(absolute paths, drive letters, `..` components) are skipped, so nothing can be written or
+followed anywhere. The main file (the one with `\\documentclass`) gets
 its `\\input`/`\\include` files inlined, then `clean_latex` does the recipe's cleaning.
 """
 
@@ -13,8 +15,11 @@ from __future__ import annotations
 import bisect
 import posixpath
 import re
+import stat
 import tarfile
+import zipfile
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -29,6 +34,8 @@ from llamapipe.sources.base import (
     dropped,
     make_document,
     open_input,
+    open_raw,
+    provenance,
     short_name,
 )
 
@@ -461,6 +468,25 @@ def _safe_name(name: str) -> str:
     return posixpath.normpath("/" + name.replace("\\", "/")).lstrip("/")
 
 
+def hostile_member_name(name: str) -> bool:
+    """An archive member name that points outside the archive: absolute, drive letter, or `..`."""
+    name = name.replace("\\", "/")
+    return name.startswith("/") or re.match(r"^[A-Za-z]:", name) is not None or ".." in name.split("/")
+
+
+def wanted_tex_member(name: str) -> bool:
+    """A LaTeX source member worth reading (not macOS resource-fork junk)."""
+    base = posixpath.basename(name.replace("\\", "/"))
+    return base.lower().endswith(".tex") and not base.startswith("._") and "__MACOSX/" not in name
+
+
+def _skip_hostile(name: str) -> bool:
+    if hostile_member_name(name):
+        beam.metrics.Metrics.counter(SOURCE, "skipped.hostile_member").inc()
+        return True
+    return False
+
+
 def read_tex_members(stream, max_member_bytes: int) -> tuple[dict[str, str], int] | None:
     """The .tex members of a tar stream (None if it is not a tar) and how many were too large."""
     try:
@@ -471,15 +497,49 @@ def read_tex_members(stream, max_member_bytes: int) -> tuple[dict[str, str], int
     too_large = 0
     with archive:
         for member in archive:
-            name = _safe_name(member.name)
-            base = posixpath.basename(name)
             # isreg(): not a symlink, hard link, device, fifo or directory, so nothing is followed
-            if not member.isreg() or base.startswith("._") or not base.lower().endswith(".tex"):
+            if not member.isreg() or not wanted_tex_member(member.name) or _skip_hostile(member.name):
                 continue
             if member.size > max_member_bytes:
                 too_large += 1
                 continue
-            files[name] = decode_tex(archive.extractfile(member).read())
+            files[_safe_name(member.name)] = decode_tex(archive.extractfile(member).read())
+    return files, too_large
+
+
+def _zip_member_is_regular_file(info: zipfile.ZipInfo) -> bool:
+    """Not a directory, and not a symlink or device (Unix mode in the high bits of external_attr)."""
+    mode = info.external_attr >> 16
+    return not info.is_dir() and (mode == 0 or stat.S_ISREG(mode))
+
+
+def read_zip_tex_members(path: str, max_member_bytes: int,
+                         max_archive_bytes: int) -> tuple[dict[str, str], int]:
+    """The .tex members of a zip archive and how many were too large. Sizes are checked on what is
+    actually decompressed, not only on what the (forgeable) headers claim."""
+    files: dict[str, str] = {}
+    too_large = total = 0
+    with closing(open_raw(path)) as raw, zipfile.ZipFile(raw) as archive:
+        for info in archive.infolist():
+            if not _zip_member_is_regular_file(info) or not wanted_tex_member(info.filename):
+                continue
+            if _skip_hostile(info.filename):
+                continue
+            if info.flag_bits & 0x1:  # encrypted: nothing to read without the password
+                beam.metrics.Metrics.counter(SOURCE, "skipped.encrypted_member").inc()
+                continue
+            if info.file_size > max_member_bytes:
+                too_large += 1
+                continue
+            with archive.open(info) as member:
+                data = member.read(max_member_bytes + 1)
+            if len(data) > max_member_bytes:
+                too_large += 1
+                continue
+            total += len(data)
+            if total > max_archive_bytes:
+                raise DecompressionLimitError(f"decompressed size exceeds the limit of {max_archive_bytes}")
+            files[_safe_name(info.filename)] = decode_tex(data)
     return files, too_large
 
 
@@ -557,7 +617,7 @@ def arxiv_id(path: str) -> str | None:
 
 
 def file_stem(path: str) -> str:
-    return re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.gz|\.tex)$", "", short_name(path), flags=re.IGNORECASE)
+    return re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.gz|\.zip|\.tex)$", "", short_name(path), flags=re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -575,8 +635,12 @@ class ReadPaperSource(ReadFileDoFn):
         self._options = options
 
     def _load(self, path: str) -> tuple[dict[str, str], int]:
-        """All .tex sources of the paper: tar members, or the whole file for a single-file paper."""
+        """All .tex sources of the paper: zip or tar members, or the whole file for a single-file paper."""
         options = self._options
+        with closing(open_raw(path)) as raw:
+            is_zip = raw.read(4) in (b"PK\x03\x04", b"PK\x05\x06")  # a member, or an empty archive
+        if is_zip:
+            return read_zip_tex_members(path, options.max_member_bytes, options.max_archive_bytes)
         with open_input(path, max_bytes=options.max_archive_bytes) as stream:
             members = read_tex_members(stream, options.max_member_bytes)
         if members is not None:
@@ -598,6 +662,9 @@ class ReadPaperSource(ReadFileDoFn):
         except DecompressionLimitError as exc:
             yield dropped(SOURCE, "read", "archive_too_large", doc_id, str(exc))
             return
+        except zipfile.BadZipFile as exc:
+            yield dropped(SOURCE, "read", "unreadable_archive", doc_id, f"{path}: {exc}")
+            return
         if too_large:
             beam.metrics.Metrics.counter(SOURCE, "skipped.tex_too_large").inc(too_large)
         main = choose_main_file(files)
@@ -616,6 +683,7 @@ class ReadPaperSource(ReadFileDoFn):
             f"https://arxiv.org/abs/{paper_id}" if paper_id else "",
             main_file=main,
             macros_expanded=expanded,
+            **provenance(path, offset=0),
         )
 
 

@@ -8,7 +8,9 @@ import io
 import json
 import os
 import re
+import stat
 import tarfile
+import zipfile
 
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -177,7 +179,7 @@ def test_hostile_archive_is_read_without_writing_or_following_links(tmp_path):
     def check_documents(documents):
         assert [d["id"] for d in documents] == ["arxiv:hostile"]
         text = documents[0]["text"]
-        assert "Evil text, read in memory only." in text
+        assert "Evil text" not in text and "\\input{evil}" in text  # hostile names are skipped
         assert "SECRET" not in text
         assert "\\input{link}" in text and "\\input{hard}" in text  # links are not members we read
         assert documents[0]["url"] == ""
@@ -279,3 +281,65 @@ def test_clean_latex_on_real_paper_bodies(realdata):
         assert re.match(r"\\(?:chapter|part|section|subsection|subsubsection|paragraph)\b", text)
         assert not re.search(r"(?<!\\)%", text)
         assert "\n\n\n" not in text
+
+
+# --- zip submissions, provenance -----------------------------------------------------------------------
+
+
+def zip_member(archive: zipfile.ZipFile, name: str, data: bytes, mode: int = stat.S_IFREG | 0o644,
+               flag_bits: int = 0) -> None:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = mode << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.flag_bits |= flag_bits
+    archive.writestr(info, data)
+
+
+def test_zip_submission_is_read_in_memory_with_hostile_entries_skipped(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = tmp_path / "secret.tex"
+    secret.write_text("\\section{Secret}\nSECRET CONTENT\n")
+    main = ("\\documentclass{article}\\begin{document}\n\\section{Main}\nMain text.\n\\input{sub/body}\n"
+            "\\input{evil}\n\\input{absolute}\n\\input{link}\n\\input{big}\n\\end{document}\n")
+    path = work / "2203.00007v1.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        zip_member(archive, "paper/main.tex", main.encode())
+        zip_member(archive, "paper/sub/body.tex", b"Body from a subfolder.")
+        zip_member(archive, "paper/sub/", b"", mode=stat.S_IFDIR | 0o755)
+        zip_member(archive, "../evil.tex", b"Evil text.")
+        zip_member(archive, "/abs/absolute.tex", b"Absolute text.")
+        zip_member(archive, "C:\\temp\\drive.tex", b"\\documentclass{x} Drive text.")
+        zip_member(archive, "paper/link.tex", str(secret).encode(), mode=stat.S_IFLNK | 0o777)
+        zip_member(archive, "__MACOSX/paper/._main.tex", b"\\documentclass{x}\\section{Junk}")
+        zip_member(archive, "paper/big.tex", b"\\section{Big}" + b"x" * 5000)
+        zip_member(archive, "paper/figure.pdf", b"%PDF-1.4")
+    (tmp_path / "2203.00008.zip").write_bytes(b"PK\x03\x04 a cut-off zip")
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(work)), sorted(os.listdir(os.getcwd()))
+
+    def check_documents(documents):
+        assert [d["id"] for d in documents] == ["arxiv:2203.00007v1"]
+        document = documents[0]
+        assert document["meta"]["main_file"] == "paper/main.tex"
+        assert document["meta"]["source_file"] == str(path) and document["meta"]["offset"] == 0
+        text = document["text"]
+        assert text.startswith("\\section{Main}\nMain text.\n\nBody from a subfolder.")
+        for leaked in ("Evil", "Absolute", "Drive", "SECRET", "Junk", "xxxx"):
+            assert leaked not in text
+        assert "\\input{link}" in text and "\\input{big}" in text
+
+    def check_drops(drops):
+        assert [(d["reason"], d["id"]) for d in drops] == [("unreadable_archive", "arxiv:2203.00008")]
+
+    inputs = [str(path), str(tmp_path / "2203.00008.zip")]
+    run_read(inputs, check_documents, check_drops, max_member_bytes=1000)
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(work)), sorted(os.listdir(os.getcwd()))) == before
+
+
+def test_zip_limits_count_decompressed_bytes(tmp_path):
+    path = tmp_path / "2203.00009.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        zip_member(archive, "a.tex", b"\\documentclass{x}\\section{A}" + b" " * 5000)
+        zip_member(archive, "b.tex", b"\\section{B}" + b" " * 5000)
+    run_read([str(path)], equal_to([]), lambda drops: _assert_reasons(drops, ["archive_too_large"]),
+             max_archive_bytes=8000)

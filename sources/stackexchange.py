@@ -4,6 +4,16 @@ Reading is streamed row by row (a site's Posts.xml reaches ~100 GB); answers are
 question with a GroupByKey on `site/question id`, so no worker holds more than one thread. HTML is
 stripped after the shuffle: reading one file is serial, turning posts into text then runs in parallel.
 Document text: "Q: <title>\\n<question>\\nA: <best answer>\\nA: <next answer>..." (RedPajama's format).
+
+Only the `max_sites` largest sites by post count are kept (paper: 28). The count needs every input:
+posts are counted per site in the pipeline, the largest sites become a side input, and the questions
+of the other sites are dropped (`site_not_largest`), one drop per question, before the shuffle.
+
+Both dump schemas are read: the pre-2021 one and the 2021+ one (which adds `ContentLicense`, and
+whose tags are written `|a|b|` instead of `<a><b>`). Only `Id`, `PostTypeId` and, for answers,
+`ParentId` are required; a missing `Title`, `Body` or `Score` reads as empty / 0.
+
+Provenance: meta `source_file` and `line` (the question's row in Posts.xml).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from llamapipe.sources.base import (
     dropped,
     make_document,
     open_input,
+    provenance,
     short_name,
 )
 
@@ -37,6 +48,7 @@ ANSWER = "2"
 @dataclass
 class Options(SourceOptions):
     min_answers: int = 0
+    max_sites: int = 28  # keep the N largest sites by number of posts (questions + answers); 0: all
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,12 +168,20 @@ def _int(value: str | None) -> int:
         return 0
 
 
+def parse_tags(value: str | None) -> list[str]:
+    """Tags in both dump spellings: `<a><b>` (until 2021) and `|a|b|` (later dumps)."""
+    value = (value or "").strip()
+    if value.startswith("<"):
+        return re.findall(r"<([^<>]+)>", value)
+    return [tag for tag in value.split("|") if tag.strip()]
+
+
 # ---------------------------------------------------------------------------------------------
 # Beam steps
 
 
-def iter_rows(stream) -> Iterator[dict[str, str]]:
-    """Attributes of each <row> of a Posts.xml stream, with constant memory.
+def iter_rows(stream) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, attributes) of each <row> of a Posts.xml stream, with constant memory.
 
     lxml with no DTD loading, no network and no external entities (an external entity reference
     is a parse error); huge_tree=False keeps libxml2's limits against entity-expansion bombs.
@@ -171,7 +191,7 @@ def iter_rows(stream) -> Iterator[dict[str, str]]:
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
     )
     for _, element in rows:
-        yield dict(element.attrib)
+        yield element.sourceline, dict(element.attrib)
         # Free the row and everything before it; otherwise the tree grows with the file.
         element.clear(keep_tail=False)
         while element.getprevious() is not None:
@@ -186,10 +206,10 @@ class ReadPostsDoFn(ReadFileDoFn):
     def read(self, path: str) -> Iterator:
         site = site_name(path)
         with open_input(path) as stream:
-            for row_number, row in enumerate(iter_rows(stream), start=1):
-                yield from self._post(site, row, row_number, path)
+            for row_number, (line, row) in enumerate(iter_rows(stream), start=1):
+                yield from self._post(site, row, row_number, line, path)
 
-    def _post(self, site: str, row: dict[str, str], row_number: int, path: str) -> Iterator:
+    def _post(self, site: str, row: dict[str, str], row_number: int, line: int, path: str) -> Iterator:
         post_type = (row.get("PostTypeId") or "").strip()
         if post_type and post_type not in (QUESTION, ANSWER):
             label = re.sub(r"\D", "", post_type)[:4] or "other"
@@ -197,15 +217,21 @@ class ReadPostsDoFn(ReadFileDoFn):
             return
         post_id = (row.get("Id") or "").strip()
         parent_id = (row.get("ParentId") or "").strip()
-        body = row.get("Body")
         doc_id = f"{SOURCE}:{site}/{post_id or f'row{row_number}'}"
-        if not post_type or not post_id or body is None or (post_type == ANSWER and not parent_id):
+        if not post_type or not post_id or (post_type == ANSWER and not parent_id):
             yield dropped(SOURCE, "read", "malformed_row", doc_id,
-                          f"{path} row {row_number}: needs Id, PostTypeId, Body (and ParentId for answers)")
+                          f"{path} row {row_number}: needs Id, PostTypeId (and ParentId for answers)")
             return
-        post = {"id": post_id, "score": _int(row.get("Score")), "body": body}
+        post = {"id": post_id, "score": _int(row.get("Score")), "body": row.get("Body") or ""}
         if post_type == QUESTION:
-            yield f"{site}/{post_id}", {**post, "type": "question", "title": row.get("Title") or ""}
+            meta = {
+                "content_license": row.get("ContentLicense"),  # 2021+ dumps only
+                "creation_date": row.get("CreationDate"),
+                "tags": parse_tags(row.get("Tags")) or None,
+                **provenance(path, line=line),
+            }
+            title = row.get("Title") or ""
+            yield f"{site}/{post_id}", {**post, "type": "question", "title": title, "meta": meta}
         else:
             yield f"{site}/{parent_id}", {**post, "type": "answer"}
 
@@ -244,8 +270,43 @@ class AssembleThreadDoFn(beam.DoFn):
         site, question_id = key.rsplit("/", 1)
         yield make_document(
             SOURCE, doc_id, format_thread(title, body, answer_texts), f"https://{site}/questions/{question_id}",
-            site=site, score=question["score"], answer_count=len(answer_texts),
+            site=site, score=question["score"], answer_count=len(answer_texts), **question["meta"],
         )
+
+
+def site_of(keyed_post: tuple[str, dict]) -> str:
+    return keyed_post[0].rsplit("/", 1)[0]
+
+
+class KeepLargestSitesDoFn(beam.DoFn):
+    """Posts of the largest sites pass; each question of another site becomes one drop (its answers
+    are part of that question's thread, so they go with it, uncounted)."""
+
+    def process(self, keyed_post: tuple[str, dict], largest_sites: list[tuple[str, int]]) -> Iterator:
+        if site_of(keyed_post) in {site for site, _ in largest_sites}:
+            yield keyed_post
+        elif keyed_post[1]["type"] == "question":
+            yield dropped(SOURCE, "read", "site_not_largest", f"{SOURCE}:{keyed_post[0]}",
+                          f"not among the {len(largest_sites)} largest sites by posts")
+
+
+class KeepLargestSites(beam.PTransform):
+    """Count posts per site, keep the posts of the `max_sites` largest sites (ties: by name)."""
+
+    def __init__(self, max_sites: int):
+        super().__init__()
+        self._max_sites = max_sites
+
+    def expand(self, posts):
+        largest = (
+            posts
+            | "SiteOfPost" >> beam.Map(site_of)
+            | "CountPostsPerSite" >> beam.combiners.Count.PerElement()
+            | "LargestSites" >> beam.combiners.Top.Of(self._max_sites, key=lambda kv: (kv[1], kv[0]))
+        )
+        return posts | "KeepPostsOfLargestSites" >> beam.ParDo(
+            KeepLargestSitesDoFn(), largest_sites=beam.pvalue.AsSingleton(largest)
+        ).with_outputs(DROPPED, main="posts")
 
 
 class Read(beam.PTransform):
@@ -256,12 +317,19 @@ class Read(beam.PTransform):
         self._options = options
 
     def expand(self, pbegin):
-        posts = pbegin | "ReadPostsFiles" >> ReadFiles(self._options.inputs, ReadPostsDoFn())
+        read = pbegin | "ReadPostsFiles" >> ReadFiles(
+            self._options.inputs, ReadPostsDoFn(), split_bytes=self._options.split_bytes)
+        drops = [read["dropped"]]
+        posts = read["documents"]
+        if self._options.max_sites > 0:
+            kept = posts | "KeepLargestSites" >> KeepLargestSites(self._options.max_sites)
+            posts = kept.posts
+            drops.append(kept[DROPPED])
         threads = (
-            posts["documents"]
+            posts
             | "GroupAnswersUnderQuestion" >> beam.GroupByKey()
             | "AssembleThreads" >> beam.ParDo(AssembleThreadDoFn(self._options)).with_outputs(
                 DROPPED, main="documents")
         )
-        drops = (posts["dropped"], threads[DROPPED]) | "AllDrops" >> beam.Flatten()
-        return {"documents": threads.documents, "dropped": drops}
+        drops.append(threads[DROPPED])
+        return {"documents": threads.documents, "dropped": tuple(drops) | "AllDrops" >> beam.Flatten()}

@@ -31,6 +31,7 @@ def write_posts(path: Path, rows: list[dict]) -> Path:
     root = ElementTree.Element("posts")
     for attributes in rows:
         ElementTree.SubElement(root, "row", {key: str(value) for key, value in attributes.items()})
+    ElementTree.indent(root)  # one row per line, as in the dumps
     data = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bz2.compress(data) if path.suffix == ".bz2" else data)
@@ -123,7 +124,7 @@ def thread_rows():
         question(5, "Unanswered?", "<p>Anyone?</p>"),
         answer(6, 99, "<p>My question was deleted.</p>"),  # orphans: one drop for question 99
         answer(7, 99, "<p>Mine too.</p>"),
-        {"Id": 8, "PostTypeId": 1, "Title": "No body"},   # malformed
+        {"Id": 8, "PostTypeId": 1, "Title": "No body"},   # a title is enough
         {"Id": 9, "PostTypeId": 2, "Body": "<p>no parent</p>"},  # malformed
         {"Id": 10, "PostTypeId": 4, "Body": "tag wiki excerpt"},  # not a Q/A: counted only
         {"Id": 11, "PostTypeId": 5, "Body": "<p>tag wiki</p>"},
@@ -135,17 +136,18 @@ def test_questions_become_documents_with_answers_best_first(tmp_path):
 
     def check_documents(documents):
         by_id = {doc["id"]: doc for doc in documents}
-        assert sorted(by_id) == [f"stackexchange:coffee.stackexchange.com/{n}" for n in (1, 5)]
+        assert sorted(by_id) == [f"stackexchange:coffee.stackexchange.com/{n}" for n in (1, 5, 8)]
         first = by_id["stackexchange:coffee.stackexchange.com/1"]
         assert first["text"] == (
             "Q: How fine should I grind?\nFor pour over.\nA: Score ten.\nA: Score nine.\nA: Negative.")
         assert first["url"] == "https://coffee.stackexchange.com/questions/1"
-        assert first["meta"] == {"site": "coffee.stackexchange.com", "score": 7, "answer_count": 3}
+        assert first["meta"] == {"site": "coffee.stackexchange.com", "score": 7, "answer_count": 3,
+                                 "source_file": str(path), "line": 3}  # row 1 of <posts>
         assert by_id["stackexchange:coffee.stackexchange.com/5"]["text"] == "Q: Unanswered?\nAnyone?"
+        assert by_id["stackexchange:coffee.stackexchange.com/8"]["text"] == "Q: No body"
 
     counters = run([path], Options(), check_documents, [
         ("stackexchange:coffee.stackexchange.com/99", "read", "orphan_answer"),
-        ("stackexchange:coffee.stackexchange.com/8", "read", "malformed_row"),
         ("stackexchange:coffee.stackexchange.com/9", "read", "malformed_row"),
     ])
     assert counters["skipped.post_type_4"] == 1 and counters["skipped.post_type_5"] == 1
@@ -201,6 +203,7 @@ def test_real_coffee_dump(realdata):
     question_ids = {row["Id"] for row in rows if row["PostTypeId"] == "1"}
 
     documents, drops = direct_read(path)
+    lines = path.read_text(encoding="utf-8-sig").split("\n")
     assert drops == []
     assert len(documents) == len(question_ids)
     string_sorted_differs = 0
@@ -218,4 +221,84 @@ def test_real_coffee_dump(realdata):
         assert positions == sorted(positions), doc["id"]
         scores = [a["Score"] for a in answers]
         string_sorted_differs += sorted(scores, key=int, reverse=True) != sorted(scores, reverse=True)
+        # provenance: the question's row is on the recorded line
+        assert f' Id="{question_id}" ' in lines[doc["meta"]["line"] - 1]
+        assert doc["meta"]["source_file"] == str(path)
     assert string_sorted_differs > 0  # the sample does have threads where "9" would have beaten "10"
+
+
+# --- the largest sites, both dump schemas ------------------------------------------------------------
+
+
+def site_rows(questions: int, answers_each: int) -> list[dict]:
+    rows = []
+    for n in range(questions):
+        question_id = 100 * (n + 1)
+        rows.append(question(question_id, f"Question {n}?", f"<p>Body {n}.</p>"))
+        rows += [answer(question_id + k, question_id, f"<p>A {k}.</p>") for k in range(1, answers_each + 1)]
+    return rows
+
+
+def test_only_the_largest_sites_by_post_count_are_kept(tmp_path):
+    # posts: cooking 3 x 3 = 9, gardening 2 x 4 = 8 (fewer questions than bikes, more posts), bikes 4 x 1
+    paths = [write_posts(tmp_path / "cooking.stackexchange.com" / "Posts.xml", site_rows(3, 2)),
+             write_posts(tmp_path / "gardening.stackexchange.com" / "Posts.xml", site_rows(2, 3)),
+             write_posts(tmp_path / "bikes.stackexchange.com_Posts.xml", site_rows(4, 0))]
+
+    def sites(documents):
+        assert sorted(doc["id"].split(":")[1].split("/")[0] for doc in documents) == (
+            ["cooking.stackexchange.com"] * 3 + ["gardening.stackexchange.com"] * 2)
+
+    bikes = [f"stackexchange:bikes.stackexchange.com/{100 * n}" for n in range(1, 5)]
+    run(paths, Options(max_sites=2), sites, [(doc_id, "read", "site_not_largest") for doc_id in bikes])
+    run(paths, Options(max_sites=0), lambda docs: equal_to([9])([len(docs)]), [])  # 0: every site
+
+
+# Rows as written before 2021 and after (ContentLicense, |tag| lists, no Title on answers, editor names).
+OLD_SCHEMA = [
+    {"Id": 1, "PostTypeId": 1, "AcceptedAnswerId": 2, "CreationDate": "2014-02-11T20:09:32.720", "Score": 5,
+     "ViewCount": 130, "Body": "<p>Old question body.</p>", "OwnerUserId": 4, "LastActivityDate":
+     "2015-03-05T19:51:01.263", "Title": "Old title?", "Tags": "<storage><whole-bean>", "AnswerCount": 1,
+     "CommentCount": 4, "FavoriteCount": 1},
+    {"Id": 2, "PostTypeId": 2, "ParentId": 1, "CreationDate": "2014-02-11T21:00:00.000", "Score": 3,
+     "Body": "<p>Old answer.</p>", "OwnerUserId": 8, "LastActivityDate": "2014-02-11T21:00:00.000",
+     "CommentCount": 0},
+]
+NEW_SCHEMA = [
+    {"Id": 1, "PostTypeId": 1, "AcceptedAnswerId": 3, "CreationDate": "2022-05-01T10:00:00.000", "Score": 2,
+     "ViewCount": 10, "Body": "<p>New question body.</p>", "OwnerDisplayName": "guest",
+     "LastEditorDisplayName": "editor", "LastEditDate": "2022-05-02T10:00:00.000",
+     "LastActivityDate": "2022-05-02T10:00:00.000", "Title": "New title?", "Tags": "|espresso|grinding|",
+     "AnswerCount": 2, "CommentCount": 0, "CommunityOwnedDate": "2022-06-01T00:00:00.000",
+     "ClosedDate": "2022-07-01T00:00:00.000", "ContentLicense": "CC BY-SA 4.0"},
+    {"Id": 2, "PostTypeId": 2, "ParentId": 1, "CreationDate": "2022-05-01T11:00:00.000", "Score": 1,
+     "Body": "<p>Lower answer.</p>", "OwnerUserId": 7, "LastActivityDate": "2022-05-01T11:00:00.000",
+     "CommentCount": 0, "ContentLicense": "CC BY-SA 4.0"},
+    {"Id": 3, "PostTypeId": 2, "ParentId": 1, "CreationDate": "2022-05-01T12:00:00.000", "Score": 12,
+     "Body": "<p>Higher answer.</p>", "LastEditorDisplayName": "someone", "LastActivityDate":
+     "2022-05-01T12:00:00.000", "CommentCount": 1, "CommunityOwnedDate": "2022-06-01T00:00:00.000",
+     "ContentLicense": "CC BY-SA 4.0"},
+    {"Id": 4, "PostTypeId": 1, "CreationDate": "2022-05-03T00:00:00.000", "Title": "Title only, no body"},
+]
+
+
+def test_old_and_2021_dump_schemas_are_both_read(tmp_path):
+    old = write_posts(tmp_path / "coffee.stackexchange.com" / "Posts.xml", OLD_SCHEMA)
+    new = write_posts(tmp_path / "tea.stackexchange.com" / "Posts.xml.bz2", NEW_SCHEMA)
+
+    def check_documents(documents):
+        by_id = {doc["id"]: doc for doc in documents}
+        assert sorted(by_id) == [f"stackexchange:{site}.stackexchange.com/{n}"
+                                 for site, n in (("coffee", 1), ("tea", 1), ("tea", 4))]
+        old_doc = by_id["stackexchange:coffee.stackexchange.com/1"]
+        assert old_doc["text"] == "Q: Old title?\nOld question body.\nA: Old answer."
+        assert old_doc["meta"]["tags"] == ["storage", "whole-bean"]
+        assert "content_license" not in old_doc["meta"]
+        assert old_doc["meta"]["creation_date"] == "2014-02-11T20:09:32.720"
+        new_doc = by_id["stackexchange:tea.stackexchange.com/1"]
+        assert new_doc["text"] == "Q: New title?\nNew question body.\nA: Higher answer.\nA: Lower answer."
+        assert new_doc["meta"]["tags"] == ["espresso", "grinding"]
+        assert new_doc["meta"]["content_license"] == "CC BY-SA 4.0"
+        assert by_id["stackexchange:tea.stackexchange.com/4"]["text"] == "Q: Title only, no body"
+
+    run([old, new], Options(), check_documents, [])

@@ -180,6 +180,7 @@ class ReadFiles(beam.PTransform):
             | "Patterns" >> beam.Create(self._patterns)
             | "Match" >> fileio.MatchAll()
             | "Paths" >> beam.Map(lambda metadata: metadata.path)
+            | "OncePerFile" >> beam.Distinct()  # a file matched by two globs is read once
             | "SpreadFiles" >> beam.Reshuffle()
         )
         outputs = paths | "ReadFile" >> beam.ParDo(self._dofn).with_outputs(DROPPED, main="documents")

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                          "options.", epilog="example: llamapipe run configs/demo.yaml --direct_num_workers=2")
     run.add_argument("config", help="YAML config (see configs/)")
     run.add_argument("--runner", help="Beam runner: direct, dask, dataflow, flink, spark or a class path")
+    run.add_argument("--verbose", action="store_true", help="show Beam's logs instead of OUT/beam.log")
 
     train = sub.add_parser("train", help="train the config's LLaMA on the run's shards",
                            description="Train on OUT/shards/manifest.json, writing OUT/train/metrics.jsonl "
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             from llamapipe.pipeline.run import run
 
             config = load_config(args.config)
-            run(config, runner=args.runner, extra_args=extra)
+            if args.verbose:
+                logging.getLogger().setLevel(logging.INFO)
+            run(config, runner=args.runner, extra_args=extra, quiet_beam=not args.verbose)
             return 0
         if args.command == "train":
             return _train(args)

@@ -81,7 +81,7 @@ def merge_ledger(parts_glob: str) -> dict:
     ordered = {name: sources[name] for name in SOURCE_NAMES if name in sources}
     for entry in ordered.values():
         entry["dropped_by_stage"] = {
-            stage: dict(sorted(entry["dropped_by_stage"][stage].items(), key=lambda kv: -kv[1]))
+            stage: dict(sorted(entry["dropped_by_stage"][stage].items(), key=lambda kv: (-kv[1], kv[0])))
             for stage in sorted(entry["dropped_by_stage"], key=_stage_index)
         }
     totals = {k: sum(e[k] for e in ordered.values()) for k in ("in", "kept", "dropped")}

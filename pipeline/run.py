@@ -2,6 +2,7 @@
 
 Output folder layout (OUT = config.output):
     OUT/run.json                          effective config, stage timings, tokenizer summary
+    OUT/beam.log                          Beam's own log (and its local workers')
     OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
     OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
     OUT/ledger.json                       in / kept / dropped per source, stage and reason
@@ -16,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -78,13 +81,47 @@ def prepare_output(out: str) -> None:
         if entries and RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
-        for sub in ("documents", "dropped", "_work", "tokenizer", "shards"):
+        for sub in ("documents", "dropped", "_work", "tokenizer", "shards", "beam.log"):
+            if os.path.isfile(os.path.join(out, sub)):
+                os.remove(os.path.join(out, sub))
             shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
     os.makedirs(out, exist_ok=True)
 
 
+@contextmanager
+def beam_logs_to(path: str, enabled: bool = True):
+    """Send everything written to stderr (Beam's and its local worker processes' logs) to `path`.
+
+    Local worker processes inherit file descriptor 2 and log at import time, before any option can
+    quiet them; the console should show the funnel, not that. On failure the log's tail is shown.
+    """
+    if not enabled:
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log_file:
+            os.dup2(log_file.fileno(), 2)
+            try:
+                yield
+            except BaseException:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    tail = f.readlines()[-30:]
+                if tail:
+                    print(f"--- last lines of {path} ---\n{''.join(tail)}", file=sys.stderr)
+                raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
-        log=print) -> dict:
+        log=print, quiet_beam: bool = True) -> dict:
     paths = output_paths(config.output)
     prepare_output(config.output)
     record = {"config": config_as_dict(config), "stages": {}}
@@ -93,7 +130,8 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 
     started = time.time()
     log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
-    with beam.Pipeline(options=options) as p:
+    beam_log = os.path.join(config.output, "beam.log")
+    with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
         build_cleaning(p, config, paths)
     ledger = merge_ledger(paths["ledger_parts"] + "*")
     write_ledger(ledger, paths["ledger"])
@@ -125,7 +163,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 
     started = time.time()
     log(f"[3/4] tokenizing -> {paths['shards']}")
-    with beam.Pipeline(options=options) as p:
+    with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
         build_tokenization(p, config, paths, tokenizer, chars_kept)
     record["stages"]["tokenize"] = round(time.time() - started, 2)
 

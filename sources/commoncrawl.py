@@ -327,7 +327,9 @@ class ReadWarcFileDoFn(ReadFileDoFn):
     def _identity(self, record, path: str, number: int, where: dict) -> tuple[str, dict]:
         headers = record.rec_headers
         warc_id = record_id(headers.get_header("WARC-Record-ID"))
-        doc_id = f"{SOURCE}:{warc_id or f'{short_name(path)}:{number}'}"
+        # The id is the record's UUID (unique across dumps); the full `urn:uuid:` form stays in meta.
+        short_id = warc_id.removeprefix("urn:uuid:")
+        doc_id = f"{SOURCE}:{short_id or f'{short_name(path)}:{number}'}"
         meta = {
             "warc_record_id": warc_id or None,
             # Kept as found: real dumps have dates like '2008-10-294T05:21:46-0700' (ClueWeb09).

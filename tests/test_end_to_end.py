@@ -1,0 +1,183 @@
+"""The whole spine on the demo corpus: what a user of `make demo` would check by hand.
+
+One run of the pipeline (demo corpus -> cleaned documents -> tokenizer -> shards -> manifest) is
+shared by the tests of this module; each test then checks one behaviour against the corpus's own
+record of what it planted (`plants.json`), an independent account of the input.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sentencepiece as spm
+import yaml
+
+from llamapipe.pipeline.cli import main
+from llamapipe.pipeline.config import load_config
+from llamapipe.pipeline.demo import write_demo_corpus
+from llamapipe.pipeline.inspect_shards import summarize
+from llamapipe.pipeline.run import run
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    corpus = root / "demo-data"
+    write_demo_corpus(corpus, seed=0)
+    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    data["output"] = str(root / "out")
+    for options in data["sources"].values():
+        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
+    data["train"].update(steps=40, log_every=5, warmup_steps=5, checkpoint_every=0)
+    config_path = root / "demo.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    config = load_config(str(config_path))
+    result = run(config, log=lambda *_: None)
+    plants = json.loads((corpus / "plants.json").read_text())
+    return {"root": root, "config_path": str(config_path), "config": config, "result": result,
+            "plants": plants, "out": root / "out"}
+
+
+def kept_documents(out) -> dict[str, dict]:
+    docs = {}
+    for path in glob.glob(str(out / "documents" / "*" / "*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            docs[row["id"]] = row
+    return docs
+
+
+def drop_records(out) -> dict[str, dict]:
+    drops = {}
+    for path in glob.glob(str(out / "dropped" / "*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                assert record["id"] not in drops, f"{record['id']} dropped twice"
+                drops[record["id"]] = record
+    return drops
+
+
+def test_ledger_adds_up_and_matches_an_independent_count_of_the_inputs(demo_run):
+    ledger = json.loads((demo_run["out"] / "ledger.json").read_text())
+    planted = demo_run["plants"]["documents"]
+    http_errors = len(demo_run["plants"]["http_errors"])  # HTML responses with 404: documents, dropped
+    kept = kept_documents(demo_run["out"])
+    drops = drop_records(demo_run["out"])
+    assert set(ledger["sources"]) == set(planted)
+    for source, entry in ledger["sources"].items():
+        dropped = sum(sum(reasons.values()) for reasons in entry["dropped_by_stage"].values())
+        assert entry["in"] == entry["kept"] + entry["dropped"] == entry["kept"] + dropped, source
+        expected_in = planted[source] + (http_errors if source == "commoncrawl" else 0)
+        assert entry["in"] == expected_in, source
+        assert entry["kept"] == sum(1 for d in kept.values() if d["source"] == source), source
+        assert entry["dropped"] == sum(1 for d in drops.values() if d["source"] == source), source
+    assert not set(kept) & set(drops), "a document is both kept and dropped"
+
+
+def test_planted_foreign_pages_are_dropped_by_language_id(demo_run):
+    drops = drop_records(demo_run["out"])
+    foreign = demo_run["plants"]["non_english"]
+    assert {item["lang"] for item in foreign} >= {"fr", "de", "es", "ru", "zh"}
+    for item in foreign:
+        drop = drops.get(item["id"])
+        assert drop is not None, f"{item['lang']} page {item['url']} was kept"
+        assert (drop["stage"], drop["reason"]) == ("langid", f"language_{item['lang']}")
+
+
+def test_planted_duplicates_become_one_document(demo_run):
+    kept = kept_documents(demo_run["out"])
+    drops = drop_records(demo_run["out"])
+    for kind in ("near_duplicates", "exact_duplicates", "cross_source_duplicates"):
+        for pair in demo_run["plants"][kind]:
+            ids = [item["id"] for item in pair]
+            survivors = [i for i in ids if i in kept]
+            assert len(survivors) == 1, f"{kind}: {ids} -> kept {survivors}"
+            (loser,) = [i for i in ids if i not in kept]
+            # GitHub removes exact file copies itself (RedPajama's recipe); the rest is the dedup stage
+            reason = (drops[loser]["stage"], drops[loser]["reason"])
+            assert reason[0] == "dedup" or reason == ("clean", "exact_duplicate_file"), (kind, reason)
+
+
+def test_cross_source_copy_survives_in_the_preferred_source(demo_run):
+    kept = kept_documents(demo_run["out"])
+    for pair in demo_run["plants"]["cross_source_duplicates"]:
+        by_source = {item["source"]: item["id"] for item in pair}
+        if {"c4", "commoncrawl"} <= set(by_source):
+            assert by_source["c4"] in kept  # source priority: C4 before CommonCrawl
+
+
+def test_spam_gibberish_short_and_bad_code_are_dropped_with_reasons(demo_run):
+    drops = drop_records(demo_run["out"])
+    plants = demo_run["plants"]
+    for item in plants["spam"] + plants["gibberish"] + plants["short"]:
+        assert item["id"] in drops, item
+        assert drops[item["id"]]["stage"] in {"langid", "quality"}
+    for item in plants["non_permissive_code"]:
+        assert drops[item["id"]]["reason"] == "license_not_allowed"
+    for item in plants["c4_rule_violations"]:
+        assert drops[item["id"]]["reason"].startswith("c4_")
+
+
+def test_normal_documents_are_mostly_kept(demo_run):
+    kept = kept_documents(demo_run["out"])
+    normal = demo_run["plants"]["normal_english"]
+    kept_share = sum(1 for item in normal if item["id"] in kept) / len(normal)
+    assert kept_share > 0.95
+
+
+def test_every_cleaned_document_decodes_back_exactly(demo_run):
+    result = demo_run["result"]
+    sp = spm.SentencePieceProcessor(model_file=result["tokenizer"]["path"])
+    kept = kept_documents(demo_run["out"])
+    assert kept
+    for doc_id, row in kept.items():
+        assert sp.decode(sp.encode(row["text"])) == row["text"], doc_id
+    # and what is stored in the shards is exactly that text, after a BOS
+    shard_rows = 0
+    for path in glob.glob(str(demo_run["out"] / "shards" / "*" / "*.parquet")):
+        table = pq.read_table(path)
+        assert table.schema.field("tokens").type.value_type == pa.uint16()
+        for row in table.to_pylist():
+            assert row["tokens"][0] == sp.bos_id()
+            assert row["num_tokens"] == len(row["tokens"])
+            assert sp.decode(row["tokens"][1:]) == kept[row["doc_id"]]["text"]
+            shard_rows += 1
+    assert shard_rows == len(kept)
+
+
+def test_manifest_and_inspect_agree_with_the_shards(demo_run, capsys):
+    manifest = json.loads((demo_run["out"] / "shards" / "manifest.json").read_text())
+    summary = summarize(str(demo_run["out"] / "shards"))
+    assert set(summary["sources"]) == set(manifest["sources"])
+    for source, entry in manifest["sources"].items():
+        assert summary["sources"][source]["tokens"] == entry["tokens"] > 0
+        assert summary["sources"][source]["documents"] == entry["documents"]
+        for shard in entry["shards"]:
+            assert os.path.exists(demo_run["out"] / "shards" / shard["path"])
+    assert abs(sum(e["share"] for e in manifest["sources"].values()) - 1) < 1e-4
+    assert manifest["tokenizer"]["sha256"] == demo_run["result"]["tokenizer"]["sha256"]
+    # the CLI prints the same per-source token counts
+    assert main(["inspect", str(demo_run["out"] / "shards")]) == 0
+    printed = capsys.readouterr().out
+    for source, entry in manifest["sources"].items():
+        line = next(line for line in printed.splitlines() if line.startswith(source + " "))
+        assert str(entry["tokens"]) in line.split()
+
+
+def test_training_on_the_shards_lowers_the_loss(demo_run):
+    assert main(["train", demo_run["config_path"], "--fresh"]) == 0
+    lines = (demo_run["out"] / "train" / "metrics.jsonl").read_text().splitlines()
+    metrics = [json.loads(line) for line in lines]
+    assert {"step", "loss", "lr", "tokens_per_s"} <= set(metrics[0])
+    assert metrics[-1]["step"] == 40
+    first = sum(m["loss"] for m in metrics[:2]) / 2
+    last = sum(m["loss"] for m in metrics[-2:]) / 2
+    assert last < first - 0.5
+    assert (demo_run["out"] / "train" / "checkpoint.pt").exists()

@@ -16,6 +16,7 @@ examples:
   llamapipe train configs/demo.yaml             # train the configured LLaMA on OUT/shards
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
+  llamapipe inspect out/demo/rejects --reason not_reference_like   # sampled drops with their text
 """
 
 
@@ -59,13 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="override train.steps")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
 
-    inspect = sub.add_parser("inspect", help="summarise token shards (a file or folder)",
+    inspect = sub.add_parser("inspect", help="summarise token shards, or show sampled rejects",
                              description="Documents and tokens per source in a shard file or folder, "
-                             "with the manifest's target shares; --decode N prints N documents.",
+                             "with the manifest's target shares; --decode N prints N documents. "
+                             "On OUT/rejects: sampled drops per reason; --reason R prints their text.",
                              epilog="example: llamapipe inspect out/demo/shards --decode 2")
     inspect.add_argument("path")
     inspect.add_argument("--decode", type=int, default=0, metavar="N", help="print N decoded documents")
     inspect.add_argument("--tokenizer", help="tokenizer.model (default: the manifest's)")
+    inspect.add_argument("--reason", help="rejects only: print the sampled drops with this reason")
+    inspect.add_argument("--source", help="rejects only: only this source")
+    inspect.add_argument("--show", type=int, default=3, metavar="N", help="rejects only: texts to print")
     return parser
 
 
@@ -100,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _train(args)
         if args.command == "inspect":
+            from llamapipe.pipeline.inspect_rejects import format_rejects, is_rejects
+
+            if is_rejects(args.path):
+                print(format_rejects(args.path, args.reason, args.source, args.show))
+                return 0
             from llamapipe.pipeline.inspect_shards import decode_documents, format_summary, summarize
 
             print(format_summary(summarize(args.path)))

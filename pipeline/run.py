@@ -48,6 +48,8 @@ def output_paths(out: str) -> dict[str, str]:
         "documents": os.path.join(out, "documents"),
         "dropped": os.path.join(out, "dropped", "dropped"),
         "ledger_parts": os.path.join(work, "ledger", "counts"),
+        "rejects": os.path.join(out, "rejects", "rejects"),
+        "classifier": os.path.join(out, "classifier"),
         "ledger": os.path.join(out, "ledger.json"),
         "tokenizer": os.path.join(out, "tokenizer", "tokenizer.model"),
         "sample": os.path.join(work, "tokenizer-sample.txt"),
@@ -81,7 +83,9 @@ def prepare_output(out: str) -> None:
         if entries and RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
-        for sub in ("documents", "dropped", "_work", "tokenizer", "shards", "beam.log"):
+        written = ("documents", "dropped", "rejects", "classifier", "_work", "tokenizer", "shards",
+                   "beam.log")
+        for sub in written:
             if os.path.isfile(os.path.join(out, sub)):
                 os.remove(os.path.join(out, sub))
             shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
@@ -134,9 +138,16 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
         build_cleaning(p, config, paths)
     ledger = merge_ledger(paths["ledger_parts"] + "*")
+    classifier = read_classifier_status(paths["classifier"])
+    if classifier:
+        record["classifier"] = classifier
+        if classifier["status"] == "skipped":
+            ledger["skipped_stages"] = {"classifier": classifier["reason"]}
     write_ledger(ledger, paths["ledger"])
     record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
+    if classifier:
+        log(format_classifier(classifier))
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
@@ -175,6 +186,28 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     log(format_mixture(manifest))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+
+
+def read_classifier_status(folder: str) -> dict | None:
+    """OUT/classifier/metrics.json, written by the classifier stage (None when it did not run)."""
+    path = os.path.join(folder, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def format_classifier(status: dict) -> str:
+    if status["status"] == "skipped":
+        return f"reference classifier skipped: {status['reason']}"
+    line = f"reference classifier {status['status']} ({status['model']}); cited pages found: " \
+           f"{status['cited_pages_found']}"
+    evaluation = status.get("heldout") or status.get("evaluation")
+    if evaluation:
+        line += (f"; held-out accuracy {evaluation['accuracy']} on {evaluation['examples']} pages, "
+                 f"kept at P >= {status['threshold']}: {evaluation['positives_kept_at_threshold']} of cited, "
+                 f"{evaluation['negatives_kept_at_threshold']} of random")
+    return line
 
 
 def format_mixture(manifest: dict) -> str:

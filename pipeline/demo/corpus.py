@@ -545,12 +545,14 @@ class CommonCrawlWriter:
             plants.add("gibberish", self._new_page("gibberish", title=title).ref)
         for _ in range(n("cc_short")):
             plants.add("short", self._new_page("short").ref)
+        # Duplicated pages are written in the encyclopedic register, like the cited pages: the
+        # reference classifier keeps such pages, so which copy survives is dedup's decision.
         for _ in range(n("cc_exact_pairs")):
-            original = self._new_page("normal")
+            original = self._new_page("normal", register="formal")
             copy = self._new_page("exact_copy", original.site, original.title, original=original)
             plants.pair("exact_duplicates", original.ref, copy.ref)
         for _ in range(n("cc_near_pairs")):
-            original = self._new_page("long")
+            original = self._new_page("long", register="formal")
             copy = self._new_page("near_copy", original.site, original.title, original=original)
             plants.pair("near_duplicates", original.ref, copy.ref)
         for doc in c4_sources:

@@ -137,17 +137,11 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     beam_log = os.path.join(config.output, "beam.log")
     with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
         build_cleaning(p, config, paths)
-    ledger = merge_ledger(paths["ledger_parts"] + "*")
-    classifier = read_classifier_status(paths["classifier"])
-    if classifier:
-        record["classifier"] = classifier
-        if classifier["status"] == "skipped":
-            ledger["skipped_stages"] = {"classifier": classifier["reason"]}
-    write_ledger(ledger, paths["ledger"])
+    ledger = collect_cleaning(paths, record)
     record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
-    if classifier:
-        log(format_classifier(classifier))
+    if "classifier" in record:
+        log(format_classifier(record["classifier"]))
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
@@ -186,6 +180,19 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     log(format_mixture(manifest))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+
+
+def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
+    """After the cleaning pipeline: OUT/ledger.json from the counts, the classifier's status into the
+    run record, and a stage that could not run (the classifier without cited pages) into both."""
+    ledger = merge_ledger(paths["ledger_parts"] + "*")
+    classifier = read_classifier_status(paths["classifier"])
+    if classifier:
+        record["classifier"] = classifier
+        if classifier["status"] == "skipped":
+            ledger["skipped_stages"] = {"classifier": classifier["reason"]}
+    write_ledger(ledger, paths["ledger"])
+    return ledger
 
 
 def read_classifier_status(folder: str) -> dict | None:

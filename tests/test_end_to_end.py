@@ -138,6 +138,16 @@ def test_normal_documents_are_mostly_kept(demo_run):
     assert len(judged) > 0.95 * len(uncited)
 
 
+def test_a_line_shared_by_pages_is_removed_from_all_of_them(demo_run):
+    kept = kept_documents(demo_run["out"])
+    pages = demo_run["plants"]["shared_line_pages"]
+    template = pages[0]["line"]
+    prefix, suffix = template.split("{year}")
+    survivors = [kept[item["id"]]["text"] for item in pages if item["id"] in kept]
+    assert len(survivors) >= 0.95 * len(pages)  # the pages stay, without the line (any year)
+    assert not any(prefix in text or suffix in text for text in survivors)
+
+
 def test_reference_classifier_trains_and_separates_cited_from_uncited_pages(demo_run):
     record = json.loads((demo_run["out"] / "run.json").read_text())
     status = record["classifier"]

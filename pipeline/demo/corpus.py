@@ -357,6 +357,11 @@ class Page:
     charset: str = "utf-8"
 
 
+# A line every cited page ends with, its year varying: CCNet's line dedup (digits normalised to 0)
+# removes it from all of them, since it is found in more than one page.
+REVIEWED_NOTE = "This page was last reviewed in {year} by the editors of the archive."
+
+
 def page_content(page: Page) -> list[str]:
     """The article paragraphs of a page (regenerated from its seed)."""
     if page.original is not None:
@@ -388,6 +393,8 @@ def page_content(page: Page) -> list[str]:
         rng.shuffle(sentences)
         place = rng.choice(lexicon().words["places"])
         paragraphs.insert(1, string.Template(" ".join(sentences)).safe_substitute(PLACE=place))
+    if page.kind == "cited":
+        paragraphs.append(REVIEWED_NOTE.format(year=rng.randint(2012, 2023)))
     return paragraphs
 
 
@@ -532,7 +539,9 @@ class CommonCrawlWriter:
                 if kind == "heavy":
                     plants.add("boilerplate_heavy", page.ref)
         for _ in range(n("cc_cited")):  # cited by Wikipedia: written in the encyclopedic register
-            plants.add("normal_english", self._new_page("cited", register="formal").ref)
+            page = self._new_page("cited", register="formal")
+            plants.add("normal_english", page.ref)
+            plants.add("shared_line_pages", page.ref, line=REVIEWED_NOTE)
         for lang in FOREIGN_LANGUAGES:
             sites = [make_site(rng, lang, self.domains) for _ in range(3)]
             for _ in range(n("cc_per_language")):

@@ -6,7 +6,7 @@ All inside the one Beam graph:
    are joined with the CommonCrawl documents on the same key (a CoGroupByKey: no worker holds the
    URL list); each document comes out with `cited` true or false.
 2. Bounded samples: up to `max_positives` cited pages and `negatives_per_positive` times as many
-   uncited ones (`Sample.FixedSizeGlobally`, reservoirs), each text cut to `max_chars`.
+   uncited ones (those of smallest id hash: `Top.Of`, a heap per worker), each cut to `max_chars`.
 3. `train_reference_model`, one call on one worker, with the two samples as side inputs: splits
    them by id hash into training and held-out parts, trains `fasttext.train_supervised`, measures the
    held-out accuracy, and writes `OUT/classifier/model.bin` and `metrics.json`. With a model file in
@@ -170,10 +170,7 @@ def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
         train_path = os.path.join(tmp, "train.txt")
         with open(train_path, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        model = fasttext.train_supervised(
-            input=train_path, epoch=options.epoch, lr=options.lr, wordNgrams=options.word_ngrams,
-            dim=options.dim, bucket=options.bucket, seed=options.seed, thread=1, verbose=0,
-        )
+        model, lr = _train(train_path, options)
         model_file = os.path.join(tmp, "model.bin")
         model.save_model(model_file)
         with open(model_file, "rb") as f:
@@ -181,10 +178,30 @@ def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
             _write_bytes(model_path, f.read())
     status.update(
         status="trained", model=model_path,
-        training={"positives": len(pos_train), "negatives": len(neg_train)},
+        training={"positives": len(pos_train), "negatives": len(neg_train), "lr": lr},
         heldout=_evaluate(model, pos_test, neg_test, options.threshold),
     )
     return _finish(status, out_dir)
+
+
+def _train(train_path: str, options: ClassifierConfig):
+    """fastText supervised training; a learning rate that diverges (fastText stops with "Encountered
+    NaN") is halved and training restarted, up to four times."""
+    import fasttext
+
+    lr = options.lr
+    for attempt in range(5):
+        try:
+            model = fasttext.train_supervised(
+                input=train_path, epoch=options.epoch, lr=lr, wordNgrams=options.word_ngrams,
+                dim=options.dim, bucket=options.bucket, seed=options.seed, thread=1, verbose=0,
+            )
+            return model, lr
+        except RuntimeError as exc:
+            if "NaN" not in str(exc) or attempt == 4:
+                raise
+            lr /= 2
+    raise AssertionError("unreachable")
 
 
 def _finish(status: dict, out_dir: str) -> dict:
@@ -219,6 +236,12 @@ class ScoreReference(beam.DoFn):
             yield {**doc, "meta": meta}
 
 
+def _sample(size: int) -> beam.PTransform:
+    """The `size` examples of smallest id hash: a bounded, reproducible sample (a rerun trains on the
+    same pages, unlike a random reservoir)."""
+    return beam.combiners.Top.Of(size, key=lambda example: id_fraction("sample:" + example[0]), reverse=True)
+
+
 class ReferenceClassifier(beam.PTransform):
     """(Wikipedia documents, all documents) -> documents of the configured sources scored and filtered."""
 
@@ -234,20 +257,20 @@ class ReferenceClassifier(beam.PTransform):
         parts = docs | "Split" >> beam.Partition(lambda d, _: 0 if d["source"] in sources else 1, 2)
         labelled = (wikipedia, parts[0]) | "LabelCited" >> LabelCited()
         max_chars = options.max_chars
+        max_negatives = options.max_positives * options.negatives_per_positive
         as_example = beam.Map(lambda pair: (pair[0]["id"], training_text(pair[0]["text"], max_chars)))
         cited = labelled | "Cited" >> beam.Filter(lambda pair: pair[1])
         positives = (
             cited
             | "PositiveText" >> as_example
-            | "SamplePositives" >> beam.combiners.Sample.FixedSizeGlobally(options.max_positives)
+            | "SamplePositives" >> _sample(options.max_positives)
         )
         negatives = (
             labelled
             | "Uncited" >> beam.Filter(lambda pair: not pair[1])
             | "NegativeText" >> beam.Map(lambda pair: (pair[0]["id"],
                                                      training_text(pair[0]["text"], max_chars)))
-            | "SampleNegatives" >> beam.combiners.Sample.FixedSizeGlobally(
-                max(1, round(options.max_positives * options.negatives_per_positive)))
+            | "SampleNegatives" >> _sample(max(1, round(max_negatives)))
         )
         cited_count = cited | "CountCited" >> beam.combiners.Count.Globally()
         status = (

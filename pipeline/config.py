@@ -183,8 +183,8 @@ class ClassifierConfig:
     min_positives: int = 20  # fewer cited pages found: the stage is skipped (and says so)
     holdout_fraction: float = 0.2
     max_chars: int = 5_000  # characters of each page used for training and scoring
-    epoch: int = 25
-    lr: float = 1.0
+    epoch: int = 50
+    lr: float = 0.5  # halved automatically if training diverges
     word_ngrams: int = 2
     dim: int = 16
     bucket: int = 100_000

@@ -56,3 +56,13 @@ def varied_texts(seed: int, count: int) -> list[str]:
         else:
             texts.append(PaperWriter(rng).section("Results", rng.randint(1, 2)))
     return texts
+
+
+def train_test_tokenizer(folder, seed: int = 100, vocab_size: int = 2000) -> dict:
+    """train_tokenizer's summary (path, vocab_size, sha256) of a small LLaMA-style BPE model trained on
+    varied text; another seed gives another tokenizer."""
+    from llamapipe.tokenizer.train import train_tokenizer, write_sample
+
+    lines = (line for text in varied_texts(seed=seed, count=600) for line in text.split("\n") if line.strip())
+    write_sample(lines, str(folder / "sample.txt"))
+    return train_tokenizer(str(folder / "sample.txt"), str(folder / "tokenizer.model"), vocab_size=vocab_size)

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from llamapipe.tokenizer.train import train_tokenizer, write_sample
-from tests.text_samples import varied_texts
+from tests.text_samples import train_test_tokenizer
 
 
 @pytest.fixture(scope="session")
 def llama_tokenizer(tmp_path_factory) -> dict:
     """train_tokenizer's summary (path, vocab_size, sha256) of a 2000-piece LLaMA-style BPE model."""
-    folder = tmp_path_factory.mktemp("llama-tokenizer")
-    lines = (line for text in varied_texts(seed=100, count=600) for line in text.split("\n") if line.strip())
-    write_sample(lines, str(folder / "sample.txt"))
-    return train_tokenizer(str(folder / "sample.txt"), str(folder / "tokenizer.model"), vocab_size=2000)
+    return train_test_tokenizer(tmp_path_factory.mktemp("llama-tokenizer"))

@@ -79,6 +79,7 @@ def run_inspect(args: argparse.Namespace, out=None) -> int:
     except ValueError as error:
         print(f"llamapipe inspect: error: {error}", file=sys.stderr)
         return 2
+    path = shards.shards_folder(path)
     if action == "summary":
         summary = shards.summarize(path)
         print(json.dumps(summary, indent=2) if args.json else shards.format_summary(summary), file=out)

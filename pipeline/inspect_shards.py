@@ -25,6 +25,14 @@ def find_manifest(path: str) -> str | None:
     return None
 
 
+def shards_folder(path: str) -> str:
+    """A run's output folder stands for its shards (`llamapipe inspect OUT` = `inspect OUT/shards`)."""
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "shards", MANIFEST_NAME)) \
+            and not os.path.exists(os.path.join(path, MANIFEST_NAME)):
+        return os.path.join(path, "shards")
+    return path
+
+
 def shard_files(path: str) -> list[str]:
     if os.path.isfile(path):
         return [path]
@@ -74,6 +82,9 @@ def summarize(path: str) -> dict:
         entry["shards"] += 1
     manifest_path = find_manifest(path)
     manifest = read_manifest(manifest_path) if manifest_path else None
+    order = list(manifest["sources"]) if manifest else []
+    per_source = dict(sorted(per_source.items(), key=lambda item: (
+        order.index(item[0]) if item[0] in order else len(order), item[0])))
     total = sum(e["tokens"] for e in per_source.values())
     for source, entry in per_source.items():
         entry["token_share"] = entry["tokens"] / total if total else 0.0

@@ -51,6 +51,7 @@ def test_summary_per_source_against_the_manifest(run, capsys):
     code, printed = inspect(capsys, shards)
     assert code == 0
     assert inspect(capsys, "summary", shards) == (0, printed)
+    assert inspect(capsys, run["root"]) == (0, printed)  # the run's folder stands for its shards
     manifest = json.loads((shards / "manifest.json").read_text())
     for source, entry in manifest["sources"].items():
         line = next(line.split() for line in printed.splitlines() if line.startswith(source + " "))

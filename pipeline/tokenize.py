@@ -200,7 +200,7 @@ def estimate_tokens(documents_pattern: str, chars: int, model_path: str, probe_c
 
     sp = spm.SentencePieceProcessor(model_proto=read_model(model_path))
     seen_chars = seen_tokens = 0
-    for match in FileSystems.match([documents_pattern])[0].metadata_list:
+    for match in sorted(FileSystems.match([documents_pattern])[0].metadata_list, key=lambda m: m.path):
         with FileSystems.open(match.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=["text"]):
                 texts = batch.column(0).to_pylist()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 ACTIONS = ("summary", "head", "show", "verify", "stats")
@@ -34,7 +35,7 @@ EPILOG = """\
 examples:
   llamapipe inspect out/demo/shards
   llamapipe inspect head out/demo/shards/c4 2
-  llamapipe inspect show out/demo/shards c4/0001
+  llamapipe inspect show out/demo/shards c4:c4-train.00000-of-00002.json.gz:10
   llamapipe inspect verify out/demo/shards
   llamapipe inspect stats out/demo/shards --json
 """
@@ -44,12 +45,14 @@ def add_inspect_parser(subparsers) -> argparse.ArgumentParser:
     """Register `inspect` on the main CLI's subparsers; returns its parser (callers may extend it)."""
     parser = subparsers.add_parser("inspect", help="summarise, show, verify token shards (a file or folder)",
                                    description=DESCRIPTION, epilog=EPILOG,
+                                   usage="llamapipe inspect [ACTION] PATH [ARG] [--decode N] "
+                                         "[--tokenizer FILE] [--max-chars N] [--json]",
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("words", nargs="+", metavar="[ACTION] PATH [ARG]",
                         help=f"ACTION is one of {', '.join(ACTIONS)} (default summary)")
     parser.add_argument("--decode", type=int, default=0, metavar="N",
                         help="with summary: also print N decoded documents")
-    parser.add_argument("--tokenizer", help="tokenizer.model (default: the manifest's)")
+    parser.add_argument("--tokenizer", metavar="FILE", help="tokenizer.model (default: the manifest's)")
     parser.add_argument("--max-chars", type=int, default=2000, metavar="N",
                         help="head: print at most N characters per document (0: all)")
     parser.add_argument("--json", action="store_true", help="summary, stats, verify: print JSON")
@@ -71,9 +74,16 @@ def parse_words(words: list[str]) -> tuple[str, str, list[str]]:
 
 
 def run_inspect(args: argparse.Namespace, out=None) -> int:
+    try:
+        return _run(args, out or sys.stdout)
+    except BrokenPipeError:  # `llamapipe inspect ... | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace, out) -> int:
     from llamapipe.pipeline import inspect_shards as shards
 
-    out = out or sys.stdout
     try:
         action, path, extra = parse_words(args.words)
     except ValueError as error:

@@ -16,6 +16,7 @@ examples:
   llamapipe train configs/demo.yaml             # train the configured LLaMA on OUT/shards
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
+  llamapipe inspect verify out/demo/shards      # checksums, schema, tokenizer, manifest; exit 1 on mismatch
   llamapipe inspect out/demo/rejects --reason not_reference_like   # sampled drops with their text
 """
 
@@ -60,17 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="override train.steps")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
 
-    inspect = sub.add_parser("inspect", help="summarise token shards, or show sampled rejects",
-                             description="Documents and tokens per source in a shard file or folder, "
-                             "with the manifest's target shares; --decode N prints N documents. "
-                             "On OUT/rejects: sampled drops per reason; --reason R prints their text.",
-                             epilog="example: llamapipe inspect out/demo/shards --decode 2")
-    inspect.add_argument("path")
-    inspect.add_argument("--decode", type=int, default=0, metavar="N", help="print N decoded documents")
-    inspect.add_argument("--tokenizer", help="tokenizer.model (default: the manifest's)")
-    inspect.add_argument("--reason", help="rejects only: print the sampled drops with this reason")
-    inspect.add_argument("--source", help="rejects only: only this source")
-    inspect.add_argument("--show", type=int, default=3, metavar="N", help="rejects only: texts to print")
+    from llamapipe.pipeline.inspect_cli import add_inspect_parser
+
+    inspect = add_inspect_parser(sub)
+    inspect.add_argument("--reason", help="on OUT/rejects: print the sampled drops with this reason")
+    inspect.add_argument("--source", help="on OUT/rejects: only this source")
+    inspect.add_argument("--show", type=int, default=3, metavar="N", help="on OUT/rejects: texts to print")
     return parser
 
 
@@ -107,15 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "inspect":
             from llamapipe.pipeline.inspect_rejects import format_rejects, is_rejects
 
-            if is_rejects(args.path):
-                print(format_rejects(args.path, args.reason, args.source, args.show))
+            if len(args.words) == 1 and is_rejects(args.words[0]):
+                print(format_rejects(args.words[0], args.reason, args.source, args.show))
                 return 0
-            from llamapipe.pipeline.inspect_shards import decode_documents, format_summary, summarize
+            from llamapipe.pipeline.inspect_cli import run_inspect
 
-            print(format_summary(summarize(args.path)))
-            for doc_id, source, num_tokens, text in decode_documents(args.path, args.decode, args.tokenizer):
-                print(f"\n=== {doc_id} ({source}, {num_tokens} tokens) ===\n{text}")
-            return 0
+            return run_inspect(args)
     except ConfigError as exc:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2

@@ -170,7 +170,13 @@ def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
         train_path = os.path.join(tmp, "train.txt")
         with open(train_path, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        model, lr = _train(train_path, options)
+        trained = _train(train_path, options)
+        if trained is None:
+            status.update(status="skipped", reason=(
+                f"fastText training stopped with 'Encountered NaN' in {TRAINING_ATTEMPTS} attempts (seeds "
+                "and learning rates varied); all pages were kept without a reference score"))
+            return _finish(status, out_dir)
+        model, lr, seed = trained
         model_file = os.path.join(tmp, "model.bin")
         model.save_model(model_file)
         with open(model_file, "rb") as f:
@@ -178,30 +184,35 @@ def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
             _write_bytes(model_path, f.read())
     status.update(
         status="trained", model=model_path,
-        training={"positives": len(pos_train), "negatives": len(neg_train), "lr": lr},
+        training={"positives": len(pos_train), "negatives": len(neg_train), "lr": lr, "seed": seed},
         heldout=_evaluate(model, pos_test, neg_test, options.threshold),
     )
     return _finish(status, out_dir)
 
 
+TRAINING_ATTEMPTS = 6
+
+
 def _train(train_path: str, options: ClassifierConfig):
-    """fastText supervised training; a learning rate that diverges (fastText stops with "Encountered
-    NaN") is halved and training restarted, up to four times."""
+    """fastText supervised training -> (model, lr, seed), or None when every attempt failed.
+
+    fastText sometimes stops with "Encountered NaN" on small samples, depending on the data and the
+    seed (seen with both high and low learning rates): training is restarted with the next seed, and
+    every second attempt with half the learning rate."""
     import fasttext
 
-    lr = options.lr
-    for attempt in range(5):
+    for attempt in range(TRAINING_ATTEMPTS):
+        lr, seed = options.lr / 2 ** (attempt // 2), options.seed + attempt
         try:
             model = fasttext.train_supervised(
                 input=train_path, epoch=options.epoch, lr=lr, wordNgrams=options.word_ngrams,
-                dim=options.dim, bucket=options.bucket, seed=options.seed, thread=1, verbose=0,
+                dim=options.dim, bucket=options.bucket, seed=seed, thread=1, verbose=0,
             )
-            return model, lr
+            return model, lr, seed
         except RuntimeError as exc:
-            if "NaN" not in str(exc) or attempt == 4:
+            if "NaN" not in str(exc):
                 raise
-            lr /= 2
-    raise AssertionError("unreachable")
+    return None
 
 
 def _finish(status: dict, out_dir: str) -> dict:

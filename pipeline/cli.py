@@ -16,6 +16,7 @@ examples:
   llamapipe train configs/demo.yaml             # train the configured LLaMA on OUT/shards
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
+  llamapipe inspect out/demo --dups 5           # duplicate clusters of a run, side by side
 """
 
 
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("path")
     inspect.add_argument("--decode", type=int, default=0, metavar="N", help="print N decoded documents")
     inspect.add_argument("--tokenizer", help="tokenizer.model (default: the manifest's)")
+    inspect.add_argument("--dups", type=int, nargs="?", const=3, default=0, metavar="N",
+                         help="PATH is a run's output folder: print its duplicate-cluster statistics and "
+                         "N example clusters (default 3), each duplicate beside the copy that was kept")
     return parser
 
 
@@ -99,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return _train(args)
+        if args.command == "inspect" and args.dups:
+            from llamapipe.pipeline.inspect_dups import format_dups
+
+            print(format_dups(args.path, args.dups))
+            return 0
         if args.command == "inspect":
             from llamapipe.pipeline.inspect_shards import decode_documents, format_summary, summarize
 

@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.dedup import Deduplicate
+from llamapipe.pipeline.dedup_stats import WriteDedupReport
 from llamapipe.pipeline.extract import ExtractText
 from llamapipe.pipeline.filters import QualityFilter
 from llamapipe.pipeline.langid import LanguageId
@@ -83,6 +84,7 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str]) -> N
     identified = extracted["documents"] | "LanguageId" >> LanguageId(config.langid)
     filtered = identified["documents"] | "QualityFilter" >> QualityFilter(config.filters.rules)
     deduped = filtered["documents"] | "Deduplicate" >> Deduplicate(config.dedup)
+    deduped | "WriteDedupReport" >> WriteDedupReport(paths["dedup_stats"], paths["dedup_examples"])
     kept = deduped["documents"]
 
     drops = (

@@ -5,7 +5,9 @@ Output folder layout (OUT = config.output):
     OUT/beam.log                          Beam's own log (and its local workers')
     OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
     OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
-    OUT/ledger.json                       in / kept / dropped per source, stage and reason
+    OUT/ledger.json                       in / kept / dropped per source, stage and reason; "dedup":
+                                          duplicate cluster statistics
+    OUT/dedup/examples.jsonl              example duplicate clusters (`llamapipe inspect OUT --dups`)
     OUT/tokenizer/tokenizer.model         SentencePiece BPE (Meta's settings)
     OUT/shards/<source>/*.parquet         token shards, one row per document
     OUT/shards/manifest.json              per-source documents, tokens, shards, share, epochs
@@ -25,6 +27,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
+from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stats
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
@@ -49,6 +52,8 @@ def output_paths(out: str) -> dict[str, str]:
         "dropped": os.path.join(out, "dropped", "dropped"),
         "ledger_parts": os.path.join(work, "ledger", "counts"),
         "ledger": os.path.join(out, "ledger.json"),
+        "dedup_stats": os.path.join(work, "dedup", "stats.json"),
+        "dedup_examples": os.path.join(out, "dedup", "examples.jsonl"),
         "tokenizer": os.path.join(out, "tokenizer", "tokenizer.model"),
         "sample": os.path.join(work, "tokenizer-sample.txt"),
         "shards": os.path.join(out, "shards"),
@@ -81,7 +86,7 @@ def prepare_output(out: str) -> None:
         if entries and RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
-        for sub in ("documents", "dropped", "_work", "tokenizer", "shards", "beam.log"):
+        for sub in ("documents", "dropped", "dedup", "_work", "tokenizer", "shards", "beam.log"):
             if os.path.isfile(os.path.join(out, sub)):
                 os.remove(os.path.join(out, sub))
             shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
@@ -134,9 +139,11 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
         build_cleaning(p, config, paths)
     ledger = merge_ledger(paths["ledger_parts"] + "*")
+    ledger["dedup"] = read_dedup_stats(paths["dedup_stats"])
     write_ledger(ledger, paths["ledger"])
     record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
+    log(format_dedup_summary(ledger["dedup"]))
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}

@@ -41,9 +41,11 @@ _HASH_BATCH = 8192  # shingles hashed per MinHash.update_batch call (bounds its 
 
 _SIGNATURE_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 
-# A node of the duplicate graph: (priority index, -length, id, source). Tuples order by the survivor
-# rule, so the smallest node of a group is the copy that survives.
-Node = tuple[int, int, str, str]
+# A node of the duplicate graph is one string that sorts by the survivor rule: source priority (2
+# digits), then longer text first (12 digits of 10**12 - length), then the id; the source follows a
+# NUL (which sorts before any character, so ids still order as strings). One short string instead of
+# a tuple: it is repeated in every LSH band record, and the local runner holds those in memory.
+_LENGTH_DIGITS = 12
 
 
 def normalise(text: str) -> str:
@@ -51,11 +53,20 @@ def normalise(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
-def doc_node(doc: dict, priority: list[str]) -> Node:
+def doc_node(doc: dict, priority: list[str]) -> str:
     """Smaller is better: source priority, then longer text, then smaller id."""
     source = doc["source"]
     index = priority.index(source) if source in priority else len(priority)
-    return (index, -len(doc["text"]), doc["id"], source)
+    inverted = 10**_LENGTH_DIGITS - min(len(doc["text"]), 10**_LENGTH_DIGITS - 1)
+    return f"{index:02d}{inverted:0{_LENGTH_DIGITS}d}{doc['id']}\x00{source}"
+
+
+def node_id(node: str) -> str:
+    return node[2 + _LENGTH_DIGITS:].rsplit("\x00", 1)[0]
+
+
+def node_source(node: str) -> str:
+    return node.rsplit("\x00", 1)[1]
 
 
 def shingle_bytes(words: list[str], n: int) -> Iterator[bytes]:
@@ -230,13 +241,13 @@ class ConfirmedPairs(beam.DoFn):
     emitted only when it joins two groups of anchors not yet joined (a spanning forest: connectivity,
     not every pair). Which edges come out may depend on the order of the members; the components they
     form do not. Also emits, per bundle, (PAIR_COUNTS) (pairs compared, confirmed between two books,
-    other confirmed)."""
+    other confirmed, members of the largest bucket)."""
 
     def __init__(self, options: DedupConfig):
         self._options = options
 
     def start_bundle(self):
-        self._counts = [0, 0, 0]
+        self._counts = [0, 0, 0, 0]
 
     def finish_bundle(self):
         if any(self._counts):
@@ -269,17 +280,20 @@ class ConfirmedPairs(beam.DoFn):
             for j in matches(is_book, signatures[i], i):
                 if forest.union(i, j):
                     yield node, anchors[j][0]
+        size = len(anchors)
         if len(anchors) == o.bucket_anchors:
             chosen = {anchor[0] for anchor in anchors}
             for node, is_book, sig in members:
                 if node in chosen:
                     continue
+                size += 1
                 found = matches(is_book, np.frombuffer(sig, dtype=dtype), len(anchors))
                 if found:
                     yield node, anchors[found[0]][0]
                 for j in found[1:]:
                     if forest.union(found[0], j):
                         yield node, anchors[j][0]
+        counts[3] = max(counts[3], size)
 
 
 class NearDuplicateMarks(beam.DoFn):
@@ -288,7 +302,9 @@ class NearDuplicateMarks(beam.DoFn):
     def process(self, labelled):
         node, centre = labelled
         if node != centre:
-            yield node[2], make_drop(node[3], STAGE, "near_duplicate", node[2], f"near copy of {centre[2]}")
+            doc_id = node_id(node)
+            yield doc_id, make_drop(node_source(node), STAGE, "near_duplicate", doc_id,
+                                    f"near copy of {node_id(centre)}")
 
 
 class ApplyMarks(beam.DoFn):
@@ -318,7 +334,7 @@ class Deduplicate(beam.PTransform):
         self._options = options
 
     def expand(self, docs):
-        from llamapipe.pipeline.dedup_stats import DedupReport
+        from llamapipe.pipeline.dedup_stats import DedupReport  # it imports this module's helpers
 
         o = self._options
         drops = []

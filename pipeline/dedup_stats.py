@@ -26,6 +26,7 @@ from apache_beam.pvalue import AsDict, AsList
 
 from llamapipe.pipeline.components import bundle_output
 from llamapipe.pipeline.config import DedupConfig
+from llamapipe.pipeline.dedup import lsh_params, node_id, node_source, shingles
 
 MEMBERS_PER_EXAMPLE = 5
 EXAMPLE_TEXT_CHARS = 20_000
@@ -57,7 +58,7 @@ def _membership(element):
     node, grouped = element
     labels, exact = list(grouped["labels"]), list(grouped["exact"])
     centre = labels[0] if labels else node
-    copies = exact[0] if exact else {node[3]: 1}
+    copies = exact[0] if exact else {node_source(node): 1}
     yield centre, (node, copies, bool(labels))
 
 
@@ -179,17 +180,16 @@ class TopExamples(beam.CombineFn):
 
 
 def _final_stats(_, options: DedupConfig, clusters: list, pairs: list, components: list) -> dict:
-    from llamapipe.pipeline.dedup import lsh_params
-
     stats = {"scope": options.scope, "exact": options.exact, "near": options.near,
              **merged(ClusterStats(), clusters)}
     if options.near:
         bands, rows = lsh_params(options.threshold, options.num_perm, *options.lsh_weights)
-        compared, book_pairs, other_pairs = (sum(column) for column in zip((0, 0, 0), *pairs, strict=True))
+        columns = list(zip((0, 0, 0, 0), *pairs, strict=True))
+        compared, book_pairs, other_pairs = (sum(column) for column in columns[:3])
         stats["lsh"] = {"num_perm": options.num_perm, "bands": bands, "rows": rows,
                         "threshold": options.threshold, "book_threshold": options.book_threshold,
                         "pairs_compared": compared, "pairs_confirmed": book_pairs + other_pairs,
-                        "book_pairs_confirmed": book_pairs}
+                        "book_pairs_confirmed": book_pairs, "largest_bucket": max(columns[3])}
         stats["components"] = components[0] if components else None
     return stats
 
@@ -197,7 +197,7 @@ def _final_stats(_, options: DedupConfig, clusters: list, pairs: list, component
 def _example_rank(element) -> tuple:
     """Near-duplicate clusters first, then a stable pseudo-random order of survivors."""
     centre, (per_source, near_members) = element
-    return near_members > 1, zlib.crc32(centre[2].encode("utf-8"))
+    return near_members > 1, zlib.crc32(node_id(centre).encode("utf-8"))
 
 
 class _OfChosen(beam.DoFn):
@@ -229,8 +229,6 @@ class _BuildExample(beam.DoFn):
         self._n = shingle_words
 
     def process(self, element):
-        from llamapipe.pipeline.dedup import shingles
-
         centre_id, members = element
         members = sorted(members, key=lambda m: (m[0]["id"] != centre_id, m[0]["id"]))
         survivor_shingles = shingles(members[0][0]["text"], self._n)
@@ -253,7 +251,8 @@ class DedupReport(beam.PTransform):
     dicts with the texts of up to MEMBERS_PER_EXAMPLE members of each example cluster).
 
     `exact_groups`: (survivor node, {source: copies}) of each exact group; `labels`: (node, centre) of
-    the near-duplicate components; `pair_counts`: per-bundle (compared, book pairs, other pairs);
+    the near-duplicate components; `pair_counts`: per-bundle (compared, book pairs, other pairs,
+    largest bucket);
     `cc_report`: the components' report (None without near dedup)."""
 
     def __init__(self, options: DedupConfig, exact_groups, labels, pair_counts=None, cc_report=None):
@@ -294,7 +293,7 @@ class DedupReport(beam.PTransform):
             | "OfChosen" >> beam.ParDo(_OfChosen(o.examples), AsList(chosen))
             | "FirstMembers" >> beam.combiners.Top.SmallestPerKey(MEMBERS_PER_EXAMPLE)
             | "MemberIds" >> beam.FlatMapTuple(
-                lambda centre, nodes: [(node[2], (centre[2], copies)) for node, copies in nodes])
+                lambda centre, nodes: [(node_id(node), (node_id(centre), copies)) for node, copies in nodes])
         )
         examples = (
             docs

@@ -4,12 +4,14 @@ import json
 import random
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.dedup import Deduplicate, MinHasher, estimated_jaccard, shingles
+from llamapipe.pipeline.typed_yaml import ConfigError, from_dict
 
 WORDS = ("river stone garden window market winter summer teacher engine harbor forest candle "
          "village letter bridge mountain kitchen silver doctor planet").split()
@@ -206,3 +208,10 @@ def test_same_results_in_memory_and_on_the_multi_process_runner(tmp_path):
     assert in_memory == multi
     assert len(in_memory["documents"]) == 2 + 6 + 20  # one per chain, one per exact+near group, solos
     assert len(in_memory["dropped"]) == 4 + 12
+
+
+def test_config_names_a_bad_dedup_setting():
+    with pytest.raises(ConfigError, match="source_priority: unknown source 'reddit'"):
+        from_dict(DedupConfig, {"source_priority": ["wikipedia", "reddit"]}, "dedup")
+    with pytest.raises(ConfigError, match="signature_bits"):
+        from_dict(DedupConfig, {"signature_bits": 12}, "dedup")

@@ -16,6 +16,7 @@ examples:
   llamapipe train configs/demo.yaml             # train the configured LLaMA on OUT/shards
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
+  llamapipe inspect verify out/demo/shards      # checksums, schema, tokenizer, manifest; exit 1 on mismatch
   llamapipe inspect out/demo --dups 5           # duplicate clusters of a run, side by side
 """
 
@@ -60,16 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="override train.steps")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
 
-    inspect = sub.add_parser("inspect", help="summarise token shards (a file or folder)",
-                             description="Documents and tokens per source in a shard file or folder, "
-                             "with the manifest's target shares; --decode N prints N documents.",
-                             epilog="example: llamapipe inspect out/demo/shards --decode 2")
-    inspect.add_argument("path")
-    inspect.add_argument("--decode", type=int, default=0, metavar="N", help="print N decoded documents")
-    inspect.add_argument("--tokenizer", help="tokenizer.model (default: the manifest's)")
+    from llamapipe.pipeline.inspect_cli import add_inspect_parser
+
+    inspect = add_inspect_parser(sub)
     inspect.add_argument("--dups", type=int, nargs="?", const=3, default=0, metavar="N",
-                         help="PATH is a run's output folder: print its duplicate-cluster statistics and "
-                         "N example clusters (default 3), each duplicate beside the copy that was kept")
+                         help="`inspect OUT --dups [N]`: OUT is a run's output folder; print its duplicate-"
+                         "cluster statistics and N example clusters (default 3), each duplicate beside "
+                         "the copy that was kept")
     return parser
 
 
@@ -106,15 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "inspect" and args.dups:
             from llamapipe.pipeline.inspect_dups import format_dups
 
-            print(format_dups(args.path, args.dups))
+            if len(args.words) != 1:
+                parser.error("usage: llamapipe inspect OUT --dups [N]")
+            print(format_dups(args.words[0], args.dups))
             return 0
         if args.command == "inspect":
-            from llamapipe.pipeline.inspect_shards import decode_documents, format_summary, summarize
+            from llamapipe.pipeline.inspect_cli import run_inspect
 
-            print(format_summary(summarize(args.path)))
-            for doc_id, source, num_tokens, text in decode_documents(args.path, args.decode, args.tokenizer):
-                print(f"\n=== {doc_id} ({source}, {num_tokens} tokens) ===\n{text}")
-            return 0
+            return run_inspect(args)
     except ConfigError as exc:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2

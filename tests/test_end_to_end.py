@@ -169,6 +169,17 @@ def test_manifest_and_inspect_agree_with_the_shards(demo_run, capsys):
     for source, entry in manifest["sources"].items():
         line = next(line for line in printed.splitlines() if line.startswith(source + " "))
         assert str(entry["tokens"]) in line.split()
+    # and every check of `inspect verify` passes on what the run wrote
+    assert main(["inspect", "verify", str(demo_run["out"] / "shards")]) == 0, capsys.readouterr().out
+
+
+def test_the_tokenizer_folder_loads_in_hugging_face(demo_run):
+    transformers = pytest.importorskip("transformers")
+    folder = demo_run["out"] / "tokenizer"
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    hf = transformers.LlamaTokenizerFast.from_pretrained(str(folder))
+    for row in list(kept_documents(demo_run["out"]).values())[:200]:
+        assert hf.encode(row["text"]) == sp.encode(row["text"], add_bos=True), row["id"]
 
 
 def test_training_on_the_shards_lowers_the_loss(demo_run):

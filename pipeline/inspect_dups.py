@@ -2,7 +2,8 @@
 
 Reads `OUT/ledger.json` ("dedup": the cluster statistics) and `OUT/dedup/examples.jsonl` (example
 clusters with their texts, written by the pipeline). Each duplicate is printed next to the document
-that survived, with their true Jaccard similarity on shingles; words that differ are marked «so».
+that survived, with their true Jaccard similarity on shingles, from a little before their first
+difference; words that differ are marked «so».
 """
 
 from __future__ import annotations
@@ -36,20 +37,26 @@ def load_stats(out: str) -> dict | None:
         return json.load(f).get("dedup")
 
 
-def marked_words(left: str, right: str) -> tuple[str, str]:
-    """Both texts with the words that differ between them marked."""
+def marked_words(left: str, right: str, context: int = 40) -> tuple[str, str]:
+    """Both texts with the words that differ between them marked, from `context` words before the
+    first difference (the words before it are the same on both sides)."""
     a, b = left.split(), right.split()
     out_a, out_b = [], []
+    first = None
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
         if op == "equal":
             out_a += a[i1:i2]
             out_b += b[j1:j2]
             continue
+        if first is None:
+            first = len(out_a)  # == len(out_b): everything before was equal
         if i2 > i1:
             out_a.append(MARK_OPEN + " ".join(a[i1:i2]) + MARK_CLOSE)
         if j2 > j1:
             out_b.append(MARK_OPEN + " ".join(b[j1:j2]) + MARK_CLOSE)
-    return " ".join(out_a), " ".join(out_b)
+    start = max(0, (first or 0) - context)
+    skipped = "… " if start else ""
+    return skipped + " ".join(out_a[start:]), skipped + " ".join(out_b[start:])
 
 
 def side_by_side(left: str, right: str, width: int, max_lines: int) -> list[str]:

@@ -36,6 +36,7 @@ from llamapipe.sources.base import DROPPED, make_drop
 STAGE = "dedup"
 EXACT_GROUPS = "exact_groups"
 PAIR_COUNTS = "pair_counts"
+EXAMPLE_DOCS = "example_docs"
 _NON_WORD = re.compile(r"[^\w\s]", re.UNICODE)
 _HASH_BATCH = 8192  # shingles hashed per MinHash.update_batch call (bounds its n x num_perm matrix)
 
@@ -308,12 +309,17 @@ class NearDuplicateMarks(beam.DoFn):
 
 
 class ApplyMarks(beam.DoFn):
-    """(id, {docs, marks}) -> the document if unmarked, else its drop record."""
+    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record; documents of
+    example clusters also go to EXAMPLE_DOCS as (survivor id, (document, copies per source))."""
 
     def process(self, element):
         _, grouped = element
         marks = list(grouped["marks"])
+        examples = list(grouped["examples"])
         for doc in grouped["docs"]:
+            if examples:
+                centre_id, copies = examples[0]
+                yield beam.pvalue.TaggedOutput(EXAMPLE_DOCS, (centre_id, (doc, copies)))
             if marks:
                 beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", "dropped.near_duplicate").inc()
                 yield beam.pvalue.TaggedOutput(DROPPED, marks[0])
@@ -334,7 +340,7 @@ class Deduplicate(beam.PTransform):
         self._options = options
 
     def expand(self, docs):
-        from llamapipe.pipeline.dedup_stats import DedupReport  # it imports this module's helpers
+        from llamapipe.pipeline.dedup_stats import ClusterReport, ExampleClusters, ExampleDocs
 
         o = self._options
         drops = []
@@ -349,31 +355,35 @@ class Deduplicate(beam.PTransform):
             )
             docs, exact_groups = exact.documents, exact[EXACT_GROUPS]
             drops.append(exact[DROPPED])
-        representatives = docs  # one document per distinct text: what near dedup works on
-        labels = pair_counts = cc_report = None
-        if o.near:
+        else:
+            exact_groups = _empty(docs, "NoExactGroups")
+        if not o.near:
+            report = {"labels": _empty(docs, "NoComponents"), "exact": exact_groups} | "Report" >> (
+                ClusterReport(o))
+            # without a near-duplicate join, example documents are picked with a side input
+            example_docs = docs | "ExampleDocs" >> beam.ParDo(
+                ExampleDocs(), chosen=beam.pvalue.AsDict(report["example_members"]))
+        else:
             bucketed = (
                 docs
                 | "MinHashBands" >> beam.ParDo(MinHashBands(o))
                 | "GroupBuckets" >> beam.GroupByKey()
                 | "ConfirmedPairs" >> beam.ParDo(ConfirmedPairs(o)).with_outputs(PAIR_COUNTS, main="edges")
             )
-            pair_counts = bucketed[PAIR_COUNTS]
             components = bucketed.edges | "Components" >> ConnectedComponents(o.max_rounds)
-            labels, cc_report = components["labels"], components["report"]
-            marks = labels | "NearDuplicateMarks" >> beam.ParDo(NearDuplicateMarks())
+            labels = components["labels"]
+            report = {"labels": labels, "exact": exact_groups} | "Report" >> ClusterReport(
+                o, bucketed[PAIR_COUNTS], components["report"])
             joined = (
-                {"docs": docs | "KeyById" >> beam.Map(lambda d: (d["id"], d)), "marks": marks}
+                {"docs": docs | "KeyById" >> beam.Map(lambda d: (d["id"], d)),
+                 "marks": labels | "NearDuplicateMarks" >> beam.ParDo(NearDuplicateMarks()),
+                 "examples": report["example_members"]}
                 | "JoinMarks" >> beam.CoGroupByKey()
-                | "KeepOrDrop" >> beam.ParDo(ApplyMarks()).with_outputs(DROPPED, main="documents")
+                | "KeepOrDrop" >> beam.ParDo(ApplyMarks()).with_outputs(
+                    DROPPED, EXAMPLE_DOCS, main="documents")
             )
-            docs = joined.documents
+            docs, example_docs = joined.documents, joined[EXAMPLE_DOCS]
             drops.append(joined[DROPPED])
-        if exact_groups is None:
-            exact_groups = _empty(docs, "NoExactGroups")
-        if labels is None:
-            labels = _empty(docs, "NoComponents")
-        report = DedupReport(o, exact_groups, labels, pair_counts, cc_report)
-        stats, examples = representatives | "Report" >> report
+        examples = example_docs | "Examples" >> ExampleClusters(o.shingle_words)
         dropped = (drops | "AllDedupDrops" >> beam.Flatten()) if drops else _empty(docs, "NoDrops")
-        return {"documents": docs, "dropped": dropped, "stats": stats, "examples": examples}
+        return {"documents": docs, "dropped": dropped, "stats": report["stats"], "examples": examples}

@@ -22,7 +22,7 @@ import os
 import zlib
 
 import apache_beam as beam
-from apache_beam.pvalue import AsDict, AsList
+from apache_beam.pvalue import AsList
 
 from llamapipe.pipeline.components import bundle_output
 from llamapipe.pipeline.config import DedupConfig
@@ -215,15 +215,6 @@ class _OfChosen(beam.DoFn):
             yield centre, (node, copies)
 
 
-class _ExampleDocs(beam.DoFn):
-    """Documents of the chosen clusters -> (centre id, (document, its exact copies per source))."""
-
-    def process(self, doc, chosen: dict):
-        if doc["id"] in chosen:
-            centre_id, copies = chosen[doc["id"]]
-            yield centre_id, (doc, copies)
-
-
 class _BuildExample(beam.DoFn):
     def __init__(self, shingle_words: int):
         self._n = shingle_words
@@ -246,31 +237,24 @@ class _BuildExample(beam.DoFn):
         yield {"survivor": centre_id, "members": rows}
 
 
-class DedupReport(beam.PTransform):
-    """Documents before near dedup (+ the collections Deduplicate built) -> (stats: one dict, examples:
-    dicts with the texts of up to MEMBERS_PER_EXAMPLE members of each example cluster).
+class ClusterReport(beam.PTransform):
+    """{"labels": (node, centre) of the near-duplicate components, "exact": (survivor node, {source:
+    copies}) of each exact group} -> {"stats": one dict, "example_members": (document id, (survivor id,
+    its exact copies per source)) for up to MEMBERS_PER_EXAMPLE members of each example cluster}.
 
-    `exact_groups`: (survivor node, {source: copies}) of each exact group; `labels`: (node, centre) of
-    the near-duplicate components; `pair_counts`: per-bundle (compared, book pairs, other pairs,
-    largest bucket);
-    `cc_report`: the components' report (None without near dedup)."""
+    `pair_counts`: per-bundle (compared, book pairs, other pairs, largest bucket) of the LSH buckets;
+    `cc_report`: the components' report (both None without near dedup)."""
 
-    def __init__(self, options: DedupConfig, exact_groups, labels, pair_counts=None, cc_report=None):
+    def __init__(self, options: DedupConfig, pair_counts=None, cc_report=None):
         super().__init__()
         self._options = options
-        self._exact_groups = exact_groups
-        self._labels = labels
         self._pair_counts = pair_counts
         self._cc_report = cc_report
 
-    def expand(self, docs):
+    def expand(self, graph):
         o = self._options
-        nothing = docs | "Nothing" >> beam.FlatMap(lambda _: [])
-        membership = (
-            {"labels": self._labels, "exact": self._exact_groups}
-            | "JoinMembers" >> beam.CoGroupByKey()
-            | "Membership" >> beam.FlatMap(_membership)
-        )
+        nothing = graph["labels"] | "Nothing" >> beam.FlatMap(lambda _: [])
+        membership = graph | "JoinMembers" >> beam.CoGroupByKey() | "Membership" >> beam.FlatMap(_membership)
         clusters = (
             membership
             | "MemberCounts" >> beam.MapTuple(lambda centre, m: (centre, (m[1], m[2])))
@@ -278,7 +262,7 @@ class DedupReport(beam.PTransform):
         )
         partial_stats = clusters | "PartialStats" >> beam.ParDo(PartialCombine(ClusterStats()))
         stats = (
-            docs.pipeline
+            graph["labels"].pipeline
             | "StatsSeed" >> beam.Create([None])
             | "Stats" >> beam.Map(
                 _final_stats, o, AsList(partial_stats),
@@ -286,7 +270,7 @@ class DedupReport(beam.PTransform):
                 AsList(self._cc_report if self._cc_report is not None else nothing))
         )
         if o.examples == 0:
-            return stats, nothing
+            return {"stats": stats, "example_members": nothing}
         chosen = clusters | "ChooseExamples" >> beam.ParDo(PartialCombine(TopExamples(o.examples)))
         members = (
             membership
@@ -295,13 +279,32 @@ class DedupReport(beam.PTransform):
             | "MemberIds" >> beam.FlatMapTuple(
                 lambda centre, nodes: [(node_id(node), (node_id(centre), copies)) for node, copies in nodes])
         )
-        examples = (
-            docs
-            | "ExampleDocs" >> beam.ParDo(_ExampleDocs(), chosen=AsDict(members))
+        return {"stats": stats, "example_members": members}
+
+
+class ExampleDocs(beam.DoFn):
+    """Documents -> (survivor id, (document, its exact copies per source)) for the example members (a
+    side input: only used when there is no near-duplicate join to carry them)."""
+
+    def process(self, doc, chosen: dict):
+        if doc["id"] in chosen:
+            centre_id, copies = chosen[doc["id"]]
+            yield centre_id, (doc, copies)
+
+
+class ExampleClusters(beam.PTransform):
+    """(survivor id, (document, copies)) of the example members -> one record per example cluster."""
+
+    def __init__(self, shingle_words: int):
+        super().__init__()
+        self._n = shingle_words
+
+    def expand(self, example_docs):
+        return (
+            example_docs
             | "GroupExamples" >> beam.GroupByKey()
-            | "BuildExamples" >> beam.ParDo(_BuildExample(o.shingle_words))
+            | "BuildExamples" >> beam.ParDo(_BuildExample(self._n))
         )
-        return stats, examples
 
 
 class WriteDedupReport(beam.PTransform):

@@ -1,30 +1,33 @@
 """Exact and near-duplicate removal across all sources, with no step that gathers the corpus.
 
-1. Exact: documents grouped by the SHA-1 of their normalised text; the best-ranked copy of each group
-   goes on, the others are dropped (`exact_duplicate`). Exact copies never reach the MinHash step.
+Every document is normalised once (lowercase, no punctuation, single spaces) and fingerprinted:
+1. Exact: (SHA-1 of the normalised text, node) pairs grouped by hash; every copy but the best-ranked
+   gets an `exact_duplicate` mark. Only these small pairs are shuffled, not the documents.
 2. Near: a datasketch MinHash (affine32 scheme, xxhash-32 of word n-gram shingles instead of the
-   default SHA-1, which is several times slower) per remaining document. LSH bands x rows come from
-   datasketch's optimal-parameter routine for the threshold. Every document emits one (band,
-   band-hash) key per band with a compact b-bit signature; a bucket's members are verified against
-   each other by estimated Jaccard similarity (two books: the recipe's stricter book threshold).
-3. Connected components of the confirmed pairs, distributed (`components.py`): chains A~B~C end as
-   one cluster. Nodes are ordered by the survivor rule, so each component's centre is its survivor;
-   every other member is dropped (`near_duplicate`).
+   default SHA-1, which is several times slower). LSH bands x rows come from datasketch's
+   optimal-parameter routine for the threshold. Every document emits one (band, band-hash) key per
+   band with a compact b-bit signature; a bucket's members (one per distinct text) are verified
+   against each other by estimated Jaccard similarity (two books: the recipe's stricter book rule).
+3. Connected components of the confirmed pairs, distributed (`components.py`): chains A~B~C end as one
+   cluster. Nodes are ordered by the survivor rule, so each component's centre is its survivor; every
+   other member gets a `near_duplicate` mark.
+4. The documents are shuffled once, to meet their marks: unmarked ones are kept.
 
 Which copy survives is deterministic: the first source of `source_priority`, then the longest text,
 then the smallest id. With `scope: source` every key is prefixed by the source, so duplicates are
 only looked for within a source (RedPajama's choice). Cluster statistics and examples are built by
-`dedup_stats.DedupReport` from the same collections.
+`dedup_stats.ClusterReport` from the same collections.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import heapq
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
@@ -34,9 +37,11 @@ from llamapipe.pipeline.config import DedupConfig
 from llamapipe.sources.base import DROPPED, make_drop
 
 STAGE = "dedup"
-EXACT_GROUPS = "exact_groups"
 PAIR_COUNTS = "pair_counts"
 EXAMPLE_DOCS = "example_docs"
+TEXT_HASHES = "text_hashes"
+MARKS = "marks"
+COPIES = "copies"
 _NON_WORD = re.compile(r"[^\w\s]", re.UNICODE)
 _HASH_BATCH = 8192  # shingles hashed per MinHash.update_batch call (bounds its n x num_perm matrix)
 
@@ -117,9 +122,9 @@ class MinHasher:
                                  scheme="affine32")
         self._n = shingle_words
 
-    def signature(self, text: str) -> np.ndarray | None:
+    def signature(self, text: str, normalised: bool = False) -> np.ndarray | None:
         """uint32 hash values, or None for a text without words."""
-        words = normalise(text).split()
+        words = (text if normalised else normalise(text)).split()
         if not words:
             return None
         minhash = self._template.copy()
@@ -149,66 +154,93 @@ class _Scope:
         return doc["source"].encode("utf-8") + b"\x00" if self.per_source else b""
 
 
-class KeyByTextHash(beam.DoFn):
-    def __init__(self, scope: str):
-        self._scope = _Scope(scope)
-
-    def process(self, doc: dict):
-        digest = hashlib.sha1(normalise(doc["text"]).encode("utf-8")).digest()
-        yield self._scope.prefix(doc) + digest, doc
-
-
-class KeepBestCopy(beam.DoFn):
-    """A group of identical texts -> its best-ranked document; the others as drops.
-
-    Two passes over the group (Beam's grouped values can be re-iterated): only the best document is
-    held, whatever the group's size. Groups of several copies are also reported (EXACT_GROUPS) as
-    (survivor node, {source: copies}) for the cluster statistics."""
-
-    def __init__(self, priority: list[str]):
-        self._priority = priority
-
-    def process(self, element):
-        _, docs = element
-        best, best_node = None, None
-        for doc in docs:
-            node = doc_node(doc, self._priority)
-            if best_node is None or node < best_node:
-                best, best_node = doc, node
-        per_source: dict[str, int] = {}
-        for doc in docs:
-            per_source[doc["source"]] = per_source.get(doc["source"], 0) + 1
-            if doc["id"] != best["id"]:
-                beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", "dropped.exact_duplicate").inc()
-                yield beam.pvalue.TaggedOutput(DROPPED, make_drop(
-                    doc["source"], STAGE, "exact_duplicate", doc["id"], f"copy of {best['id']}"))
-        if sum(per_source.values()) > 1:
-            yield beam.pvalue.TaggedOutput(EXACT_GROUPS, (best_node, per_source))
-        yield best
-
-
-class MinHashBands(beam.DoFn):
-    """A document -> (band key, (node, is_book, b-bit signature bytes)) for each LSH band."""
+class Fingerprint(beam.DoFn):
+    """A document -> (band key, (node, is_book, b-bit signature, text hash)) for each LSH band (near
+    dedup) and, tagged TEXT_HASHES, (text hash, node) (exact dedup). Both from one normalisation."""
 
     def __init__(self, options: DedupConfig):
         self._options = options
 
     def setup(self) -> None:
         o = self._options
-        self._hasher = MinHasher(o.num_perm, o.shingle_words)
-        self._bands, self._rows = lsh_params(o.threshold, o.num_perm, *o.lsh_weights)
         self._scope = _Scope(o.scope)
-        self._dtype = _SIGNATURE_DTYPES[o.signature_bits]
+        if o.near:
+            self._hasher = MinHasher(o.num_perm, o.shingle_words)
+            self._bands, self._rows = lsh_params(o.threshold, o.num_perm, *o.lsh_weights)
+            self._dtype = _SIGNATURE_DTYPES[o.signature_bits]
 
     def process(self, doc: dict):
-        values = self._hasher.signature(doc["text"])
+        o = self._options
+        text = normalise(doc["text"])
+        node = doc_node(doc, o.source_priority)
+        prefix = self._scope.prefix(doc)
+        text_hash = prefix + hashlib.sha1(text.encode("utf-8")).digest()
+        if o.exact:
+            yield beam.pvalue.TaggedOutput(TEXT_HASHES, (text_hash, node))
+        if not o.near:
+            return
+        values = self._hasher.signature(text, normalised=True)
         if values is None:
             return
-        node = doc_node(doc, self._options.source_priority)
         is_book = bool((doc.get("meta") or {}).get("book_dedup"))
         compact = values.astype(self._dtype).tobytes()  # keeps the lowest bits
-        for key in band_keys(values, self._bands, self._rows, self._scope.prefix(doc)):
-            yield key, (node, is_book, compact)
+        for key in band_keys(values, self._bands, self._rows, prefix):
+            yield key, (node, is_book, compact, text_hash)
+
+
+class ExactCopies(beam.DoFn):
+    """The nodes of one normalised text -> a drop mark (MARKS: (id, drop record)) and the node
+    (COPIES: (node, 1)) of every copy but the best-ranked one, and (main output) (best node,
+    {source: documents}) when the text has copies. Two passes over the group (Beam's grouped values
+    can be re-iterated), nothing held but the best node."""
+
+    def process(self, element):
+        _, nodes = element
+        best = min(nodes)
+        per_source: dict[str, int] = {}
+        for node in nodes:
+            source = node_source(node)
+            per_source[source] = per_source.get(source, 0) + 1
+            if node != best:
+                doc_id = node_id(node)
+                yield beam.pvalue.TaggedOutput(MARKS, (doc_id, make_drop(
+                    source, STAGE, "exact_duplicate", doc_id, f"copy of {node_id(best)}")))
+                yield beam.pvalue.TaggedOutput(COPIES, (node, 1))
+        if sum(per_source.values()) > 1:
+            yield best, per_source
+
+
+def distinct_anchors(members: Iterable, limit: int, by_text: bool) -> tuple[list, int]:
+    """The `limit` best-ranked members of a bucket (one per text hash when `by_text`: exact copies are
+    exact dedup's business) and the number of members, in one pass holding at most `limit` members."""
+    if not by_text:
+        count = 0
+
+        def counted():
+            nonlocal count
+            for member in members:
+                count += 1
+                yield member
+
+        return heapq.nsmallest(limit, counted(), key=lambda m: m[0]), count
+    chosen: list = []  # sorted by node
+    best_of_text: dict[bytes, str] = {}
+    count = 0
+    for member in members:
+        count += 1
+        node, text_hash = member[0], member[3]
+        known = best_of_text.get(text_hash)
+        if known is not None and node >= known:
+            continue
+        if known is None and len(chosen) == limit and node >= chosen[-1][0]:
+            continue
+        if known is not None:
+            del chosen[bisect.bisect_left(chosen, known, key=lambda m: m[0])]
+        bisect.insort(chosen, member, key=lambda m: m[0])
+        best_of_text[text_hash] = node
+        if len(chosen) > limit:
+            del best_of_text[chosen.pop()[3]]
+    return chosen, count
 
 
 class _Forest:
@@ -236,8 +268,9 @@ class ConfirmedPairs(beam.DoFn):
     """One LSH bucket -> edges (node, node) between members whose estimated Jaccard reaches the
     threshold (book_threshold between two books).
 
-    The bucket's `bucket_anchors` best-ranked members (the anchors) are compared with each other;
-    every other member is compared with the anchors only. Up to that size this is every pair; beyond,
+    The bucket's `bucket_anchors` best-ranked members (the anchors; one per text when exact dedup is
+    on, exact copies being its business) are compared with each other; every other member is
+    compared with the anchors only. Up to that size this is every pair; beyond,
     work and memory stay bounded (members similar to no anchor are left to the other bands). An edge is
     emitted only when it joins two groups of anchors not yet joined (a spanning forest: connectivity,
     not every pair). Which edges come out may depend on the order of the members; the components they
@@ -257,12 +290,13 @@ class ConfirmedPairs(beam.DoFn):
     def process(self, element):
         _, members = element
         o = self._options
-        anchors = heapq.nsmallest(o.bucket_anchors, members, key=lambda m: m[0])
+        anchors, size = distinct_anchors(members, o.bucket_anchors, by_text=o.exact)
+        self._counts[3] = max(self._counts[3], size)
         if len(anchors) < 2:
             return
         dtype = _SIGNATURE_DTYPES[o.signature_bits]
-        signatures = np.stack([np.frombuffer(sig, dtype=dtype) for _, _, sig in anchors])
-        books = np.array([is_book for _, is_book, _ in anchors])
+        signatures = np.stack([np.frombuffer(m[2], dtype=dtype) for m in anchors])
+        books = np.array([m[1] for m in anchors])
         forest = _Forest(len(anchors))
         counts = self._counts
 
@@ -277,24 +311,22 @@ class ConfirmedPairs(beam.DoFn):
             return found.tolist()
 
         for i in range(1, len(anchors)):
-            node, is_book, _ = anchors[i]
+            node, is_book = anchors[i][:2]
             for j in matches(is_book, signatures[i], i):
                 if forest.union(i, j):
                     yield node, anchors[j][0]
-        size = len(anchors)
-        if len(anchors) == o.bucket_anchors:
+        if size > len(anchors):
             chosen = {anchor[0] for anchor in anchors}
-            for node, is_book, sig in members:
-                if node in chosen:
+            anchor_texts = {anchor[3] for anchor in anchors} if o.exact else set()
+            for node, is_book, sig, text_hash in members:
+                if node in chosen or text_hash in anchor_texts:
                     continue
-                size += 1
                 found = matches(is_book, np.frombuffer(sig, dtype=dtype), len(anchors))
                 if found:
                     yield node, anchors[found[0]][0]
                 for j in found[1:]:
                     if forest.union(found[0], j):
                         yield node, anchors[j][0]
-        counts[3] = max(counts[3], size)
 
 
 class NearDuplicateMarks(beam.DoFn):
@@ -309,19 +341,21 @@ class NearDuplicateMarks(beam.DoFn):
 
 
 class ApplyMarks(beam.DoFn):
-    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record; documents of
-    example clusters also go to EXAMPLE_DOCS as (survivor id, (document, copies per source))."""
+    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record (an exact copy's
+    mark first); documents of example clusters also go to EXAMPLE_DOCS as (survivor id, (document,
+    copies per source))."""
 
     def process(self, element):
         _, grouped = element
-        marks = list(grouped["marks"])
+        marks = sorted(grouped["marks"], key=lambda mark: mark["reason"] != "exact_duplicate")
         examples = list(grouped["examples"])
         for doc in grouped["docs"]:
             if examples:
                 centre_id, copies = examples[0]
                 yield beam.pvalue.TaggedOutput(EXAMPLE_DOCS, (centre_id, (doc, copies)))
             if marks:
-                beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", "dropped.near_duplicate").inc()
+                reason = marks[0]["reason"]
+                beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{reason}").inc()
                 yield beam.pvalue.TaggedOutput(DROPPED, marks[0])
             else:
                 yield doc
@@ -340,50 +374,47 @@ class Deduplicate(beam.PTransform):
         self._options = options
 
     def expand(self, docs):
-        from llamapipe.pipeline.dedup_stats import ClusterReport, ExampleClusters, ExampleDocs
+        from llamapipe.pipeline.dedup_stats import ClusterReport, ExampleClusters, final_stats
 
         o = self._options
-        drops = []
-        exact_groups = None
+        if not (o.exact or o.near):
+            nothing = _empty(docs, "Nothing")
+            stats = docs.pipeline | "NoStats" >> beam.Create([final_stats(None, o, [], [], [])])
+            return {"documents": docs, "dropped": nothing, "stats": stats, "examples": nothing}
+        prints = docs | "Fingerprint" >> beam.ParDo(Fingerprint(o)).with_outputs(TEXT_HASHES, main="bands")
+        marks = []
         if o.exact:
             exact = (
-                docs
-                | "KeyByTextHash" >> beam.ParDo(KeyByTextHash(o.scope))
+                prints[TEXT_HASHES]
                 | "GroupIdenticalTexts" >> beam.GroupByKey()
-                | "KeepBestCopy" >> beam.ParDo(KeepBestCopy(o.source_priority)).with_outputs(
-                    DROPPED, EXACT_GROUPS, main="documents")
+                | "ExactCopies" >> beam.ParDo(ExactCopies()).with_outputs(MARKS, COPIES, main="groups")
             )
-            docs, exact_groups = exact.documents, exact[EXACT_GROUPS]
-            drops.append(exact[DROPPED])
+            exact_groups, copies = exact.groups, exact[COPIES]
+            marks.append(exact[MARKS])
         else:
-            exact_groups = _empty(docs, "NoExactGroups")
-        if not o.near:
-            report = {"labels": _empty(docs, "NoComponents"), "exact": exact_groups} | "Report" >> (
-                ClusterReport(o))
-            # without a near-duplicate join, example documents are picked with a side input
-            example_docs = docs | "ExampleDocs" >> beam.ParDo(
-                ExampleDocs(), chosen=beam.pvalue.AsDict(report["example_members"]))
-        else:
+            exact_groups, copies = _empty(docs, "NoExactGroups"), _empty(docs, "NoCopies")
+        pair_counts = cc_report = None
+        if o.near:
             bucketed = (
-                docs
-                | "MinHashBands" >> beam.ParDo(MinHashBands(o))
+                prints.bands
                 | "GroupBuckets" >> beam.GroupByKey()
                 | "ConfirmedPairs" >> beam.ParDo(ConfirmedPairs(o)).with_outputs(PAIR_COUNTS, main="edges")
             )
             components = bucketed.edges | "Components" >> ConnectedComponents(o.max_rounds)
-            labels = components["labels"]
-            report = {"labels": labels, "exact": exact_groups} | "Report" >> ClusterReport(
-                o, bucketed[PAIR_COUNTS], components["report"])
-            joined = (
-                {"docs": docs | "KeyById" >> beam.Map(lambda d: (d["id"], d)),
-                 "marks": labels | "NearDuplicateMarks" >> beam.ParDo(NearDuplicateMarks()),
-                 "examples": report["example_members"]}
-                | "JoinMarks" >> beam.CoGroupByKey()
-                | "KeepOrDrop" >> beam.ParDo(ApplyMarks()).with_outputs(
-                    DROPPED, EXAMPLE_DOCS, main="documents")
-            )
-            docs, example_docs = joined.documents, joined[EXAMPLE_DOCS]
-            drops.append(joined[DROPPED])
-        examples = example_docs | "Examples" >> ExampleClusters(o.shingle_words)
-        dropped = (drops | "AllDedupDrops" >> beam.Flatten()) if drops else _empty(docs, "NoDrops")
-        return {"documents": docs, "dropped": dropped, "stats": report["stats"], "examples": examples}
+            labels, pair_counts, cc_report = components["labels"], bucketed[PAIR_COUNTS], components["report"]
+            marks.append(labels | "NearDuplicateMarks" >> beam.ParDo(NearDuplicateMarks()))
+        else:
+            labels = _empty(docs, "NoComponents")
+        report = {"labels": labels, "exact": exact_groups, "copies": copies} | "Report" >> ClusterReport(
+            o, pair_counts, cc_report)
+        # the one shuffle of the documents themselves: each meets its marks (and example membership)
+        joined = (
+            {"docs": docs | "KeyById" >> beam.Map(lambda d: (d["id"], d)),
+             "marks": marks | "AllMarks" >> beam.Flatten(),
+             "examples": report["example_members"]}
+            | "JoinMarks" >> beam.CoGroupByKey()
+            | "KeepOrDrop" >> beam.ParDo(ApplyMarks()).with_outputs(DROPPED, EXAMPLE_DOCS, main="documents")
+        )
+        examples = joined[EXAMPLE_DOCS] | "Examples" >> ExampleClusters(o.shingle_words)
+        return {"documents": joined.documents, "dropped": joined[DROPPED], "stats": report["stats"],
+                "examples": examples}

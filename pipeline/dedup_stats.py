@@ -54,8 +54,12 @@ def cross_source_pairs(per_source: dict[str, int]) -> dict[str, int]:
 
 
 def _membership(element):
-    """(node, {labels: [centre]?, exact: [copies per source]?}) -> (centre, (node, copies, in_near))."""
+    """(node, {labels: [centre]?, exact: [copies per source]?, copies: [1]?}) -> (centre, (node, copies,
+    in_near)). An exact copy is counted in its text's group only (one can reach the near-duplicate graph
+    from an LSH bucket too large to set its copies aside)."""
     node, grouped = element
+    if any(True for _ in grouped["copies"]):
+        return
     labels, exact = list(grouped["labels"]), list(grouped["exact"])
     centre = labels[0] if labels else node
     copies = exact[0] if exact else {node_source(node): 1}
@@ -179,7 +183,7 @@ class TopExamples(beam.CombineFn):
         return [element for _, element in heapq.nlargest(self._count, acc, key=lambda ranked: ranked[0])]
 
 
-def _final_stats(_, options: DedupConfig, clusters: list, pairs: list, components: list) -> dict:
+def final_stats(_, options: DedupConfig, clusters: list, pairs: list, components: list) -> dict:
     stats = {"scope": options.scope, "exact": options.exact, "near": options.near,
              **merged(ClusterStats(), clusters)}
     if options.near:
@@ -239,8 +243,9 @@ class _BuildExample(beam.DoFn):
 
 class ClusterReport(beam.PTransform):
     """{"labels": (node, centre) of the near-duplicate components, "exact": (survivor node, {source:
-    copies}) of each exact group} -> {"stats": one dict, "example_members": (document id, (survivor id,
-    its exact copies per source)) for up to MEMBERS_PER_EXAMPLE members of each example cluster}.
+    copies}) of each exact group, "copies": (node, 1) of each exact copy} -> {"stats": one dict,
+    "example_members": (document id, (survivor id, its exact copies per source)) for up to
+    MEMBERS_PER_EXAMPLE members of each example cluster}.
 
     `pair_counts`: per-bundle (compared, book pairs, other pairs, largest bucket) of the LSH buckets;
     `cc_report`: the components' report (both None without near dedup)."""
@@ -265,7 +270,7 @@ class ClusterReport(beam.PTransform):
             graph["labels"].pipeline
             | "StatsSeed" >> beam.Create([None])
             | "Stats" >> beam.Map(
-                _final_stats, o, AsList(partial_stats),
+                final_stats, o, AsList(partial_stats),
                 AsList(self._pair_counts if self._pair_counts is not None else nothing),
                 AsList(self._cc_report if self._cc_report is not None else nothing))
         )
@@ -280,16 +285,6 @@ class ClusterReport(beam.PTransform):
                 lambda centre, nodes: [(node_id(node), (node_id(centre), copies)) for node, copies in nodes])
         )
         return {"stats": stats, "example_members": members}
-
-
-class ExampleDocs(beam.DoFn):
-    """Documents -> (survivor id, (document, its exact copies per source)) for the example members (a
-    side input: only used when there is no near-duplicate join to carry them)."""
-
-    def process(self, doc, chosen: dict):
-        if doc["id"] in chosen:
-            centre_id, copies = chosen[doc["id"]]
-            yield centre_id, (doc, copies)
 
 
 class ExampleClusters(beam.PTransform):

@@ -177,6 +177,40 @@ def test_cluster_statistics_and_examples():
         assert_that(out["examples"], check_examples, label="examples")
 
 
+def test_buckets_beyond_their_anchors_still_count_every_document_once():
+    # bucket_anchors=2: the best two texts are compared with each other, the rest only with them, and an
+    # exact copy outside the anchors reaches the graph beside its original
+    body = words(90)
+    a = doc("a", "wikipedia", body)
+    b = doc("b", "c4", replaced(body, 50, 3, 91) + ["longer"])  # the second anchor, before c
+    c = doc("c", "c4", replaced(body, 200, 3, 92))
+    d = doc("d", "commoncrawl", c["text"])  # an exact copy of c, ranked after it
+
+    def one_cluster_of_four(stats):
+        (s,) = stats
+        assert (s["clusters"], s["documents"], s["duplicates_dropped"]) == (1, 4, 3), s
+        assert s["cross_source_pairs"] == {"c4~commoncrawl": 2, "c4~wikipedia": 2, "commoncrawl~wikipedia": 1}
+
+    with TestPipeline() as p:
+        out = p | beam.Create([a, b, c, d]) | Deduplicate(small(bucket_anchors=2))
+        assert_that(ids(out["documents"], "k"), equal_to(["wikipedia:a"]), label="kept")
+        assert_that(out["dropped"] | beam.Map(lambda d: (d["id"], d["reason"])), equal_to([
+            ("c4:b", "near_duplicate"), ("c4:c", "near_duplicate"), ("commoncrawl:d", "exact_duplicate"),
+        ]), label="dropped")
+        assert_that(out["stats"], one_cluster_of_four, label="stats")
+
+
+def test_without_exact_dedup_copies_are_near_duplicates_and_without_both_nothing_is_dropped():
+    body = words(95)
+    docs = [doc("1", "c4", body), doc("2", "commoncrawl", body), doc("3", "c4", words(96))]
+    with TestPipeline() as p:
+        out = p | beam.Create(docs) | Deduplicate(small(exact=False))
+        assert_that(drops(out["dropped"], "d"), equal_to([
+            ("commoncrawl:2", "near_duplicate", "near copy of c4:1")]), label="near only")
+        off = p | "Again" >> beam.Create(docs) | "Off" >> Deduplicate(small(exact=False, near=False))
+        assert_that(ids(off["documents"], "k"), equal_to(["c4:1", "commoncrawl:2", "c4:3"]), label="off")
+
+
 def mixed_corpus() -> list[dict]:
     docs = chain() + chain(("c4", "c4", "c4"), seed=200, prefix="second")
     for i in range(6):  # exact groups across sources, and near copies of those copies

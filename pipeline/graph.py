@@ -13,6 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from llamapipe.pipeline.classifier import ReferenceClassifier
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.dedup import Deduplicate
+from llamapipe.pipeline.dedup_stats import WriteDedupReport
 from llamapipe.pipeline.extract import ExtractText
 from llamapipe.pipeline.filters import QualityFilter
 from llamapipe.pipeline.langid import LanguageId
@@ -107,6 +108,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str]) -> N
             ReferenceClassifier(config.classifier, paths["classifier"]), wikipedia)))
     for label, stage in stages:
         out = current | label >> stage
+        if label == "Deduplicate":
+            out | "WriteDedupReport" >> WriteDedupReport(paths["dedup_stats"], paths["dedup_examples"])
         current = out["documents"]
         stage_drops.append(out["dropped"])
     kept = current

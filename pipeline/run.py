@@ -5,7 +5,9 @@ Output folder layout (OUT = config.output):
     OUT/beam.log                          Beam's own log (and its local workers')
     OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
     OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
-    OUT/ledger.json                       in / kept / dropped per source, stage and reason
+    OUT/ledger.json                       in / kept / dropped per source, stage and reason; "dedup":
+                                          duplicate cluster statistics
+    OUT/dedup/examples.jsonl              example duplicate clusters (`llamapipe inspect OUT --dups`)
     OUT/tokenizer/tokenizer.model         SentencePiece BPE (Meta's settings)
     OUT/tokenizer/tokenizer.json          the same for Hugging Face (+ tokenizer_config.json)
     OUT/shards/<source>/*.parquet         token shards, one row per document
@@ -26,6 +28,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
+from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stats
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
@@ -53,6 +56,8 @@ def output_paths(out: str) -> dict[str, str]:
         "rejects": os.path.join(out, "rejects", "rejects"),
         "classifier": os.path.join(out, "classifier"),
         "ledger": os.path.join(out, "ledger.json"),
+        "dedup_stats": os.path.join(work, "dedup", "stats.json"),
+        "dedup_examples": os.path.join(out, "dedup", "examples.jsonl"),
         "tokenizer": os.path.join(out, "tokenizer", "tokenizer.model"),
         "sample": os.path.join(work, "tokenizer-sample.txt"),
         "shards": os.path.join(out, "shards"),
@@ -85,7 +90,7 @@ def prepare_output(out: str) -> None:
         if entries and RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
-        written = ("documents", "dropped", "rejects", "classifier", "_work", "tokenizer", "shards",
+        written = ("documents", "dropped", "rejects", "classifier", "dedup", "_work", "tokenizer", "shards",
                    "beam.log")
         for sub in written:
             if os.path.isfile(os.path.join(out, sub)):
@@ -142,6 +147,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     ledger = collect_cleaning(paths, record)
     record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
+    log(format_dedup_summary(ledger["dedup"]))
     if "classifier" in record:
         log(format_classifier(record["classifier"]))
 
@@ -190,6 +196,7 @@ def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
     """After the cleaning pipeline: OUT/ledger.json from the counts, the classifier's status into the
     run record, and a stage that could not run (the classifier without cited pages) into both."""
     ledger = merge_ledger(paths["ledger_parts"] + "*")
+    ledger["dedup"] = read_dedup_stats(paths["dedup_stats"])
     classifier = read_classifier_status(paths["classifier"])
     if classifier:
         record["classifier"] = classifier

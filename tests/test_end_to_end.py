@@ -242,3 +242,31 @@ def test_training_on_the_shards_lowers_the_loss(demo_run):
     last = sum(m["loss"] for m in metrics[-2:]) / 2
     assert last < first - 0.5
     assert (demo_run["out"] / "train" / "checkpoint.pt").exists()
+
+
+def test_duplicate_clusters_are_in_the_ledger_and_inspect_shows_them_side_by_side(demo_run, capsys):
+    out = demo_run["out"]
+    stats = json.loads((out / "ledger.json").read_text())["dedup"]
+    drops = drop_records(out)
+    plants = demo_run["plants"]
+    pairs = [pair for kind in ("near_duplicates", "exact_duplicates", "cross_source_duplicates")
+             for pair in plants[kind]]
+    at_dedup = [pair for pair in pairs
+                if any(drops.get(item["id"], {}).get("stage") == "dedup" for item in pair)]
+    # each planted pair the dedup stage resolved is one cluster of two; nothing else clusters
+    assert stats["clusters"] == len(at_dedup) and stats["size_histogram"] == {"2": len(at_dedup)}
+    assert stats["duplicates_dropped"] == sum(1 for d in drops.values() if d["stage"] == "dedup")
+    assert stats["cross_source_pairs"] == {"c4~commoncrawl": len(plants["cross_source_duplicates"])}
+    assert stats["components"]["converged"] and stats["lsh"]["book_pairs_confirmed"] > 0  # the book edition
+
+    assert main(["inspect", str(out), "--dups", "50"]) == 0
+    printed = capsys.readouterr().out
+    examples = [json.loads(line) for line in (out / "dedup" / "examples.jsonl").read_text().splitlines()]
+    assert len(examples) == demo_run["config"].dedup.examples
+    for example in examples:
+        survivor = example["survivor"]
+        assert f"kept {survivor}" in printed
+        for member in example["members"]:
+            if member["id"] != survivor:  # shown beside the kept copy, and dropped as its duplicate
+                assert f"dropped {member['id']}" in printed
+                assert drops[member["id"]]["detail"].endswith(f"copy of {survivor}")

@@ -28,6 +28,7 @@ import lxml.html
 from lxml import etree
 
 from llamapipe.sources.base import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
     DROPPED,
     ReadFileDoFn,
     ReadFiles,
@@ -190,12 +191,22 @@ def iter_rows(stream) -> Iterator[tuple[int, dict[str, str]]]:
         stream, events=("end",), tag="row",
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
     )
-    for _, element in rows:
-        yield element.sourceline, dict(element.attrib)
-        # Free the row and everything before it; otherwise the tree grows with the file.
-        element.clear(keep_tail=False)
-        while element.getprevious() is not None:
-            del element.getparent()[0]
+    try:
+        for _, element in rows:
+            yield element.sourceline, dict(element.attrib)
+            # Free the row and everything before it; otherwise the tree grows with the file.
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        # iterparse's own message is often a bare "no element found"; libxml2's log names the line,
+        # column and cause (e.g. "Entity 'x' not defined"), which is what a user needs to see.
+        errors = exc.error_log.filter_from_errors()
+        raise MalformedXml(str(errors[0]) if errors else str(exc)) from exc
+
+
+class MalformedXml(ValueError):
+    pass
 
 
 class ReadPostsDoFn(ReadFileDoFn):
@@ -203,9 +214,13 @@ class ReadPostsDoFn(ReadFileDoFn):
 
     source = SOURCE
 
+    def __init__(self, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES):
+        super().__init__()
+        self._max_decompressed_bytes = max_decompressed_bytes
+
     def read(self, path: str) -> Iterator:
         site = site_name(path)
-        with open_input(path) as stream:
+        with open_input(path, self._max_decompressed_bytes) as stream:
             for row_number, (line, row) in enumerate(iter_rows(stream), start=1):
                 yield from self._post(site, row, row_number, line, path)
 
@@ -318,7 +333,8 @@ class Read(beam.PTransform):
 
     def expand(self, pbegin):
         read = pbegin | "ReadPostsFiles" >> ReadFiles(
-            self._options.inputs, ReadPostsDoFn(), split_bytes=self._options.split_bytes)
+            self._options.inputs, ReadPostsDoFn(self._options.max_decompressed_bytes),
+            split_bytes=self._options.split_bytes)
         drops = [read["dropped"]]
         posts = read["documents"]
         if self._options.max_sites > 0:

@@ -88,7 +88,8 @@ def first_difference(old, new, key: str = "") -> str | None:
 def prepare_output(out: str, config: dict | None = None) -> None:
     """An output folder is empty, or holds a previous run of the same config, whose results are
     replaced. A run of a different config is refused (naming the first key that differs): reusing
-    its folder would silently destroy results the user may still want."""
+    its folder would silently destroy results the user may still want. The `runner` section does
+    not count: how a run is executed does not change what it produces."""
     if os.path.exists(out):
         if not os.path.isdir(out):
             raise ConfigError(f"output: {out!r} exists and is not a folder")
@@ -104,7 +105,7 @@ def prepare_output(out: str, config: dict | None = None) -> None:
             except (OSError, ValueError, AttributeError) as exc:
                 raise ConfigError(f"output: {marker!r} is not a readable llamapipe run record ({exc}); "
                                   "choose another folder") from None
-            differs = first_difference(previous, config)
+            differs = first_difference({**(previous or {}), "runner": None}, {**config, "runner": None})
             if differs:
                 raise ConfigError(f"output: {out!r} holds a run of a different config ({differs} differs); "
                                   "choose another folder or delete it")

@@ -25,7 +25,7 @@ def shard_digests(shards) -> dict[str, str]:
 
 def test_shards_and_manifest_do_not_depend_on_the_number_of_workers(tmp_path):
     corpus = tmp_path / "demo-data"
-    write_demo_corpus(corpus, seed=0, scale=0.2)
+    write_demo_corpus(corpus, seed=0, scale=0.05)
     with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
         data = yaml.safe_load(f)
     for options in data["sources"].values():

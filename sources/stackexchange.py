@@ -187,6 +187,7 @@ def iter_rows(stream) -> Iterator[tuple[int, dict[str, str]]]:
     lxml with no DTD loading, no network and no external entities (an external entity reference
     is a parse error); huge_tree=False keeps libxml2's limits against entity-expansion bombs.
     """
+    etree.clear_error_log()  # lxml's log is per thread and keeps earlier files' errors otherwise
     rows = etree.iterparse(
         stream, events=("end",), tag="row",
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
@@ -199,10 +200,13 @@ def iter_rows(stream) -> Iterator[tuple[int, dict[str, str]]]:
             while element.getprevious() is not None:
                 del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        # iterparse's own message is often a bare "no element found"; libxml2's log names the line,
-        # column and cause (e.g. "Entity 'x' not defined"), which is what a user needs to see.
+        # iterparse's own message is sometimes a bare "no element found"; then libxml2's log holds
+        # the line, column and cause (e.g. "Entity 'x' not defined"), which is what a user needs.
         errors = exc.error_log.filter_from_errors()
-        raise MalformedXml(str(errors[0]) if errors else str(exc)) from exc
+        message = str(exc)
+        if message.startswith("no element found") and errors:
+            message = f"{errors[-1].message} (line {errors[-1].line}, column {errors[-1].column})"
+        raise MalformedXml(message) from exc
 
 
 class MalformedXml(ValueError):

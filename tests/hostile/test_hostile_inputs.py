@@ -15,6 +15,7 @@ latin-1 C4 lines (tests/sources/test_c4.py::test_every_line_is_a_document_or_exa
 from __future__ import annotations
 
 import json
+import re
 import resource
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_undefined_entity_in_posts_keeps_the_rows_before_it(corpus, tmp_path):
     documents, drops = run_read(stackexchange, tmp_path, item.paths)
     assert sorted(doc["id"] for doc in documents) == item.good
     assert reasons(drops) == ["unreadable_file"]
-    assert "Entity 'bogus' not defined" in drops[0]["detail"] and ":6:" in drops[0]["detail"]  # line 6
+    assert "Entity 'bogus' not defined (line 6, column 67)" in drops[0]["detail"]
 
 
 def _peak_rss_mb() -> float:
@@ -100,8 +101,10 @@ def test_external_entities_are_not_resolved_and_entity_bombs_not_expanded(corpus
         assert SECRET not in everything and "lollollol" not in everything, name
         good = [doc["text"] if module is wikipedia else doc["id"] for doc in documents]
         assert good == item.good, name
-        # The hostile record (or the rest of the file from it) is one counted drop.
+        # The hostile record (or the rest of the file from it) is one counted drop, saying why.
         assert reasons(drops) == ["unreadable_file"], (name, drops)
+        why = "external entity|undefined entity" if name.endswith("xxe") else "amplification"
+        assert re.search(why, drops[0]["detail"]), (name, drops[0]["detail"])
 
 
 def test_decompression_bomb_stops_at_the_configured_limit(corpus, tmp_path):

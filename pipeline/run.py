@@ -53,6 +53,8 @@ def output_paths(out: str) -> dict[str, str]:
         "documents": os.path.join(out, "documents"),
         "dropped": os.path.join(out, "dropped", "dropped"),
         "ledger_parts": os.path.join(work, "ledger", "counts"),
+        "rejects": os.path.join(out, "rejects", "rejects"),
+        "classifier": os.path.join(out, "classifier"),
         "ledger": os.path.join(out, "ledger.json"),
         "dedup_stats": os.path.join(work, "dedup", "stats.json"),
         "dedup_examples": os.path.join(out, "dedup", "examples.jsonl"),
@@ -88,7 +90,9 @@ def prepare_output(out: str) -> None:
         if entries and RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
-        for sub in ("documents", "dropped", "dedup", "_work", "tokenizer", "shards", "beam.log"):
+        written = ("documents", "dropped", "rejects", "classifier", "dedup", "_work", "tokenizer", "shards",
+                   "beam.log")
+        for sub in written:
             if os.path.isfile(os.path.join(out, sub)):
                 os.remove(os.path.join(out, sub))
             shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
@@ -140,12 +144,12 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     beam_log = os.path.join(config.output, "beam.log")
     with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
         build_cleaning(p, config, paths)
-    ledger = merge_ledger(paths["ledger_parts"] + "*")
-    ledger["dedup"] = read_dedup_stats(paths["dedup_stats"])
-    write_ledger(ledger, paths["ledger"])
+    ledger = collect_cleaning(paths, record)
     record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
     log(format_dedup_summary(ledger["dedup"]))
+    if "classifier" in record:
+        log(format_classifier(record["classifier"]))
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
@@ -186,6 +190,42 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     log(format_mixture(manifest))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+
+
+def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
+    """After the cleaning pipeline: OUT/ledger.json from the counts, the classifier's status into the
+    run record, and a stage that could not run (the classifier without cited pages) into both."""
+    ledger = merge_ledger(paths["ledger_parts"] + "*")
+    ledger["dedup"] = read_dedup_stats(paths["dedup_stats"])
+    classifier = read_classifier_status(paths["classifier"])
+    if classifier:
+        record["classifier"] = classifier
+        if classifier["status"] == "skipped":
+            ledger["skipped_stages"] = {"classifier": classifier["reason"]}
+    write_ledger(ledger, paths["ledger"])
+    return ledger
+
+
+def read_classifier_status(folder: str) -> dict | None:
+    """OUT/classifier/metrics.json, written by the classifier stage (None when it did not run)."""
+    path = os.path.join(folder, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def format_classifier(status: dict) -> str:
+    if status["status"] == "skipped":
+        return f"reference classifier skipped: {status['reason']}"
+    line = f"reference classifier {status['status']} ({status['model']}); cited pages found: " \
+           f"{status['cited_pages_found']}"
+    evaluation = status.get("heldout") or status.get("evaluation")
+    if evaluation:
+        line += (f"; held-out accuracy {evaluation['accuracy']} on {evaluation['examples']} pages, "
+                 f"kept at P >= {status['threshold']}: {evaluation['positives_kept_at_threshold']} of cited, "
+                 f"{evaluation['negatives_kept_at_threshold']} of random")
+    return line
 
 
 def format_mixture(manifest: dict) -> str:

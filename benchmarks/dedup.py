@@ -315,8 +315,9 @@ def child(corpus_path: str, out_dir: str, mode: str, workers: int) -> None:
         out = docs | "Dedup" >> Deduplicate(DedupConfig())
         out["documents"] | "Ids" >> beam.Map(lambda d: d["id"]) | "WriteKept" >> beam.io.WriteToText(
             os.path.join(out_dir, "kept"))
-        out["dropped"] | "DropJson" >> beam.Map(json.dumps) | "WriteDropped" >> beam.io.WriteToText(
-            os.path.join(out_dir, "dropped"))
+        (out["dropped"]
+         | "DropJson" >> beam.Map(lambda d: json.dumps({k: v for k, v in d.items() if k != "text"}))
+         | "WriteDropped" >> beam.io.WriteToText(os.path.join(out_dir, "dropped")))
         out["stats"] | "StatsJson" >> beam.Map(json.dumps) | "WriteStats" >> beam.io.WriteToText(
             os.path.join(out_dir, "stats"))
 

@@ -4,7 +4,7 @@ Every document is normalised once (lowercase, no punctuation, single spaces) and
 1. Exact: (SHA-1 of the normalised text, node) pairs grouped by hash; every copy but the best-ranked
    gets an `exact_duplicate` mark. Only these small pairs are shuffled, not the documents.
 2. Near: a datasketch MinHash (affine32 scheme, xxhash-32 of word n-gram shingles instead of the
-   default SHA-1, which is several times slower). LSH bands x rows come from datasketch's
+   default SHA-1, which takes about as long as all the rest). LSH bands x rows come from datasketch's
    optimal-parameter routine for the threshold. Every document emits one (band, band-hash) key per
    band with a compact b-bit signature; a bucket's members (one per distinct text) are verified
    against each other by estimated Jaccard similarity (two books: the recipe's stricter book rule).
@@ -111,8 +111,8 @@ def estimated_jaccard(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
 
 
 class MinHasher:
-    """MinHash signatures of texts: datasketch's MinHash with a fast shingle hash, permutations built
-    once per process (building them is most of the cost of a fresh MinHash)."""
+    """MinHash signatures of texts: datasketch's MinHash with a fast shingle hash and its permutations
+    built once per process (a fresh MinHash draws them again for every document)."""
 
     def __init__(self, num_perm: int, shingle_words: int, seed: int = 1):
         import xxhash
@@ -154,9 +154,23 @@ class _Scope:
         return doc["source"].encode("utf-8") + b"\x00" if self.per_source else b""
 
 
+def pack_member(node: str, is_book: bool, signature: bytes, text_hash: bytes) -> bytes:
+    """An LSH bucket member as one bytes value: 8 bytes of text hash, a book flag, the b-bit signature,
+    the node. One object instead of a tuple of four: there are `bands` of them per document, and local
+    runners hold every shuffled value in memory."""
+    return text_hash[:8] + (b"\x01" if is_book else b"\x00") + signature + node.encode("utf-8")
+
+
+def unpack_member(value: bytes, signature_bytes: int) -> tuple[str, bool, bytes, bytes]:
+    """(node, is_book, signature, text hash) of a packed member."""
+    end = 9 + signature_bytes
+    return value[end:].decode("utf-8"), value[8] == 1, value[9:end], value[:8]
+
+
 class Fingerprint(beam.DoFn):
-    """A document -> (band key, (node, is_book, b-bit signature, text hash)) for each LSH band (near
-    dedup) and, tagged TEXT_HASHES, (text hash, node) (exact dedup). Both from one normalisation."""
+    """A document -> (band key, packed member (node, is_book, b-bit signature, text hash)) for each LSH
+    band (near dedup) and, tagged TEXT_HASHES, (text hash, node) (exact dedup). Both from one
+    normalisation."""
 
     def __init__(self, options: DedupConfig):
         self._options = options
@@ -174,18 +188,18 @@ class Fingerprint(beam.DoFn):
         text = normalise(doc["text"])
         node = doc_node(doc, o.source_priority)
         prefix = self._scope.prefix(doc)
-        text_hash = prefix + hashlib.sha1(text.encode("utf-8")).digest()
+        text_hash = hashlib.sha1(text.encode("utf-8")).digest()
         if o.exact:
-            yield beam.pvalue.TaggedOutput(TEXT_HASHES, (text_hash, node))
+            yield beam.pvalue.TaggedOutput(TEXT_HASHES, (prefix + text_hash, node))
         if not o.near:
             return
         values = self._hasher.signature(text, normalised=True)
         if values is None:
             return
         is_book = bool((doc.get("meta") or {}).get("book_dedup"))
-        compact = values.astype(self._dtype).tobytes()  # keeps the lowest bits
+        member = pack_member(node, is_book, values.astype(self._dtype).tobytes(), text_hash)  # lowest bits
         for key in band_keys(values, self._bands, self._rows, prefix):
-            yield key, (node, is_book, compact, text_hash)
+            yield key, member
 
 
 class ExactCopies(beam.DoFn):
@@ -288,9 +302,14 @@ class ConfirmedPairs(beam.DoFn):
             yield beam.pvalue.TaggedOutput(PAIR_COUNTS, bundle_output(tuple(self._counts)))
 
     def process(self, element):
-        _, members = element
+        _, packed = element
         o = self._options
-        anchors, size = distinct_anchors(members, o.bucket_anchors, by_text=o.exact)
+        signature_bytes = o.num_perm * o.signature_bits // 8
+
+        def members():  # the grouped values can be iterated again: unpacked on the way
+            return (unpack_member(value, signature_bytes) for value in packed)
+
+        anchors, size = distinct_anchors(members(), o.bucket_anchors, by_text=o.exact)
         self._counts[3] = max(self._counts[3], size)
         if len(anchors) < 2:
             return
@@ -318,7 +337,7 @@ class ConfirmedPairs(beam.DoFn):
         if size > len(anchors):
             chosen = {anchor[0] for anchor in anchors}
             anchor_texts = {anchor[3] for anchor in anchors} if o.exact else set()
-            for node, is_book, sig, text_hash in members:
+            for node, is_book, sig, text_hash in members():
                 if node in chosen or text_hash in anchor_texts:
                     continue
                 found = matches(is_book, np.frombuffer(sig, dtype=dtype), len(anchors))
@@ -341,9 +360,9 @@ class NearDuplicateMarks(beam.DoFn):
 
 
 class ApplyMarks(beam.DoFn):
-    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record (an exact copy's
-    mark first); documents of example clusters also go to EXAMPLE_DOCS as (survivor id, (document,
-    copies per source))."""
+    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record with its text
+    (an exact copy's mark first); documents of example clusters also go to EXAMPLE_DOCS as (survivor
+    id, (document, copies per source))."""
 
     def process(self, element):
         _, grouped = element
@@ -356,7 +375,8 @@ class ApplyMarks(beam.DoFn):
             if marks:
                 reason = marks[0]["reason"]
                 beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{reason}").inc()
-                yield beam.pvalue.TaggedOutput(DROPPED, marks[0])
+                # the text rides along for the rejects sample (pipeline/rejects.py strips it elsewhere)
+                yield beam.pvalue.TaggedOutput(DROPPED, {**marks[0], "text": doc["text"]})
             else:
                 yield doc
 

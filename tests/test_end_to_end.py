@@ -181,3 +181,31 @@ def test_training_on_the_shards_lowers_the_loss(demo_run):
     last = sum(m["loss"] for m in metrics[-2:]) / 2
     assert last < first - 0.5
     assert (demo_run["out"] / "train" / "checkpoint.pt").exists()
+
+
+def test_the_trained_model_plans_samples_and_loads_in_transformers(demo_run, capsys, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llamapipe.model.weights import load_model
+
+    config, run = demo_run["config_path"], demo_run["out"] / "train"
+    if not (run / "checkpoint.pt").exists():  # when run alone, without the training test
+        assert main(["train", config, "--steps", "5", "--fresh"]) == 0
+    capsys.readouterr()
+    assert main(["train", config, "--plan"]) == 0
+    vocab = json.loads((demo_run["out"] / "shards" / "manifest.json").read_text())["tokenizer"]["vocab_size"]
+    model, _ = load_model(run)
+    assert f"{model.num_params():,} parameters" in capsys.readouterr().out  # with the shards' vocabulary
+    assert model.params.vocab_size == vocab
+
+    assert main(["generate", str(run), "--prompt", "The", "--max-new-tokens", "20"]) == 0
+    assert capsys.readouterr().out.startswith("The")
+
+    assert main(["export-hf", str(run), str(tmp_path / "hf")]) == 0
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32).eval()
+    shard = sorted((demo_run["out"] / "shards" / "c4").glob("*.parquet"))[0]
+    tokens = torch.tensor([pq.read_table(shard, columns=["tokens"]).column("tokens")[0].as_py()[:64]])
+    with torch.no_grad():
+        assert (model(tokens)[0] - theirs(tokens).logits).abs().max().item() <= 1e-4
+    assert theirs.generate(tokens[:, :8], max_new_tokens=5, do_sample=False).shape[1] > 8

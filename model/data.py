@@ -30,8 +30,6 @@ The pipeline writes `OUT/shards/<source>/*.parquet` (one row per document: `doc_
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import random
 from collections import deque
 from collections.abc import Iterator
@@ -46,7 +44,9 @@ import torch
 import xxhash
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-MANIFEST_SCHEMA_VERSION = 1
+# The manifest is read and validated in one place, shared with the pipeline and `llamapipe inspect verify`.
+from llamapipe.pipeline.manifest import read_manifest, validate_manifest  # noqa: F401 (re-exported)
+
 STATE_VERSION = 1
 SPLITS = ("train", "heldout")
 
@@ -57,19 +57,6 @@ def is_held_out(doc_id: str, fraction: float) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------- manifest
-
-
-def read_manifest(path: str | Path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def source_shares(manifest: dict) -> dict[str, float]:
@@ -84,64 +71,6 @@ def source_shares(manifest: dict) -> dict[str, float]:
     if total <= 0:
         raise ValueError("manifest has no source with tokens, shards and a positive share")
     return {name: share / total for name, share in raw.items()}
-
-
-def validate_manifest(
-    manifest: dict | str | Path,
-    tokenizer_path: str | Path | None = None,
-    *,
-    check_sha256: bool = True,
-    root: str | Path | None = None,
-) -> dict:
-    """Check that the shards are the ones the manifest describes, tokenized by the tokenizer at hand.
-
-    `manifest` is the manifest's path, or its parsed dict plus `root` (the folder its shard paths are
-    relative to). Raises one `ValueError` listing every problem: wrong schema version, tokenizer digest
-    different from `tokenizer_path`'s, missing shards, and (with `check_sha256`, which reads every shard
-    once) shards whose content changed. Returns the parsed manifest."""
-    if not isinstance(manifest, dict):
-        root = Path(manifest).parent if root is None else Path(root)
-        manifest = read_manifest(manifest)
-    elif root is None:
-        raise ValueError("validate_manifest needs `root` (the manifest's folder) when given a parsed dict")
-    root = Path(root)
-    problems: list[str] = []
-    if manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION:
-        problems.append(
-            f"schema_version {manifest.get('schema_version')!r} is not {MANIFEST_SCHEMA_VERSION}"
-        )
-    tokenizer = manifest.get("tokenizer") or {}
-    if not isinstance(tokenizer.get("vocab_size"), int) or tokenizer["vocab_size"] <= 0:
-        problems.append("tokenizer.vocab_size is missing or not a positive integer")
-    if tokenizer_path is not None:
-        if not Path(tokenizer_path).is_file():
-            problems.append(f"tokenizer file {tokenizer_path} does not exist")
-        else:
-            actual = sha256_file(tokenizer_path)
-            if actual != tokenizer.get("sha256"):
-                problems.append(
-                    f"tokenizer {tokenizer_path} has sha256 {actual} but the shards were tokenized with "
-                    f"sha256 {tokenizer.get('sha256')}: token ids would not mean the same pieces"
-                )
-    for name, entry in (manifest.get("sources") or {}).items():
-        if entry.get("tokens", 0) <= 0:
-            continue  # sources the pipeline kept nothing of are listed with empty shard lists
-        if not entry.get("shards"):
-            problems.append(f"source {name} has {entry['tokens']} tokens but no shards")
-        for shard in entry.get("shards", []):
-            path = root / shard["path"]
-            if not path.is_file():
-                problems.append(f"shard {path} of source {name} does not exist")
-            elif check_sha256 and sha256_file(path) != shard.get("sha256"):
-                problems.append(f"shard {path} of source {name} does not match its sha256 in the manifest")
-    try:
-        source_shares(manifest)
-    except ValueError as error:
-        problems.append(str(error))
-    if problems:
-        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
-        raise ValueError("invalid token-shard manifest:\n  " + "\n  ".join(shown))
-    return manifest
 
 
 # ------------------------------------------------------------------------------------------ one source

@@ -16,10 +16,8 @@ but which dimensions get paired. This is the permutation of transformers'
 
 Tokenizer: transformers (5.x) loads a Llama tokenizer from `tokenizer.json`; it can convert a bare
 `tokenizer.model` itself only with protobuf >= 7, which Apache Beam does not allow here. So the export
-copies `tokenizer.model` and takes `tokenizer.json` (+ its config files) from the pipeline's tokenizer
-folder when the pipeline wrote one there, or from `llamapipe.tokenizer.hf.write_hf_tokenizer` when that
-module exists (the Hugging Face tokenizer writer of the tokenizer package); otherwise it writes
-`tokenizer_config.json` for `LlamaTokenizerFast` and says that `tokenizer.json` is missing.
+copies `tokenizer.model` with the `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json`
+the pipeline writes beside it, or writes them with `llamapipe.tokenizer.hf` when they are missing.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ import torch
 
 from llamapipe.model.llama import PRESETS, ModelArgs, ffn_hidden_dim
 from llamapipe.model.weights import args_from_dict, find_tokenizer, read_checkpoint, save_weights
+from llamapipe.tokenizer.hf import write_hf_tokenizer
 
 SAFETENSORS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
@@ -198,35 +197,21 @@ def _shards(
         yield shard
 
 
-def write_tokenizer_files(model_path: Path, out_dir: Path, bos_id: int, eos_id: int, max_len: int) -> str:
+def write_tokenizer_files(model_path: Path, out_dir: Path) -> str:
     """Copy `tokenizer.model` and provide the Hugging Face tokenizer files; returns how (for the user)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_path, out_dir / "tokenizer.model")
     beside = model_path.parent
-    if (beside / "tokenizer.json").is_file():  # written by the pipeline next to tokenizer.model
+    if (beside / "tokenizer.json").is_file():  # the pipeline writes them next to tokenizer.model
         for name in TOKENIZER_FILES:
             if (beside / name).is_file():
                 shutil.copyfile(beside / name, out_dir / name)
         return f"tokenizer.json copied from {beside}"
-    try:  # the tokenizer package's writer, where present
-        from llamapipe.tokenizer.hf import write_hf_tokenizer
-    except ImportError:
-        write_hf_tokenizer = None
-    if write_hf_tokenizer is not None:
+    try:  # e.g. an imported folder, or a run from before the pipeline wrote tokenizer.json
         write_hf_tokenizer(str(out_dir / "tokenizer.model"), str(out_dir))
-        return "tokenizer.json written by llamapipe.tokenizer.hf"
-    import sentencepiece as spm
-
-    processor = spm.SentencePieceProcessor(model_file=str(model_path))
-    special = {"bos_token": processor.id_to_piece(bos_id), "eos_token": processor.id_to_piece(eos_id),
-               "unk_token": processor.id_to_piece(processor.unk_id())}
-    config = {"tokenizer_class": "LlamaTokenizerFast", **special, "pad_token": None, "add_bos_token": True,
-              "add_eos_token": False, "legacy": True, "clean_up_tokenization_spaces": False,
-              "model_max_length": max_len}
-    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    (out_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2), encoding="utf-8")
-    return ("tokenizer.model and tokenizer_config.json only: no tokenizer.json was found, and transformers "
-            "converts tokenizer.model itself only with protobuf >= 7")
+    except ValueError as error:  # a SentencePiece model unlike Meta's: the weights are still usable
+        return f"tokenizer.model only ({error})"
+    return "tokenizer.json written from tokenizer.model"
 
 
 def export_hf(
@@ -275,7 +260,7 @@ def export_hf(
     )
     generation = {"bos_token_id": info.bos_id, "eos_token_id": info.eos_id}
     (out / "generation_config.json").write_text(json.dumps(generation, indent=2), encoding="utf-8")
-    how = write_tokenizer_files(info.path, out, info.bos_id, info.eos_id, args.max_seq_len)
+    how = write_tokenizer_files(info.path, out)
     return {"dir": str(out), "files": files, "params": sum(state[n].numel() for n in names),
             "tokenizer": how}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from llamapipe.model.llama import ModelArgs, Transformer, precompute_rope
+from llamapipe.tokenizer.train import file_sha256
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -94,9 +95,7 @@ def find_tokenizer(
     for candidate in candidates:
         if candidate.is_file():
             if recorded.get("sha256") and candidate == Path(recorded.get("path", "")):
-                from llamapipe.model.data import sha256_file
-
-                if sha256_file(candidate) != recorded["sha256"]:
+                if file_sha256(str(candidate)) != recorded["sha256"]:
                     raise ValueError(f"{candidate} changed since training (sha256); pass --tokenizer")
             return TokenizerInfo(candidate, **ids)
     raise FileNotFoundError(

@@ -20,6 +20,7 @@ examples:
   llamapipe export-hf out/demo/train out/demo/hf  # a LlamaForCausalLM folder for transformers
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
+  llamapipe inspect verify out/demo/shards      # checksums, schema, tokenizer, manifest; exit 1 on mismatch
 """
 
 
@@ -98,13 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("dir")
     imp.add_argument("--out", help="checkpoint to write (default: DIR/checkpoint.pt)")
 
-    inspect = sub.add_parser("inspect", help="summarise token shards (a file or folder)",
-                             description="Documents and tokens per source in a shard file or folder, "
-                             "with the manifest's target shares; --decode N prints N documents.",
-                             epilog="example: llamapipe inspect out/demo/shards --decode 2")
-    inspect.add_argument("path")
-    inspect.add_argument("--decode", type=int, default=0, metavar="N", help="print N decoded documents")
-    inspect.add_argument("--tokenizer", help="tokenizer.model (default: the manifest's)")
+    from llamapipe.pipeline.inspect_cli import add_inspect_parser
+
+    add_inspect_parser(sub)
     return parser
 
 
@@ -141,12 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("generate", "export-hf", "import-hf"):
             return _weights_command(args)
         if args.command == "inspect":
-            from llamapipe.pipeline.inspect_shards import decode_documents, format_summary, summarize
+            from llamapipe.pipeline.inspect_cli import run_inspect
 
-            print(format_summary(summarize(args.path)))
-            for doc_id, source, num_tokens, text in decode_documents(args.path, args.decode, args.tokenizer):
-                print(f"\n=== {doc_id} ({source}, {num_tokens} tokens) ===\n{text}")
-            return 0
+            return run_inspect(args)
     except ConfigError as exc:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2

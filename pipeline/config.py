@@ -162,8 +162,9 @@ class TokenizerConfig:
 class ShardsConfig:
     """Token shards."""
 
-    target_shard_tokens: int = 100_000_000
-    row_group_documents: int = 1000
+    target_shard_tokens: int = 100_000_000  # documents are assigned to shards by a hash of their id
+    row_group_documents: int = 1000  # a row group (the unit a streaming reader holds) ends at this many
+    row_group_tokens: int = 1_048_576  # documents or at this many tokens, whichever comes first
     add_eos: bool = False  # BOS starts every document; EOS only when asked
 
 

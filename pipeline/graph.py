@@ -15,7 +15,7 @@ from llamapipe.pipeline.extract import ExtractText
 from llamapipe.pipeline.filters import QualityFilter
 from llamapipe.pipeline.langid import LanguageId
 from llamapipe.pipeline.ledger import CountLedger
-from llamapipe.pipeline.tokenize import WriteTokenShards
+from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
 from llamapipe.sources import source_module
 
 DOCUMENT_SCHEMA = pa.schema(
@@ -111,16 +111,18 @@ def build_tokenization(
         pattern = FileSystems.join(paths["documents"], name, "*.parquet")
         (
             p
-            | f"ReadDocuments_{name}" >> beam.io.ReadFromParquet(pattern, columns=["id", "source", "text"])
+            | f"ReadDocuments_{name}" >> beam.io.ReadFromParquet(pattern, columns=["id", "text"])
             | f"Tokenize_{name}" >> WriteTokenShards(
                 name,
                 paths["shards"],
                 tokenizer["path"],
                 tokenizer["vocab_size"],
                 tokenizer["sha256"],
-                # ~4 characters per token for English text: only used to pick the number of shards
-                estimated_tokens=chars_kept[name] // 4,
+                # only used to choose the number of shards
+                estimated_tokens=estimate_tokens(pattern, chars_kept[name], tokenizer["path"]),
                 target_shard_tokens=config.shards.target_shard_tokens,
                 add_eos=config.shards.add_eos,
+                row_group_documents=config.shards.row_group_documents,
+                row_group_tokens=config.shards.row_group_tokens,
             )
         )

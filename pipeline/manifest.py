@@ -1,19 +1,34 @@
-"""The shard manifest: per source documents, tokens, shard list with checksums, target share and
-epochs computed from the real token counts (RECIPE section 1); the tokenizer's path and sha256."""
+"""The shard manifest, `OUT/shards/manifest.json`: what a trainer needs to mix the sources.
+
+    schema_version, mixture_mode ("token_budget" or "epochs"), token_budget, total_tokens,
+    tokenizer: path (relative to the manifest), sha256, vocab_size, bos_id, eos_id
+    sources.<name>: documents, tokens, share, epochs, configured_share, configured_epochs,
+                    escaped_u2581_documents, num_shards,
+                    shards: [path, sha256, tokens, documents]
+
+Shares and epochs are computed from the real token counts of the shards (RECIPE section 1). This is also
+the one place where a manifest is validated (`validate_manifest`), for the trainer and for
+`llamapipe inspect verify`. No Beam import here: the trainer imports this module.
+"""
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline.config import MixtureConfig
-from llamapipe.pipeline.tokenize import SCHEMA_VERSION
-from llamapipe.sources.base import SOURCE_NAMES
+from llamapipe.pipeline.shard_format import SCHEMA_VERSION, footer
 from llamapipe.tokenizer.train import file_sha256
+
+if TYPE_CHECKING:
+    from llamapipe.pipeline.config import MixtureConfig
+
+MANIFEST_NAME = "manifest.json"
 
 
 def shard_stats(path: str) -> dict:
@@ -30,6 +45,7 @@ def mixture_weights(tokens: dict[str, int], mixture: MixtureConfig) -> tuple[dic
 
     With a token budget the configured shares are the target: epochs = share * budget / tokens.
     Without one the configured epochs are the target: share = epochs * tokens / sum(epochs * tokens).
+    Sources without tokens take no share: the others' shares are renormalised to sum to 1.
     """
     present = {s: t for s, t in tokens.items() if t > 0 and s in mixture.sources}
     shares, epochs = {}, {}
@@ -47,36 +63,53 @@ def mixture_weights(tokens: dict[str, int], mixture: MixtureConfig) -> tuple[dic
     return shares, epochs, int(round(budget))
 
 
+def _source_folders(shards_dir: str) -> list[str]:
+    from llamapipe.sources.base import SOURCE_NAMES  # imports Beam: only the pipeline builds manifests
+
+    present = [d for d in os.listdir(shards_dir) if os.path.isdir(os.path.join(shards_dir, d))]
+    return [s for s in SOURCE_NAMES if s in present] + sorted(set(present) - set(SOURCE_NAMES))
+
+
 def build_manifest(shards_dir: str, tokenizer_path: str, vocab_size: int, mixture: MixtureConfig) -> dict:
+    import sentencepiece as spm
+
+    tokenizer_sha256 = file_sha256(tokenizer_path)
     sources = {}
-    for source in SOURCE_NAMES:
-        paths = sorted(glob.glob(os.path.join(shards_dir, source, "*.parquet")))
+    for source in _source_folders(shards_dir):
+        paths = sorted(str(p) for p in Path(shards_dir, source).glob("*.parquet"))
         if not paths:
             continue
-        shards = []
+        shards, escaped = [], 0
         for path in paths:
+            meta = footer(path)
+            if meta.get("tokenizer_sha256") != tokenizer_sha256:
+                raise ValueError(f"{path} was tokenized by tokenizer {meta.get('tokenizer_sha256')}, "
+                                 f"not by {tokenizer_path} ({tokenizer_sha256})")
+            escaped += int(meta.get("escaped_u2581_documents", 0))
             stats = shard_stats(path)
             shards.append({"path": os.path.relpath(path, shards_dir), "sha256": file_sha256(path), **stats})
         sources[source] = {
             "documents": sum(s["documents"] for s in shards),
             "tokens": sum(s["tokens"] for s in shards),
+            "num_shards": len(shards),
+            "escaped_u2581_documents": escaped,
             "shards": shards,
         }
     shares, epochs, budget = mixture_weights({s: e["tokens"] for s, e in sources.items()}, mixture)
     for source, entry in sources.items():
         entry["share"] = round(shares.get(source, 0.0), 6)
         entry["epochs"] = round(epochs.get(source, 0.0), 6)
-        # target share as configured (before renormalisation), for comparison
+        # the mixture as configured (before renormalisation over the sources that have tokens)
         configured = mixture.sources.get(source)
         entry["configured_share"] = configured.share if configured else 0.0
-    import sentencepiece as spm
-
+        entry["configured_epochs"] = configured.epochs if configured else 0.0
     sp = spm.SentencePieceProcessor(model_file=tokenizer_path)
     return {
         "schema_version": SCHEMA_VERSION,
+        "mixture_mode": "token_budget" if mixture.token_budget else "epochs",
         "tokenizer": {
             "path": os.path.relpath(tokenizer_path, shards_dir),
-            "sha256": file_sha256(tokenizer_path),
+            "sha256": tokenizer_sha256,
             "vocab_size": vocab_size,
             "bos_id": sp.bos_id(),
             "eos_id": sp.eos_id(),
@@ -94,10 +127,89 @@ def write_manifest(manifest: dict, path: str) -> None:
     os.replace(tmp, path)
 
 
-def read_manifest(path: str) -> dict:
+def read_manifest(path: str | Path) -> dict:
+    """The parsed manifest, unchecked (see `validate_manifest`)."""
     with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: manifest schema version {manifest.get('schema_version')!r} "
-                         f"is not {SCHEMA_VERSION}")
+        return json.load(f)
+
+
+def validate_manifest(
+    manifest: dict | str | Path,
+    tokenizer_path: str | Path | None = None,
+    *,
+    check_sha256: bool = True,
+    check_footers: bool = True,
+    root: str | Path | None = None,
+) -> dict:
+    """Check that the shards are the ones the manifest describes, tokenized by the tokenizer at hand.
+
+    `manifest` is the manifest's path, or its parsed dict plus `root` (the folder its shard paths are
+    relative to). Raises one `ValueError` listing every problem: wrong schema version, tokenizer digest
+    different from `tokenizer_path`'s, missing shards, shards whose footer names another tokenizer (with
+    `check_footers`, one small read per shard) and shards whose content changed (with `check_sha256`,
+    which reads every shard once). Returns the parsed manifest."""
+    if not isinstance(manifest, dict):
+        root = Path(manifest).parent if root is None else Path(root)
+        manifest = read_manifest(manifest)
+    elif root is None:
+        raise ValueError("validate_manifest needs `root` (the manifest's folder) when given a parsed dict")
+    problems = manifest_problems(manifest, Path(root), tokenizer_path, check_sha256=check_sha256,
+                                 check_footers=check_footers)
+    if problems:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise ValueError("invalid token-shard manifest:\n  " + "\n  ".join(shown))
     return manifest
+
+
+def manifest_problems(manifest: dict, root: Path, tokenizer_path: str | Path | None = None, *,
+                      check_sha256: bool = True, check_footers: bool = True) -> list[str]:
+    problems: list[str] = []
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        problems.append(f"schema_version {manifest.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    tokenizer = manifest.get("tokenizer") or {}
+    if not isinstance(tokenizer.get("vocab_size"), int) or tokenizer["vocab_size"] <= 0:
+        problems.append("tokenizer.vocab_size is missing or not a positive integer")
+    if tokenizer_path is not None:
+        if not Path(tokenizer_path).is_file():
+            problems.append(f"tokenizer file {tokenizer_path} does not exist")
+        else:
+            actual = file_sha256(str(tokenizer_path))
+            if actual != tokenizer.get("sha256"):
+                problems.append(
+                    f"tokenizer {tokenizer_path} has sha256 {actual} but the shards were tokenized with "
+                    f"sha256 {tokenizer.get('sha256')}: token ids would not mean the same pieces"
+                )
+    sources = manifest.get("sources") or {}
+    for name, entry in sources.items():
+        for key in ("tokens", "documents"):
+            listed = sum(shard.get(key, 0) for shard in entry.get("shards", []))
+            if key in entry and listed != entry[key]:
+                problems.append(f"source {name} has {entry[key]} {key} but its shards add up to {listed}")
+    total = sum(e.get("tokens", 0) for e in sources.values())
+    if "total_tokens" in manifest and manifest["total_tokens"] != total:
+        problems.append(f"total_tokens {manifest['total_tokens']} is not the sum of the sources' tokens")
+    for name, entry in sources.items():
+        if entry.get("tokens", 0) <= 0:
+            continue  # sources the pipeline kept nothing of are listed with empty shard lists
+        if not entry.get("shards"):
+            problems.append(f"source {name} has {entry['tokens']} tokens but no shards")
+        for shard in entry.get("shards", []):
+            path = root / shard["path"]
+            if not path.is_file():
+                problems.append(f"shard {path} of source {name} does not exist")
+                continue
+            if check_footers:
+                try:
+                    shard_tokenizer = footer(path).get("tokenizer_sha256")
+                except (pa.ArrowException, OSError):
+                    shard_tokenizer = None  # unreadable: the sha256 check (or the reader) reports it
+                if shard_tokenizer is not None and shard_tokenizer != tokenizer.get("sha256"):
+                    problems.append(f"shard {path} of source {name} was tokenized by another tokenizer "
+                                    f"(sha256 {shard_tokenizer}, manifest {tokenizer.get('sha256')})")
+            if check_sha256 and file_sha256(str(path)) != shard.get("sha256"):
+                problems.append(f"shard {path} of source {name} does not match its sha256 in the manifest")
+    sampled = [n for n, e in (manifest.get("sources") or {}).items()
+               if e.get("tokens", 0) > 0 and e.get("shards") and e.get("share", 0.0) > 0]
+    if not sampled:
+        problems.append("manifest has no source with tokens, shards and a positive share")
+    return problems

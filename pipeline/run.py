@@ -7,6 +7,7 @@ Output folder layout (OUT = config.output):
     OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
     OUT/ledger.json                       in / kept / dropped per source, stage and reason
     OUT/tokenizer/tokenizer.model         SentencePiece BPE (Meta's settings)
+    OUT/tokenizer/tokenizer.json          the same for Hugging Face (+ tokenizer_config.json)
     OUT/shards/<source>/*.parquet         token shards, one row per document
     OUT/shards/manifest.json              per-source documents, tokens, shards, share, epochs
     OUT/train/                            written by `llamapipe train`
@@ -28,6 +29,7 @@ from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
+from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
 RUN_MARKER = "run.json"
@@ -156,6 +158,8 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
         num_threads=config.tokenizer.num_threads,
     )
     tokenizer["sample_lines"] = lines
+    # tokenizer.json + tokenizer_config.json beside tokenizer.model: LlamaTokenizerFast loads the folder
+    tokenizer["hf_files"] = [os.path.basename(p) for p in write_hf_tokenizer(paths["tokenizer"])]
     if tokenizer["vocab_size"] != tokenizer["requested_vocab_size"]:
         log(f"      the sample supports at most {tokenizer['vocab_size']} pieces; using that")
     record["tokenizer"] = tokenizer

@@ -1,94 +1,211 @@
-"""Tokenization in Beam: cleaned documents -> token rows -> Parquet shards, one folder per source.
+"""Tokenization in Beam: cleaned documents -> token shards, one folder per source (format: `shard_format`).
 
-The SentencePiece model is read once per worker (`setup`, through FileSystems so remote paths
-work); documents are encoded in batches; every document starts with BOS (id 1), EOS is optional.
+    documents -> Batch -> Encode -> (shard index, row) -> GroupByKey(shard) -> WriteShard
+
+The SentencePiece model is read once per worker (`setup`, through FileSystems so remote paths work);
+documents are encoded in batches by SentencePiece's own multi-threaded batch call; every document starts
+with BOS, EOS is optional; a literal U+2581 is kept exact by escaping it (`tokenizer.exact`). Rows travel
+as (doc_id, token bytes): a compact, fast-to-encode element, not a list of Python ints.
+
+A document's shard is a stable hash of its id, and each shard's rows are written sorted by doc_id, so
+the files' names and contents do not depend on the number of workers or bundles. A shard is written to a
+hidden temporary name in its folder and renamed when complete. Every shard index gets a file, empty or
+not, so a folder always holds the complete `-of-NNNNN` set. Memory per worker is one shard's tokens
+(the configured target size), not the corpus.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Iterable
+from operator import itemgetter
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-SCHEMA_VERSION = 1
+from llamapipe.pipeline.shard_format import shard_name, shard_of, shard_schema, token_type
+
+Row = tuple[str, bytes, bool]  # doc_id, token ids as little-endian uint16/uint32 bytes, '▁' escaped
+_EMPTY: Row = ("", b"", False)  # marks a shard index; real rows always hold BOS, so never b""
 
 
-def token_type(vocab_size: int) -> pa.DataType:
-    return pa.uint16() if vocab_size <= 65536 else pa.uint32()
+def numpy_dtype(value_type: pa.DataType) -> np.dtype:
+    """Token bytes are little-endian whatever the machine."""
+    return np.dtype("<u2" if value_type == pa.uint16() else "<u4")
 
 
-def shard_schema(source: str, vocab_size: int, tokenizer_sha256: str) -> pa.Schema:
-    """One row per document; the footer names the source, the tokenizer and the schema version."""
-    return pa.schema(
-        [
-            ("doc_id", pa.string()),
-            ("source", pa.string()),
-            ("tokens", pa.list_(token_type(vocab_size))),
-            ("num_tokens", pa.int64()),
-        ],
-        metadata={
-            "llamapipe.schema_version": str(SCHEMA_VERSION),
-            "llamapipe.source": source,
-            "llamapipe.tokenizer_sha256": tokenizer_sha256,
-            "llamapipe.vocab_size": str(vocab_size),
-        },
-    )
-
-
-def load_sentencepiece(model_path: str):
-    import sentencepiece as spm
-
-    with FileSystems.open(model_path) as f:
-        return spm.SentencePieceProcessor(model_proto=f.read())
+def read_model(model_path: str) -> bytes:
+    with FileSystems.open(model_path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
 
 
 class EncodeDocuments(beam.DoFn):
-    """A batch of documents -> token rows (BOS first, optional EOS)."""
+    """A batch of documents -> (shard index, (doc_id, token bytes, escaped)) per document."""
 
-    def __init__(self, model_path: str, add_eos: bool):
+    def __init__(self, model_path: str, vocab_size: int, num_shards: int, add_eos: bool):
         self._model_path = model_path
+        self._dtype = numpy_dtype(token_type(vocab_size))
+        self._num_shards = num_shards
         self._add_eos = add_eos
+        self._documents = beam.metrics.Metrics.counter("tokenize", "documents")
+        self._tokens = beam.metrics.Metrics.counter("tokenize", "tokens")
+        self._escaped = beam.metrics.Metrics.counter("tokenize", "documents_with_u2581_escaped")
 
     def setup(self) -> None:
-        self._sp = load_sentencepiece(self._model_path)
+        from llamapipe.tokenizer.exact import ExactEncoder
+
+        self._encoder = ExactEncoder(read_model(self._model_path))
 
     def process(self, batch: list[dict]):
-        encoded = self._sp.encode([doc["text"] for doc in batch], add_bos=True, add_eos=self._add_eos)
-        counter = beam.metrics.Metrics.counter("tokenize", "tokens")
-        for doc, tokens in zip(batch, encoded, strict=True):
-            counter.inc(len(tokens))
-            yield {"doc_id": doc["id"], "source": doc["source"], "tokens": tokens, "num_tokens": len(tokens)}
+        escaped_before = self._encoder.escaped
+        encoded = self._encoder.encode([doc["text"] for doc in batch], add_bos=True, add_eos=self._add_eos)
+        self._escaped.inc(self._encoder.escaped - escaped_before)
+        self._documents.inc(len(batch))
+        for doc, ids in zip(batch, encoded, strict=True):
+            self._tokens.inc(len(ids))
+            row = (doc["id"], np.asarray(ids, self._dtype).tobytes(), "\u2581" in doc["text"])
+            yield shard_of(doc["id"], self._num_shards), row
+
+
+class WriteShard(beam.DoFn):
+    """(shard index, rows) -> the shard file, rows sorted by doc_id, row groups of at most
+    `row_group_documents` documents and about `row_group_tokens` tokens; yields the shard's record."""
+
+    def __init__(self, shards_dir: str, source: str, num_shards: int, schema_args: dict,
+                 row_group_documents: int, row_group_tokens: int):
+        self._folder = FileSystems.join(shards_dir, source)
+        self._source = source
+        self._num_shards = num_shards
+        self._schema_args = schema_args
+        self._row_group_documents = max(1, row_group_documents)
+        self._row_group_tokens = max(1, row_group_tokens)
+        self._written = beam.metrics.Metrics.counter("tokenize", "shards_written")
+
+    def process(self, element: tuple[int, Iterable[Row]]):
+        index, rows = element
+        rows = sorted((row for row in rows if row[1]), key=itemgetter(0))
+        escaped = sum(1 for row in rows if row[2])
+        schema = shard_schema(self._source, shard_index=index, num_shards=self._num_shards,
+                              escaped_u2581_documents=escaped, **self._schema_args)
+        value_type = schema.field("tokens").type.value_type
+        itemsize = value_type.bit_width // 8
+        final = FileSystems.join(self._folder, shard_name(self._source, index, self._num_shards))
+        temporary = FileSystems.join(self._folder, f".{shard_name(self._source, index, self._num_shards)}"
+                                                   f".{uuid.uuid4().hex}.tmp")
+        tokens = 0
+        try:
+            sink = FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED)
+            try:
+                with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+                    for group in self._row_groups(rows, itemsize):
+                        table = self._table(group, schema, value_type)
+                        writer.write_table(table, row_group_size=len(group))
+                        tokens += sum(len(row[1]) for row in group) // itemsize
+            finally:
+                sink.close()
+            FileSystems.rename([temporary], [final])
+        except BaseException:
+            if FileSystems.exists(temporary):
+                FileSystems.delete([temporary])
+            raise
+        self._written.inc()
+        yield {"source": self._source, "path": final, "documents": len(rows), "tokens": tokens}
+
+    def _row_groups(self, rows: list[Row], itemsize: int):
+        group: list[Row] = []
+        group_tokens = 0
+        for row in rows:
+            group.append(row)
+            group_tokens += len(row[1]) // itemsize
+            if len(group) >= self._row_group_documents or group_tokens >= self._row_group_tokens:
+                yield group
+                group, group_tokens = [], 0
+        if group:
+            yield group
+
+    def _table(self, group: list[Row], schema: pa.Schema, value_type: pa.DataType) -> pa.Table:
+        dtype = numpy_dtype(value_type)
+        lengths = np.fromiter((len(row[1]) // dtype.itemsize for row in group), np.int64, len(group))
+        offsets = np.zeros(len(group) + 1, np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.frombuffer(b"".join(row[1] for row in group), dtype)
+        if not values.dtype.isnative:
+            values = values.astype(dtype.newbyteorder("="))
+        tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
+        return pa.Table.from_arrays(
+            [pa.array([row[0] for row in group], pa.string()), pa.array([self._source] * len(group)),
+             tokens, pa.array(lengths, pa.int64())],
+            schema=schema,
+        )
 
 
 class WriteTokenShards(beam.PTransform):
-    """Documents of one source -> `OUT/shards/<source>/<source>-SSSSS-of-NNNNN.parquet`."""
+    """Documents (`id`, `text`) of one source -> `OUT/shards/<source>/<source>-SSSSS-of-NNNNN.parquet`;
+    outputs one record per shard (source, path, documents, tokens)."""
 
     def __init__(self, source: str, shards_dir: str, model_path: str, vocab_size: int,
                  tokenizer_sha256: str, estimated_tokens: int, target_shard_tokens: int,
-                 add_eos: bool = False):
+                 add_eos: bool = False, row_group_documents: int = 1000, row_group_tokens: int = 1 << 20,
+                 bos_id: int = 1, eos_id: int = 2):
         super().__init__()
         self._source = source
         self._shards_dir = shards_dir
         self._model_path = model_path
-        self._schema = shard_schema(source, vocab_size, tokenizer_sha256)
+        self._vocab_size = vocab_size
         self._num_shards = max(1, math.ceil(estimated_tokens / max(target_shard_tokens, 1)))
         self._add_eos = add_eos
+        self._row_group_documents = row_group_documents
+        self._row_group_tokens = row_group_tokens
+        self._schema_args = dict(vocab_size=vocab_size, tokenizer_sha256=tokenizer_sha256, bos_id=bos_id,
+                                 eos_id=eos_id, add_eos=add_eos)
+
+    @property
+    def num_shards(self) -> int:
+        return self._num_shards
 
     def expand(self, docs):
-        return (
+        encoded = (
             docs
-            | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=256)
-            | "Encode" >> beam.ParDo(EncodeDocuments(self._model_path, self._add_eos))
-            | "WriteParquet" >> beam.io.WriteToParquet(
-                FileSystems.join(self._shards_dir, self._source, self._source),
-                schema=self._schema,
-                codec="zstd",
-                file_name_suffix=".parquet",
-                num_shards=self._num_shards,
-                shard_name_template="-SSSSS-of-NNNNN",
-                # ~1000 documents per row group keeps a streaming reader's memory small.
-                row_group_buffer_size=8 * 1024 * 1024,
+            | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
+            | "Encode" >> beam.ParDo(
+                EncodeDocuments(self._model_path, self._vocab_size, self._num_shards, self._add_eos)
+            ).with_output_types(tuple[int, tuple[str, bytes, bool]])
+        )
+        every_shard = (
+            docs.pipeline
+            | "ShardIndices" >> beam.Create([(i, _EMPTY) for i in range(self._num_shards)])
+            .with_output_types(tuple[int, tuple[str, bytes, bool]])
+        )
+        return (
+            (encoded, every_shard)
+            | "WithEveryShard" >> beam.Flatten()
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(
+                WriteShard(self._shards_dir, self._source, self._num_shards, self._schema_args,
+                           self._row_group_documents, self._row_group_tokens)
             )
         )
+
+
+def estimate_tokens(documents_pattern: str, chars: int, model_path: str, probe_chars: int = 200_000) -> int:
+    """Tokens that `chars` characters of these documents will make, from the tokenizer's characters per
+    token on the first `probe_chars` of them (code, prose and LaTeX differ by a factor of two). Only
+    used to choose the number of shards."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_proto=read_model(model_path))
+    seen_chars = seen_tokens = 0
+    for match in sorted(FileSystems.match([documents_pattern])[0].metadata_list, key=lambda m: m.path):
+        with FileSystems.open(match.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=["text"]):
+                texts = batch.column(0).to_pylist()
+                seen_chars += sum(map(len, texts))
+                seen_tokens += sum(map(len, sp.encode(texts)))
+                if seen_chars >= probe_chars:
+                    return int(chars * seen_tokens / seen_chars)
+    return int(chars * seen_tokens / seen_chars) if seen_chars else chars // 4

@@ -169,6 +169,17 @@ def test_manifest_and_inspect_agree_with_the_shards(demo_run, capsys):
     for source, entry in manifest["sources"].items():
         line = next(line for line in printed.splitlines() if line.startswith(source + " "))
         assert str(entry["tokens"]) in line.split()
+    # and every check of `inspect verify` passes on what the run wrote
+    assert main(["inspect", "verify", str(demo_run["out"] / "shards")]) == 0, capsys.readouterr().out
+
+
+def test_the_tokenizer_folder_loads_in_hugging_face(demo_run):
+    transformers = pytest.importorskip("transformers")
+    folder = demo_run["out"] / "tokenizer"
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    hf = transformers.LlamaTokenizerFast.from_pretrained(str(folder))
+    for row in list(kept_documents(demo_run["out"]).values())[:200]:
+        assert hf.encode(row["text"]) == sp.encode(row["text"], add_bos=True), row["id"]
 
 
 def test_training_on_the_shards_lowers_the_loss(demo_run):
@@ -185,7 +196,7 @@ def test_training_on_the_shards_lowers_the_loss(demo_run):
 
 def test_the_trained_model_plans_samples_and_loads_in_transformers(demo_run, capsys, tmp_path):
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llamapipe.model.weights import load_model
 
@@ -209,3 +220,8 @@ def test_the_trained_model_plans_samples_and_loads_in_transformers(demo_run, cap
     with torch.no_grad():
         assert (model(tokens)[0] - theirs(tokens).logits).abs().max().item() <= 1e-4
     assert theirs.generate(tokens[:, :8], max_new_tokens=5, do_sample=False).shape[1] > 8
+    # the pipeline's tokenizer.json went along: transformers tokenizes as the shards were tokenized
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    processor = spm.SentencePieceProcessor(model_file=str(demo_run["out"] / "tokenizer" / "tokenizer.model"))
+    text = "The river ran past the old mill in 1887."
+    assert tokenizer(text)["input_ids"] == [1] + processor.encode(text)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 import sentencepiece as spm
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llamapipe.model.generate import generate
 from llamapipe.model.hf import (
@@ -154,29 +153,19 @@ def test_import_refuses_what_the_model_does_not_implement():
         args_from_hf_config(dict(config, model_type="mistral"))
 
 
-def test_tokenizer_files_go_with_the_weights(tmp_path, tokenizer_path, spm_model):
+def test_exported_tokenizer_loads_in_transformers_and_encodes_like_sentencepiece(tmp_path, tokenizer_path,
+                                                                                  spm_model):
     random_checkpoint(tmp_path / "checkpoint.pt", SHAPES["multi-head"], tokenizer_path)
     summary = export_hf(tmp_path / "checkpoint.pt", tmp_path / "hf")
+    assert summary["tokenizer"] == "tokenizer.json written from tokenizer.model"  # none beside it here
     assert (tmp_path / "hf" / "tokenizer.model").read_bytes() == spm_model
-    config = json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
-    assert config["tokenizer_class"] == "LlamaTokenizerFast" and config["bos_token"] == "<s>"
-    assert config["add_bos_token"] is True and config.get("add_eos_token") is False
-    assert "tokenizer" in summary
-
-    # A tokenizer.json written beside tokenizer.model (by the pipeline) travels with it.
-    (tokenizer_path.parent / "tokenizer.json").write_text('{"version": "1.0"}')
-    export_hf(tmp_path / "checkpoint.pt", tmp_path / "hf2")
-    assert (tmp_path / "hf2" / "tokenizer.json").read_text() == '{"version": "1.0"}'
-
-
-@pytest.mark.skipif(importlib.util.find_spec("llamapipe.tokenizer.hf") is None,
-                    reason="needs the Hugging Face tokenizer writer (llamapipe.tokenizer.hf)")
-def test_exported_tokenizer_encodes_like_sentencepiece(tmp_path, tokenizer_path, spm_model):
-    from transformers import AutoTokenizer
-
-    random_checkpoint(tmp_path / "checkpoint.pt", SHAPES["multi-head"], tokenizer_path)
-    export_hf(tmp_path / "checkpoint.pt", tmp_path / "hf")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
     processor = spm.SentencePieceProcessor(model_proto=spm_model)
     for text in ("the river ran past a mill", "42 bakers\nsold bread ünïcode, a  b"):
         assert tokenizer(text)["input_ids"] == [1] + processor.encode(text)
+
+    # The files the pipeline wrote beside tokenizer.model travel as they are.
+    (tokenizer_path.parent / "tokenizer.json").write_text('{"version": "1.0"}')
+    summary = export_hf(tmp_path / "checkpoint.pt", tmp_path / "hf2")
+    assert (tmp_path / "hf2" / "tokenizer.json").read_text() == '{"version": "1.0"}'
+    assert summary["tokenizer"].startswith("tokenizer.json copied from")

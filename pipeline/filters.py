@@ -6,6 +6,7 @@ Defaults are the papers' numbers:
   at least 3 words, no "javascript", no cookie / terms-of-use lines, no word > 1000 chars, strip
   citation markers) and document rules ("lorem ipsum", "{", at least 5 sentences).
 - Gopher (Rae et al. 2021, appendix A), as implemented by datatrove: quality and repetition rules.
+- RedPajama-Data v1: the GitHub file rules (line lengths, alphanumeric share, letters per token).
 
 `line_cleaners` transform the text (C4's line filter) and may leave nothing, which is a drop.
 The C4 bad-words list (LDNOOBW) is not shipped: it cannot be downloaded at run time here.
@@ -19,7 +20,8 @@ from collections.abc import Callable
 
 import apache_beam as beam
 
-from llamapipe.sources.base import DROPPED, dropped
+from llamapipe.pipeline.rejects import reject
+from llamapipe.sources.base import DROPPED
 
 STAGE = "quality"
 
@@ -48,8 +50,17 @@ class CCNetMinLength:
         return True, ""
 
 
+# C4's policy substrings (TensorFlow Datasets, c4_utils._POLICY_SUBSTRINGS).
+C4_POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
+                        "use cookies")
+
+
 class C4Lines:
-    """C4's line filter; a cleaner (returns the kept lines), not a document test."""
+    """C4's line filter; a cleaner (returns the kept lines), not a document test.
+
+    The checks run in C4's order. C4 drops the whole page on a kept line with "lorem ipsum" (checked
+    before the javascript rule) or "{" (checked before the policy rule); such lines are kept here so
+    that `C4Document`, which runs next, drops the page with that reason, exactly when C4 would."""
 
     name = "c4_lines"
 
@@ -69,9 +80,15 @@ class C4Lines:
             if max(len(w) for w in words) > self.max_word_length:
                 continue
             lower = line.lower()
+            if "lorem ipsum" in lower:
+                kept.append(line)
+                continue
             if "javascript" in lower:
                 continue
-            if "terms of use" in lower or "privacy policy" in lower or "cookie" in lower:
+            if "{" in line:
+                kept.append(line)
+                continue
+            if any(policy in lower for policy in C4_POLICY_SUBSTRINGS):
                 continue
             kept.append(line)
         return "\n".join(kept)
@@ -238,12 +255,44 @@ class GopherRepetition:
         return True, ""
 
 
+class RedPajamaCode:
+    """RedPajama-Data v1's GitHub file filters (github_run_filter.py). The GitHub reader applies the
+    same thresholds (its options) as part of its recipe cleaning; this rule makes them available to
+    any source of code in `filters.rules`."""
+
+    name = "redpajama_code"
+
+    def __init__(self, max_line_length: int = 1000, max_mean_line_length: float = 100,
+                 min_alphanumeric_fraction: float = 0.25, min_alpha_per_token: float = 1.5):
+        self.max_line_length = max_line_length
+        self.max_mean_line_length = max_mean_line_length
+        self.min_alphanumeric_fraction = min_alphanumeric_fraction
+        self.min_alpha_per_token = min_alpha_per_token
+
+    def __call__(self, text: str) -> tuple[bool, str]:
+        lines = text.splitlines()
+        if not lines:
+            return False, "code_empty"
+        if max(map(len, lines)) > self.max_line_length:
+            return False, "code_line_too_long"
+        if len(text) / len(lines) > self.max_mean_line_length:
+            return False, "code_mean_line_too_long"
+        if sum(map(str.isalnum, text)) / len(text) < self.min_alphanumeric_fraction:
+            return False, "code_low_alphanumeric"
+        # RedPajama counted BPE tokens; whitespace words need no tokenizer (see sources/github.py).
+        tokens = len(text.split())
+        if tokens == 0 or sum(map(str.isalpha, text)) / tokens < self.min_alpha_per_token:
+            return False, "code_low_alpha_per_token"
+        return True, ""
+
+
 RULES: dict[str, Callable[[], object]] = {
     CCNetMinLength.name: CCNetMinLength,
     C4Lines.name: C4Lines,
     C4Document.name: C4Document,
     GopherQuality.name: GopherQuality,
     GopherRepetition.name: GopherRepetition,
+    RedPajamaCode.name: RedPajamaCode,
 }
 
 
@@ -272,12 +321,13 @@ class QualityFilterDoFn(beam.DoFn):
             if hasattr(rule, "clean"):
                 text = rule.clean(text)
                 if not text.strip():
-                    yield dropped(doc["source"], STAGE, f"{rule.name}_no_lines_left", doc["id"])
+                    reason = f"{rule.name}_no_lines_left"
+                    yield reject(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
                     return
                 continue
             keep, reason = rule(text)
             if not keep:
-                yield dropped(doc["source"], STAGE, reason, doc["id"])
+                yield reject(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
                 return
         if text != doc["text"]:
             doc = {**doc, "text": text}

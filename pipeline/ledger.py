@@ -18,7 +18,9 @@ import apache_beam as beam
 
 from llamapipe.sources.base import SOURCE_NAMES
 
-STAGE_ORDER = ["read", "clean", "extract", "langid", "quality", "dedup"]
+STAGE_ORDER = [
+    "read", "clean", "extract", "langid", "quality", "dedup", "line_dedup", "perplexity", "classifier",
+]
 
 
 def _doc_chars(doc: dict) -> int:

@@ -5,7 +5,9 @@ Output folder layout (OUT = config.output):
     OUT/beam.log                          Beam's own log (and its local workers')
     OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
     OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
-    OUT/ledger.json                       in / kept / dropped per source, stage and reason
+    OUT/ledger.json                       in / kept / dropped per source, stage and reason; "dedup":
+                                          duplicate cluster statistics
+    OUT/dedup/examples.jsonl              example duplicate clusters (`llamapipe inspect OUT --dups`)
     OUT/tokenizer/tokenizer.model         SentencePiece BPE (Meta's settings)
     OUT/tokenizer/tokenizer.json          the same for Hugging Face (+ tokenizer_config.json)
     OUT/shards/<source>/*.parquet         token shards, one row per document
@@ -26,6 +28,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
+from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stats
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
@@ -50,7 +53,11 @@ def output_paths(out: str) -> dict[str, str]:
         "documents": os.path.join(out, "documents"),
         "dropped": os.path.join(out, "dropped", "dropped"),
         "ledger_parts": os.path.join(work, "ledger", "counts"),
+        "rejects": os.path.join(out, "rejects", "rejects"),
+        "classifier": os.path.join(out, "classifier"),
         "ledger": os.path.join(out, "ledger.json"),
+        "dedup_stats": os.path.join(work, "dedup", "stats.json"),
+        "dedup_examples": os.path.join(out, "dedup", "examples.jsonl"),
         "tokenizer": os.path.join(out, "tokenizer", "tokenizer.model"),
         "sample": os.path.join(work, "tokenizer-sample.txt"),
         "shards": os.path.join(out, "shards"),
@@ -74,8 +81,22 @@ def beam_options(config: Config, runner: str | None, extra_args: list[str]) -> P
     return PipelineOptions(flags)
 
 
-def prepare_output(out: str) -> None:
-    """An output folder is ours (has run.json) or empty; a previous run's results are replaced."""
+def first_difference(old, new, key: str = "") -> str | None:
+    """The dotted key of the first value that differs between two config dicts, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for name in sorted(set(old) | set(new)):
+            found = first_difference(old.get(name), new.get(name), f"{key}.{name}" if key else name)
+            if found:
+                return found
+        return None
+    return None if old == new else (key or "config")
+
+
+def prepare_output(out: str, config: dict | None = None) -> None:
+    """An output folder is empty, or holds a previous run of the same config, whose results are
+    replaced. A run of a different config is refused (naming the first key that differs): reusing
+    its folder would silently destroy results the user may still want. The `runner` section does
+    not count: how a run is executed does not change what it produces."""
     if os.path.exists(out):
         if not os.path.isdir(out):
             raise ConfigError(f"output: {out!r} exists and is not a folder")
@@ -83,7 +104,22 @@ def prepare_output(out: str) -> None:
         if entries and RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
-        for sub in ("documents", "dropped", "_work", "tokenizer", "shards", "beam.log"):
+        if entries and config is not None:
+            marker = os.path.join(out, RUN_MARKER)
+            try:
+                with open(marker, encoding="utf-8") as stream:
+                    previous = json.load(stream).get("config")
+            except (OSError, ValueError, AttributeError) as exc:
+                raise ConfigError(f"output: {marker!r} is not a readable llamapipe run record ({exc}); "
+                                  "choose another folder") from None
+            ignored = {"runner": None, "train": None}  # how it runs and what trains on it later
+            differs = first_difference({**(previous or {}), **ignored}, {**config, **ignored})
+            if differs:
+                raise ConfigError(f"output: {out!r} holds a run of a different config ({differs} differs); "
+                                  "choose another folder or delete it")
+        written = ("documents", "dropped", "rejects", "classifier", "dedup", "_work", "tokenizer", "shards",
+                   "beam.log")
+        for sub in written:
             if os.path.isfile(os.path.join(out, sub)):
                 os.remove(os.path.join(out, sub))
             shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
@@ -125,8 +161,8 @@ def beam_logs_to(path: str, enabled: bool = True):
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
         log=print, quiet_beam: bool = True) -> dict:
     paths = output_paths(config.output)
-    prepare_output(config.output)
     record = {"config": config_as_dict(config), "stages": {}}
+    prepare_output(config.output, json.loads(json.dumps(record["config"])))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
     options = beam_options(config, runner, extra_args or [])
 
@@ -135,10 +171,12 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     beam_log = os.path.join(config.output, "beam.log")
     with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
         build_cleaning(p, config, paths)
-    ledger = merge_ledger(paths["ledger_parts"] + "*")
-    write_ledger(ledger, paths["ledger"])
+    ledger = collect_cleaning(paths, record)
     record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
+    log(format_dedup_summary(ledger["dedup"]))
+    if "classifier" in record:
+        log(format_classifier(record["classifier"]))
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
@@ -179,6 +217,42 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     log(format_mixture(manifest))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+
+
+def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
+    """After the cleaning pipeline: OUT/ledger.json from the counts, the classifier's status into the
+    run record, and a stage that could not run (the classifier without cited pages) into both."""
+    ledger = merge_ledger(paths["ledger_parts"] + "*")
+    ledger["dedup"] = read_dedup_stats(paths["dedup_stats"])
+    classifier = read_classifier_status(paths["classifier"])
+    if classifier:
+        record["classifier"] = classifier
+        if classifier["status"] == "skipped":
+            ledger["skipped_stages"] = {"classifier": classifier["reason"]}
+    write_ledger(ledger, paths["ledger"])
+    return ledger
+
+
+def read_classifier_status(folder: str) -> dict | None:
+    """OUT/classifier/metrics.json, written by the classifier stage (None when it did not run)."""
+    path = os.path.join(folder, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def format_classifier(status: dict) -> str:
+    if status["status"] == "skipped":
+        return f"reference classifier skipped: {status['reason']}"
+    line = f"reference classifier {status['status']} ({status['model']}); cited pages found: " \
+           f"{status['cited_pages_found']}"
+    evaluation = status.get("heldout") or status.get("evaluation")
+    if evaluation:
+        line += (f"; held-out accuracy {evaluation['accuracy']} on {evaluation['examples']} pages, "
+                 f"kept at P >= {status['threshold']}: {evaluation['positives_kept_at_threshold']} of cited, "
+                 f"{evaluation['negatives_kept_at_threshold']} of random")
+    return line
 
 
 def format_mixture(manifest: dict) -> str:

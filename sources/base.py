@@ -72,6 +72,9 @@ class SourceOptions:
     enabled: bool = True
     # Big files are read in parts of about this many bytes where the format allows it.
     split_bytes: int = DEFAULT_SPLIT_BYTES
+    # A compressed input whose decompressed bytes pass this limit stops there with one drop
+    # (`decompressed_too_large`): a small crafted .gz must not exhaust a worker's memory or disk.
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,15 @@ def dropped(source: str, stage: str, reason: str, doc_id: str = "", detail: str 
 
 
 class LimitedReader(io.RawIOBase):
-    """Wraps a decompressing stream; raises once more than `limit` bytes have been read."""
+    """Wraps a decompressing stream; raises once more than `limit` bytes have been read.
+
+    Reads with `read1` where the stream has it (gzip, bz2, lzma and buffered files do): a plain
+    `read(n)` gathers up to n bytes and, when the input is truncated, raises without returning the
+    good bytes it already decompressed, so the records just before the cut would be lost."""
 
     def __init__(self, stream: BinaryIO, limit: int):
         self._stream = stream
+        self._read_some = getattr(stream, "read1", stream.read)
         self._limit = limit
         self._read = 0
 
@@ -145,7 +153,7 @@ class LimitedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._stream.read(len(buffer))
+        data = self._read_some(len(buffer))
         self._read += len(data)
         if self._read > self._limit:
             raise DecompressionLimitError(f"decompressed size exceeds the limit of {self._limit} bytes")
@@ -161,6 +169,36 @@ class LimitedReader(io.RawIOBase):
 
 class DecompressionLimitError(IOError):
     pass
+
+
+class SalvagingReader(io.BufferedReader):
+    """A buffered stream whose `read(n)` returns the good bytes it got before an error (a truncated
+    or corrupt input, the decompression limit) and raises the error on the next call.
+
+    io.BufferedReader.read(n) gathers n bytes and, on an error, raises and discards what it gathered,
+    so e.g. the last pages an XML parser asked for in one 16 KB read would be lost. Data is never
+    followed by a false end of file: a caller reads on until b"", so it always sees the error."""
+
+    _pending: Exception | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._pending is not None:
+            error, self._pending = self._pending, None
+            raise error
+        chunks, total = [], 0
+        while size is None or size < 0 or total < size:
+            try:
+                chunk = self.read1(1 << 20 if size is None or size < 0 else size - total)
+            except Exception as exc:  # noqa: BLE001 - re-raised on the next call
+                if not chunks:
+                    raise
+                self._pending = exc
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks)
 
 
 def open_input(path: str, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> BinaryIO:
@@ -179,7 +217,7 @@ def open_input(path: str, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> Bi
         stream = lzma.LZMAFile(raw, mode="rb")
     else:
         stream = raw
-    return io.BufferedReader(LimitedReader(stream, max_bytes), buffer_size=1 << 20)
+    return SalvagingReader(LimitedReader(stream, max_bytes), buffer_size=1 << 20)
 
 
 def short_name(path: str) -> str:
@@ -279,7 +317,8 @@ class ReadFileDoFn(beam.DoFn):
     Subclasses implement either `read(path)` (formats read whole) or `plan(...)` and
     `read_split(split)` (formats split inside big files), yielding documents or `dropped(...)`
     outputs. Any exception that escapes is recorded as one drop for the rest of that split (reason
-    `unreadable_file`) instead of failing the run; documents already yielded are kept.
+    `unreadable_file`, or `decompressed_too_large` past `max_decompressed_bytes`) instead of failing
+    the run; documents already yielded are kept.
     """
 
     source: str = ""
@@ -307,8 +346,10 @@ class ReadFileDoFn(beam.DoFn):
                 yield item
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the run; it is counted
             part = "" if split.whole_file else f"@{split.start}"
+            too_large = isinstance(exc, DecompressionLimitError)
+            reason = "decompressed_too_large" if too_large else "unreadable_file"
             yield dropped(
-                self.source, "read", "unreadable_file", f"{self.source}:{short_name(split.path)}{part}",
+                self.source, "read", reason, f"{self.source}:{short_name(split.path)}{part}",
                 f"{split.describe()}: {type(exc).__name__}: {exc}",
             )
 

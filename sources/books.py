@@ -242,6 +242,7 @@ class ReadBookFile(ReadFileDoFn):
     def __init__(self, options: Options):
         super().__init__()
         self._max_bytes = options.max_book_bytes
+        self._max_decompressed_bytes = options.max_decompressed_bytes
 
     def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
         return plan_line_splits(path, size, split_bytes) if is_json_lines(path) else [FileSplit(path)]
@@ -276,7 +277,7 @@ class ReadBookFile(ReadFileDoFn):
 
     def _read_json_lines(self, split: FileSplit) -> Iterator:
         name = short_name(split.path)
-        for line in read_json_lines_split(split, self._max_bytes):
+        for line in read_json_lines_split(split, self._max_bytes, self._max_decompressed_bytes):
             doc_id = f"{SOURCE}:{name}:{line.number}"
             where = f"{split.path} line {line.number}"
             if line.problem:

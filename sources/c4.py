@@ -20,6 +20,7 @@ from typing import BinaryIO, NamedTuple
 import apache_beam as beam
 
 from llamapipe.sources.base import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
     FileSplit,
     ReadFileDoFn,
     ReadFiles,
@@ -96,9 +97,11 @@ def read_json_lines(stream: BinaryIO, max_line_bytes: int, lines_before: int = 0
         yield JsonLine(line_number, line_offset, value, "")
 
 
-def read_json_lines_split(split: FileSplit, max_line_bytes: int) -> Iterator[JsonLine]:
-    """The json lines of one split (see `plan_line_splits`)."""
-    with open_split(split) as stream:
+def read_json_lines_split(split: FileSplit, max_line_bytes: int,
+                          max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> Iterator[JsonLine]:
+    """The json lines of one split (see `plan_line_splits`); a compressed file stops with
+    `DecompressionLimitError` past `max_bytes` decompressed."""
+    with open_split(split, max_bytes) as stream:
         yield from read_json_lines(stream, max_line_bytes, split.records_before, split.start)
 
 
@@ -120,13 +123,14 @@ class ReadC4FileDoFn(ReadFileDoFn):
     def __init__(self, options: Options):
         super().__init__()
         self._max_line_bytes = options.max_line_bytes
+        self._max_decompressed_bytes = options.max_decompressed_bytes
 
     def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
         return plan_line_splits(path, size, split_bytes)
 
     def read_split(self, split: FileSplit) -> Iterator:
         name = short_name(split.path)
-        for line in read_json_lines_split(split, self._max_line_bytes):
+        for line in read_json_lines_split(split, self._max_line_bytes, self._max_decompressed_bytes):
             doc_id = f"{SOURCE}:{name}:{line.number}"
             if line.problem:
                 yield dropped(SOURCE, "read", line.problem, doc_id, f"{split.path} line {line.number}")

@@ -260,6 +260,7 @@ class ReadCodeFileDoFn(ReadFileDoFn):
     def __init__(self, options: Options):
         super().__init__()
         self._max_line_bytes = options.max_line_bytes
+        self._max_decompressed_bytes = options.max_decompressed_bytes
 
     def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
         if is_parquet(path):
@@ -273,7 +274,7 @@ class ReadCodeFileDoFn(ReadFileDoFn):
                 yield self._document(row, f"{SOURCE}:{name}:{row_number}", f"{path} row {row_number}",
                                      provenance(path, row_group=group, row=row_number))
             return
-        for line in read_json_lines_split(split, self._max_line_bytes):
+        for line in read_json_lines_split(split, self._max_line_bytes, self._max_decompressed_bytes):
             where = f"{path} line {line.number}"
             if line.problem:
                 yield dropped(SOURCE, "read", line.problem, f"{SOURCE}:{name}:{line.number}", where)

@@ -28,6 +28,7 @@ import lxml.html
 from lxml import etree
 
 from llamapipe.sources.base import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
     DROPPED,
     ReadFileDoFn,
     ReadFiles,
@@ -186,16 +187,30 @@ def iter_rows(stream) -> Iterator[tuple[int, dict[str, str]]]:
     lxml with no DTD loading, no network and no external entities (an external entity reference
     is a parse error); huge_tree=False keeps libxml2's limits against entity-expansion bombs.
     """
+    etree.clear_error_log()  # lxml's log is per thread and keeps earlier files' errors otherwise
     rows = etree.iterparse(
         stream, events=("end",), tag="row",
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
     )
-    for _, element in rows:
-        yield element.sourceline, dict(element.attrib)
-        # Free the row and everything before it; otherwise the tree grows with the file.
-        element.clear(keep_tail=False)
-        while element.getprevious() is not None:
-            del element.getparent()[0]
+    try:
+        for _, element in rows:
+            yield element.sourceline, dict(element.attrib)
+            # Free the row and everything before it; otherwise the tree grows with the file.
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        # iterparse's own message is sometimes a bare "no element found"; then libxml2's log holds
+        # the line, column and cause (e.g. "Entity 'x' not defined"), which is what a user needs.
+        errors = exc.error_log.filter_from_errors()
+        message = str(exc)
+        if message.startswith("no element found") and errors:
+            message = f"{errors[-1].message} (line {errors[-1].line}, column {errors[-1].column})"
+        raise MalformedXml(message) from exc
+
+
+class MalformedXml(ValueError):
+    pass
 
 
 class ReadPostsDoFn(ReadFileDoFn):
@@ -203,9 +218,13 @@ class ReadPostsDoFn(ReadFileDoFn):
 
     source = SOURCE
 
+    def __init__(self, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES):
+        super().__init__()
+        self._max_decompressed_bytes = max_decompressed_bytes
+
     def read(self, path: str) -> Iterator:
         site = site_name(path)
-        with open_input(path) as stream:
+        with open_input(path, self._max_decompressed_bytes) as stream:
             for row_number, (line, row) in enumerate(iter_rows(stream), start=1):
                 yield from self._post(site, row, row_number, line, path)
 
@@ -318,7 +337,8 @@ class Read(beam.PTransform):
 
     def expand(self, pbegin):
         read = pbegin | "ReadPostsFiles" >> ReadFiles(
-            self._options.inputs, ReadPostsDoFn(), split_bytes=self._options.split_bytes)
+            self._options.inputs, ReadPostsDoFn(self._options.max_decompressed_bytes),
+            split_bytes=self._options.split_bytes)
         drops = [read["dropped"]]
         posts = read["documents"]
         if self._options.max_sites > 0:

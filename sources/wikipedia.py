@@ -640,6 +640,7 @@ class ReadDumpFile(ReadFileDoFn):
         super().__init__()
         self._languages = frozenset(options.languages)
         self._max_stream_bytes = options.max_stream_bytes
+        self._max_decompressed_bytes = options.max_decompressed_bytes
 
     def plan(self, path: str, size: int, split_bytes: int) -> list[FileSplit]:
         if is_index_file(path):
@@ -649,7 +650,7 @@ class ReadDumpFile(ReadFileDoFn):
 
     def read_split(self, split: FileSplit) -> Iterator:
         if split.whole_file:
-            with open_input(split.path) as stream:
+            with open_input(split.path, self._max_decompressed_bytes) as stream:
                 yield from self._pages(iter_dump(stream), split.path, None)
             return
         site, offsets = split.context

@@ -357,6 +357,11 @@ class Page:
     charset: str = "utf-8"
 
 
+# A line every cited page ends with, its year varying: CCNet's line dedup (digits normalised to 0)
+# removes it from all of them, since it is found in more than one page.
+REVIEWED_NOTE = "This page was last reviewed in {year} by the editors of the archive."
+
+
 def page_content(page: Page) -> list[str]:
     """The article paragraphs of a page (regenerated from its seed)."""
     if page.original is not None:
@@ -388,6 +393,8 @@ def page_content(page: Page) -> list[str]:
         rng.shuffle(sentences)
         place = rng.choice(lexicon().words["places"])
         paragraphs.insert(1, string.Template(" ".join(sentences)).safe_substitute(PLACE=place))
+    if page.kind == "cited":
+        paragraphs.append(REVIEWED_NOTE.format(year=rng.randint(2012, 2023)))
     return paragraphs
 
 
@@ -532,7 +539,9 @@ class CommonCrawlWriter:
                 if kind == "heavy":
                     plants.add("boilerplate_heavy", page.ref)
         for _ in range(n("cc_cited")):  # cited by Wikipedia: written in the encyclopedic register
-            plants.add("normal_english", self._new_page("cited", register="formal").ref)
+            page = self._new_page("cited", register="formal")
+            plants.add("normal_english", page.ref)
+            plants.add("shared_line_pages", page.ref, line=REVIEWED_NOTE)
         for lang in FOREIGN_LANGUAGES:
             sites = [make_site(rng, lang, self.domains) for _ in range(3)]
             for _ in range(n("cc_per_language")):
@@ -545,12 +554,14 @@ class CommonCrawlWriter:
             plants.add("gibberish", self._new_page("gibberish", title=title).ref)
         for _ in range(n("cc_short")):
             plants.add("short", self._new_page("short").ref)
+        # Duplicated pages are written in the encyclopedic register, like the cited pages: the
+        # reference classifier keeps such pages, so which copy survives is dedup's decision.
         for _ in range(n("cc_exact_pairs")):
-            original = self._new_page("normal")
+            original = self._new_page("normal", register="formal")
             copy = self._new_page("exact_copy", original.site, original.title, original=original)
             plants.pair("exact_duplicates", original.ref, copy.ref)
         for _ in range(n("cc_near_pairs")):
-            original = self._new_page("long")
+            original = self._new_page("long", register="formal")
             copy = self._new_page("near_copy", original.site, original.title, original=original)
             plants.pair("near_duplicates", original.ref, copy.ref)
         for doc in c4_sources:

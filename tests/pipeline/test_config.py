@@ -100,3 +100,54 @@ def test_output_folder_holding_something_else_is_refused(tmp_path, c4_file, caps
     assert main(["run", path]) == 2
     assert "does not hold a llamapipe run" in capsys.readouterr().err
     assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_unreadable_input_is_named_with_exit_2(tmp_path, c4_file, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("running as root: chmod 000 does not stop root from reading the file")
+    locked = tmp_path / "locked.json"
+    locked.write_text('{"text": "secret"}\n')
+    locked.chmod(0)
+    path = write(tmp_path, f"""
+        output: {tmp_path}/out
+        sources:
+          c4: {{inputs: ["{c4_file}", "{locked}"]}}
+        """)
+    assert main(["run", path]) == 2
+    err = capsys.readouterr().err
+    assert f"sources.c4.inputs[1]: cannot read '{locked}'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_holding_a_run_of_a_different_config_is_refused(tmp_path, c4_file, capsys):
+    import json
+
+    from llamapipe.pipeline.config import config_as_dict
+    from llamapipe.pipeline.run import prepare_output
+
+    out = tmp_path / "out"
+    other_input = tmp_path / "other.json"
+    other_input.write_text('{"text": "Another corpus.", "url": "u"}\n')
+    body = """
+        output: {out}
+        sources:
+          c4: {{inputs: ["{input}"]}}
+        """
+    earlier = load_config(write(tmp_path, body.format(out=out, input=other_input)))
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"config": config_as_dict(earlier), "stages": {}}))
+    (out / "shards").mkdir()
+    (out / "shards" / "manifest.json").write_text("{}")
+
+    path = write(tmp_path, body.format(out=out, input=c4_file))
+    assert main(["run", path]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1
+    assert f"output: '{out}' holds a run of a different config (sources.c4.inputs differs)" in err
+    assert (out / "shards" / "manifest.json").read_text() == "{}"  # the earlier run is untouched
+
+    # The same config may run again into its own folder (its results are replaced).
+    prepare_output(str(out), json.loads(json.dumps(config_as_dict(earlier))))
+    assert not (out / "shards").exists() and (out / "run.json").exists()

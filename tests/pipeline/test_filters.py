@@ -82,3 +82,27 @@ def test_quality_filter_in_beam_routes_rejects_with_reasons():
                     equal_to(["commoncrawl:a", "github:c"]), label="kept")
         assert_that(out["dropped"] | "Reasons" >> beam.Map(lambda d: (d["id"], d["stage"], d["reason"])),
                     equal_to([("commoncrawl:b", "quality", "too_short")]), label="dropped")
+
+
+def test_c4_lines_follow_c4s_order_of_checks():
+    policy = "Our site uses cookies to give you the best experience possible."
+    assert policy not in C4Lines().clean(PROSE + policy)
+    # C4 checks "lorem ipsum" before "javascript" and "{" before the policy lines: the page is dropped
+    cleaned = C4Lines().clean(PROSE + "Lorem ipsum javascript dolor sit amet, consectetur.")
+    assert C4Document()(cleaned) == (False, "c4_lorem_ipsum")
+    cleaned = C4Lines().clean(PROSE + "Read our privacy policy at {site} before you sign up.")
+    assert C4Document()(cleaned) == (False, "c4_curly_bracket")
+    # ... and a line that only mentions cookies (not one of C4's policy phrases) stays
+    assert "cookies" in C4Lines().clean(PROSE + "She baked cookies for the whole village that day.")
+
+
+def test_redpajama_code_rules():
+    from llamapipe.pipeline.filters import RedPajamaCode
+
+    code = "def add(a, b):\n    return a + b\n\n\nprint(add(1, 2))\n"
+    assert RedPajamaCode()(code) == (True, "")
+    assert RedPajamaCode()("x = '" + "a" * 1200 + "'\n") == (False, "code_line_too_long")
+    assert RedPajamaCode()(("y = " + "b" * 150 + "\n") * 5) == (False, "code_mean_line_too_long")
+    assert RedPajamaCode()("{}[]();\n" * 20) == (False, "code_low_alphanumeric")
+    assert RedPajamaCode()("10 20 30 40 a1\n" * 10) == (False, "code_low_alpha_per_token")
+    assert RedPajamaCode()("") == (False, "code_empty")

@@ -1,0 +1,297 @@
+"""LLaMA's reference classifier: a fastText linear model of "pages cited by Wikipedia" against random
+CommonCrawl pages; pages with P(reference) < threshold are dropped (RedPajama: 0.25).
+
+All inside the one Beam graph:
+1. `LabelCited`: the URLs cited by the Wikipedia source (`meta.ref_urls`, normalised by `url_key`)
+   are joined with the CommonCrawl documents on the same key (a CoGroupByKey: no worker holds the
+   URL list); each document comes out with `cited` true or false.
+2. Bounded samples: up to `max_positives` cited pages and `negatives_per_positive` times as many
+   uncited ones (those of smallest id hash: `Top.Of`, a heap per worker), each cut to `max_chars`.
+3. `train_reference_model`, one call on one worker, with the two samples as side inputs: splits
+   them by id hash into training and held-out parts, trains `fasttext.train_supervised`, measures the
+   held-out accuracy, and writes `OUT/classifier/model.bin` and `metrics.json`. With a model file in
+   the config it loads that instead (and measures it on the samples). With fewer than
+   `min_positives` cited pages (no Wikipedia source, or no overlap) it writes a `skipped` status
+   with the reason, and step 4 keeps every page.
+4. `ScoreReference` reads that status as a side input and scores every page.
+
+Training in the graph (not in the driver between two pipelines, as the tokenizer is) avoids
+writing the whole CommonCrawl corpus to disk and reading it back just to score it after training:
+the side input makes scoring wait for the model, and only the bounded sample meets on one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from urllib.parse import urlsplit
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from llamapipe.pipeline.config import ClassifierConfig
+from llamapipe.pipeline.rejects import id_fraction, reject
+from llamapipe.sources.base import DROPPED
+
+STAGE = "classifier"
+POSITIVE, NEGATIVE = "__label__reference", "__label__random"
+
+
+def url_key(url: str) -> str:
+    """A URL as a join key: scheme, `www.`, fragment, default ports and a trailing slash ignored."""
+    url = (url or "").strip()
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        host = (parts.hostname or "").lower().removeprefix("www.")
+        port = f":{parts.port}" if parts.port and parts.port not in (80, 443) else ""
+    except ValueError:
+        return ""
+    path = parts.path.rstrip("/") or ""
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{host}{port}{path}{query}"
+
+
+def training_text(text: str, max_chars: int) -> str:
+    """One line of lower-case words: fastText's input format (a newline ends an example)."""
+    return " ".join(text[:max_chars].lower().split())
+
+
+class _JoinCitations(beam.DoFn):
+    def process(self, element):
+        _, grouped = element
+        cited = bool(list(grouped["cited"]))
+        for doc in grouped["docs"]:
+            yield doc, cited
+
+
+class LabelCited(beam.PTransform):
+    """(Wikipedia documents, documents to classify) -> (document, cited by Wikipedia?) pairs."""
+
+    def expand(self, pcolls):
+        wikipedia, docs = pcolls
+        cited = (
+            wikipedia
+            | "RefUrls" >> beam.FlatMap(lambda d: (d.get("meta") or {}).get("ref_urls") or [])
+            | "RefKeys" >> beam.Map(url_key)
+            | "NonEmpty" >> beam.Filter(bool)
+            | "DistinctUrls" >> beam.Distinct()
+            | "AsCited" >> beam.Map(lambda key: (key, True))
+        )
+        # Documents without a URL get a key of their own: they cannot be cited.
+        keyed = docs | "KeyByUrl" >> beam.Map(lambda d: (url_key(d.get("url", "")) or "\0" + d["id"], d))
+        return {"docs": keyed, "cited": cited} | "JoinCitations" >> beam.CoGroupByKey() | beam.ParDo(
+            _JoinCitations())
+
+
+def _split(sample: list[tuple[str, str]], holdout: float) -> tuple[list, list]:
+    train = [(i, t) for i, t in sample if id_fraction("holdout:" + i) >= holdout]
+    test = [(i, t) for i, t in sample if id_fraction("holdout:" + i) < holdout]
+    return train, test
+
+
+def _evaluate(model, positives: list, negatives: list, threshold: float) -> dict:
+    correct = kept_pos = kept_neg = 0
+    for label, items in ((POSITIVE, positives), (NEGATIVE, negatives)):
+        for _, text in items:
+            p = reference_probability(model, text)
+            correct += (p >= 0.5) == (label == POSITIVE)
+            if p >= threshold:
+                kept_pos += label == POSITIVE
+                kept_neg += label == NEGATIVE
+    n = len(positives) + len(negatives)
+    return {
+        "examples": n, "positives": len(positives), "negatives": len(negatives),
+        "accuracy": round(correct / n, 4) if n else None,
+        "positives_kept_at_threshold": round(kept_pos / len(positives), 4) if positives else None,
+        "negatives_kept_at_threshold": round(kept_neg / len(negatives), 4) if negatives else None,
+    }
+
+
+def reference_probability(model, text: str) -> float:
+    labels, probs = model.predict(text, k=2)
+    for label, prob in zip(labels, probs, strict=True):
+        if label == POSITIVE:
+            return float(min(prob, 1.0))
+    return 0.0
+
+
+def _load_fasttext(path: str):
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *args, **kwargs: None
+    if "://" not in path:
+        return fasttext.load_model(path)
+    with FileSystems.open(path) as src, tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as dst:
+        dst.write(src.read())
+    try:
+        return fasttext.load_model(dst.name)
+    finally:
+        os.remove(dst.name)
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(path) as f:
+        f.write(data)
+
+
+def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
+                          options: ClassifierConfig, out_dir: str) -> dict:
+    """Train (or load) the model and write it with its metrics; returns the status for scoring."""
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *args, **kwargs: None
+    status = {"cited_pages_found": cited_pages, "threshold": options.threshold}
+    rng = random.Random(options.seed)
+    positives, negatives = sorted(positives), sorted(negatives)
+    wanted_negatives = round(len(positives) * options.negatives_per_positive)
+    if len(negatives) > wanted_negatives:
+        negatives = rng.sample(negatives, wanted_negatives)
+    if options.model:
+        status.update(status="loaded", model=options.model)
+        if len(positives) >= options.min_positives and negatives:
+            status["evaluation"] = _evaluate(_load_fasttext(options.model), positives, negatives,
+                                             options.threshold)
+        return _finish(status, out_dir)
+    if len(positives) < options.min_positives or not negatives:
+        status.update(status="skipped", reason=(
+            f"{len(positives)} CommonCrawl pages are cited by the Wikipedia source (at least "
+            f"{options.min_positives} needed, and some uncited pages); is the wikipedia source enabled "
+            "and does it cite pages of this crawl? All pages were kept without a reference score"))
+        return _finish(status, out_dir)
+    pos_train, pos_test = _split(positives, options.holdout_fraction)
+    neg_train, neg_test = _split(negatives, options.holdout_fraction)
+    lines = [f"{POSITIVE} {t}" for _, t in pos_train] + [f"{NEGATIVE} {t}" for _, t in neg_train]
+    rng.shuffle(lines)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_path = os.path.join(tmp, "train.txt")
+        with open(train_path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        trained = _train(train_path, options)
+        if trained is None:
+            status.update(status="skipped", reason=(
+                f"fastText training stopped with 'Encountered NaN' in {TRAINING_ATTEMPTS} attempts (seeds "
+                "and learning rates varied); all pages were kept without a reference score"))
+            return _finish(status, out_dir)
+        model, lr, seed = trained
+        model_file = os.path.join(tmp, "model.bin")
+        model.save_model(model_file)
+        with open(model_file, "rb") as f:
+            model_path = FileSystems.join(out_dir, "model.bin")
+            _write_bytes(model_path, f.read())
+    status.update(
+        status="trained", model=model_path,
+        training={"positives": len(pos_train), "negatives": len(neg_train), "lr": lr, "seed": seed},
+        heldout=_evaluate(model, pos_test, neg_test, options.threshold),
+    )
+    return _finish(status, out_dir)
+
+
+TRAINING_ATTEMPTS = 6
+
+
+def _train(train_path: str, options: ClassifierConfig):
+    """fastText supervised training -> (model, lr, seed), or None when every attempt failed.
+
+    fastText sometimes stops with "Encountered NaN" on small samples, depending on the data and the
+    seed (seen with both high and low learning rates): training is restarted with the next seed, and
+    every second attempt with half the learning rate."""
+    import fasttext
+
+    for attempt in range(TRAINING_ATTEMPTS):
+        lr, seed = options.lr / 2 ** (attempt // 2), options.seed + attempt
+        try:
+            model = fasttext.train_supervised(
+                input=train_path, epoch=options.epoch, lr=lr, wordNgrams=options.word_ngrams,
+                dim=options.dim, bucket=options.bucket, seed=seed, thread=1, verbose=0,
+            )
+            return model, lr, seed
+        except RuntimeError as exc:
+            if "NaN" not in str(exc):
+                raise
+    return None
+
+
+def _finish(status: dict, out_dir: str) -> dict:
+    _write_bytes(FileSystems.join(out_dir, "metrics.json"), json.dumps(status, indent=2).encode("utf-8"))
+    return status
+
+
+class ScoreReference(beam.DoFn):
+    """(document, cited) -> the document with `meta.reference_score`, or a drop below the threshold."""
+
+    def __init__(self, options: ClassifierConfig):
+        self._options = options
+        self._model = None
+        self._model_path = None
+
+    def process(self, element, status: dict):
+        doc, cited = element
+        if status["status"] == "skipped":
+            yield doc
+            return
+        if self._model_path != status["model"]:
+            self._model = _load_fasttext(status["model"])
+            self._model_path = status["model"]
+        p = reference_probability(self._model, training_text(doc["text"], self._options.max_chars))
+        meta = {**(doc.get("meta") or {}), "reference_score": round(p, 4)}
+        if cited:
+            meta["cited_by_wikipedia"] = True
+        if p < self._options.threshold:
+            yield reject(doc["source"], STAGE, "not_reference_like", doc["id"],
+                         f"P(reference) {p:.3f} < {self._options.threshold}", doc["text"])
+        else:
+            yield {**doc, "meta": meta}
+
+
+def _sample(size: int) -> beam.PTransform:
+    """The `size` examples of smallest id hash: a bounded, reproducible sample (a rerun trains on the
+    same pages, unlike a random reservoir)."""
+    return beam.combiners.Top.Of(size, key=lambda example: id_fraction("sample:" + example[0]), reverse=True)
+
+
+class ReferenceClassifier(beam.PTransform):
+    """(Wikipedia documents, all documents) -> documents of the configured sources scored and filtered."""
+
+    def __init__(self, options: ClassifierConfig, out_dir: str):
+        super().__init__()
+        self._options = options
+        self._out_dir = out_dir
+
+    def expand(self, pcolls):
+        wikipedia, docs = pcolls
+        options = self._options
+        sources = set(options.sources)
+        parts = docs | "Split" >> beam.Partition(lambda d, _: 0 if d["source"] in sources else 1, 2)
+        labelled = (wikipedia, parts[0]) | "LabelCited" >> LabelCited()
+        max_chars = options.max_chars
+        max_negatives = options.max_positives * options.negatives_per_positive
+        as_example = beam.Map(lambda pair: (pair[0]["id"], training_text(pair[0]["text"], max_chars)))
+        cited = labelled | "Cited" >> beam.Filter(lambda pair: pair[1])
+        positives = (
+            cited
+            | "PositiveText" >> as_example
+            | "SamplePositives" >> _sample(options.max_positives)
+        )
+        negatives = (
+            labelled
+            | "Uncited" >> beam.Filter(lambda pair: not pair[1])
+            | "NegativeText" >> beam.Map(lambda pair: (pair[0]["id"],
+                                                     training_text(pair[0]["text"], max_chars)))
+            | "SampleNegatives" >> _sample(max(1, round(max_negatives)))
+        )
+        cited_count = cited | "CountCited" >> beam.combiners.Count.Globally()
+        status = (
+            docs.pipeline
+            | "Once" >> beam.Create([None])
+            | "TrainOrLoad" >> beam.Map(
+                train_reference_model, beam.pvalue.AsSingleton(positives), beam.pvalue.AsSingleton(negatives),
+                beam.pvalue.AsSingleton(cited_count), options, self._out_dir)
+        )
+        out = labelled | "Score" >> beam.ParDo(
+            ScoreReference(options), beam.pvalue.AsSingleton(status)).with_outputs(DROPPED, main="documents")
+        documents = (out.documents, parts[1]) | "Rejoin" >> beam.Flatten()
+        return {"documents": documents, "dropped": out[DROPPED]}

@@ -1,0 +1,152 @@
+"""CCNet's line-level dedup, across the whole corpus, as Beam shuffles.
+
+CCNet (Wenzek et al. 2019; cc_net/dedup.py): every line is normalised (`normalize_for_dedup`:
+stripped, lower case, digits -> 0, CCNet's list of Unicode punctuation and non-printing characters
+removed) and hashed (first 8 bytes of SHA-1). A line whose hash occurs in two or more documents is
+removed from all of them, first occurrence included; a line repeated inside one document only keeps
+its first occurrence. Documents left with no line are dropped; CCNet then keeps documents of at
+least 300 characters.
+
+One difference, on purpose: occurrences are counted per distinct document *text*, not per document.
+Two byte-identical copies of a page would otherwise strip each other empty, and the copy that
+document dedup would keep would be lost with the other. Counted once, their lines survive, and
+exact dedup (pipeline/dedup.py) keeps one copy.
+
+Global, bounded: each document emits (line hash, text hash) for its distinct lines; a GroupByKey on
+the line hash decides, per line, whether two distinct texts hold it (the iterable is read until a
+second text is found, then once more to mark the holders); the marks are joined back to the
+documents by id. No step holds more than one line's holders or one document's marks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import apache_beam as beam
+
+from llamapipe.pipeline.config import LineDedupConfig
+from llamapipe.pipeline.rejects import reject
+from llamapipe.sources.base import DROPPED
+
+STAGE = "line_dedup"
+
+# CCNet's UNICODE_PUNCT keys (cc_net/text_normalizer.py) and the C0/C1 control characters.
+_CCNET_PUNCT = "，。、„”“«»１」「《》´∶：？！（）；–—．～’…━〈〉【】％►"
+_CONTROL = "".join(map(chr, [*range(0, 32), *range(127, 160)]))
+_PUNCT_OR_NON_PRINTING = re.compile(f"[{re.escape(_CCNET_PUNCT + _CONTROL)}]")
+_DIGIT = re.compile(r"\d")
+
+
+def normalize_for_dedup(line: str) -> str:
+    """CCNet's line normalisation for dedup."""
+    line = line.strip()
+    if not line:
+        return line
+    line = _DIGIT.sub("0", line.lower())
+    return _PUNCT_OR_NON_PRINTING.sub("", line)
+
+
+def line_hash(line: str) -> bytes:
+    """First 8 bytes of SHA-1 of the normalised line (CCNet's hash)."""
+    return hashlib.sha1(normalize_for_dedup(line).encode("utf-8")).digest()[:8]
+
+
+def text_hash(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8")).digest()[:12]
+
+
+def remove_lines(text: str, duplicated: set[bytes]) -> tuple[str, int]:
+    """The text without duplicated lines and without repeats of a line inside it (the first stays).
+    Returns (text, number of lines removed)."""
+    seen: set[bytes] = set()
+    kept, removed = [], 0
+    for line in text.split("\n"):
+        h = line_hash(line)
+        if h in duplicated or h in seen:
+            removed += 1
+        else:
+            kept.append(line)
+        seen.add(h)
+    return "\n".join(kept), removed
+
+
+class LineOccurrences(beam.DoFn):
+    """A document -> (line hash, (text hash, document id)) for each distinct line."""
+
+    def process(self, doc: dict):
+        identity = text_hash(doc["text"])
+        for h in {line_hash(line) for line in doc["text"].split("\n")}:
+            yield h, (identity, doc["id"])
+
+
+class MarkDuplicatedLine(beam.DoFn):
+    """(line hash, holders) -> (document id, line hash) for every holder, when two texts hold it."""
+
+    def process(self, element):
+        h, holders = element
+        if _two_distinct_texts(holders):
+            for _, doc_id in holders:
+                yield doc_id, h
+
+
+def _two_distinct_texts(holders) -> bool:
+    """Reads the holders only until a second distinct text shows up."""
+    first = None
+    for identity, _ in holders:
+        if first is None:
+            first = identity
+        elif identity != first:
+            return True
+    return False
+
+
+class RemoveDuplicatedLines(beam.DoFn):
+    def __init__(self, min_chars_after: int):
+        self._min_chars = min_chars_after
+
+    def process(self, element):
+        _, grouped = element
+        duplicated = set(grouped["marks"])
+        for doc in grouped["docs"]:
+            text, removed = remove_lines(doc["text"], duplicated)
+            source = doc["source"]
+            if removed:
+                beam.metrics.Metrics.counter(f"{source}.{STAGE}", "lines_removed").inc(removed)
+            if not text.strip():
+                detail = f"{removed} lines removed"
+                yield reject(source, STAGE, "no_lines_left", doc["id"], detail, doc["text"])
+            elif len(text.strip()) < self._min_chars:
+                detail = f"{len(text.strip())} characters left after removing {removed} lines"
+                yield reject(source, STAGE, "too_short_after_line_dedup", doc["id"], detail, doc["text"])
+            else:
+                yield {**doc, "text": text} if removed else doc
+
+
+class LineDedup(beam.PTransform):
+    """Documents of the configured sources lose their duplicated lines; others pass unchanged."""
+
+    def __init__(self, options: LineDedupConfig):
+        super().__init__()
+        self._options = options
+
+    def expand(self, docs):
+        sources = set(self._options.sources)
+        if not self._options.enabled or not sources:
+            return {"documents": docs, "dropped": docs | "NoDrops" >> beam.FlatMap(lambda _: [])}
+        parts = docs | "Split" >> beam.Partition(lambda d, _: 0 if d["source"] in sources else 1, 2)
+        candidates, others = parts[0], parts[1]
+        marks = (
+            candidates
+            | "LineOccurrences" >> beam.ParDo(LineOccurrences())
+            | "GroupByLine" >> beam.GroupByKey()
+            | "MarkDuplicatedLines" >> beam.ParDo(MarkDuplicatedLine())
+        )
+        out = (
+            {"docs": candidates | "KeyById" >> beam.Map(lambda d: (d["id"], d)), "marks": marks}
+            | "JoinMarks" >> beam.CoGroupByKey()
+            | "RemoveLines" >> beam.ParDo(RemoveDuplicatedLines(self._options.min_chars_after)).with_outputs(
+                DROPPED, main="documents")
+        )
+        documents = (out.documents, others) | "Rejoin" >> beam.Flatten()
+        return {"documents": documents, "dropped": out[DROPPED]}

@@ -1,0 +1,124 @@
+"""Rejects: a sample of dropped documents *with their text*, so a user can see what a rule removed.
+
+Stages attach the dropped text to the drop record (`reject()`); it travels with the record only as
+far as this module, which writes `OUT/rejects/rejects-SSSSS-of-NNNNN.parquet`:
+- every drop whose id hashes below `rate` (deterministic: a rerun samples the same documents), and
+- for each (source, stage, reason) the drop with the smallest hash, so every reason has at least one
+  example however rare. That pick is a combine per reason (one small value per key, pre-combined on
+  each worker), so no step holds more than one document per reason.
+The drop records written to `OUT/dropped/` never carry the text.
+
+`llamapipe inspect OUT/rejects --reason R` prints them (pipeline/inspect_rejects.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+from llamapipe.sources.base import DROPPED, make_drop
+
+REJECT_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("id", pa.string()),
+        ("detail", pa.string()),
+        ("text", pa.string()),
+        ("sampled_by", pa.string()),  # "rate" or "first_of_reason"
+    ],
+    metadata={"llamapipe.schema_version": "1", "llamapipe.kind": "rejects"},
+)
+
+
+def reject(source: str, stage: str, reason: str, doc_id: str, detail: str = "", text: str | None = None):
+    """A drop record on the DROPPED side output, carrying the dropped text for the rejects sample."""
+    beam.metrics.Metrics.counter(f"{source}.{stage}", f"dropped.{reason}").inc()
+    record = make_drop(source, stage, reason, doc_id, detail)
+    if text is not None:
+        record["text"] = text
+    return beam.pvalue.TaggedOutput(DROPPED, record)
+
+
+def without_text(drop: dict) -> dict:
+    if "text" not in drop:
+        return drop
+    return {k: v for k, v in drop.items() if k != "text"}
+
+
+def id_fraction(doc_id: str) -> float:
+    """A stable pseudo-random number in [0, 1) from a document id."""
+    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _row(drop: dict, sampled_by: str, max_chars: int) -> dict:
+    text = drop.get("text")
+    return {
+        "source": drop["source"], "stage": drop["stage"], "reason": drop["reason"], "id": drop["id"],
+        "detail": drop.get("detail", ""), "text": None if text is None else text[:max_chars],
+        "sampled_by": sampled_by,
+    }
+
+
+class _SmallestHash(beam.CombineFn):
+    """The drop with the smallest id hash (its text cut to `max_chars`, so accumulators stay small)."""
+
+    def __init__(self, max_chars: int):
+        self._max_chars = max_chars
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, best, drop):
+        candidate = (id_fraction(drop["id"]), drop["id"], _row(drop, "first_of_reason", self._max_chars))
+        return candidate if best is None or candidate[:2] < best[:2] else best
+
+    def merge_accumulators(self, accumulators):
+        present = [a for a in accumulators if a is not None]
+        return min(present, key=lambda a: a[:2]) if present else None
+
+    def extract_output(self, best):
+        return best
+
+
+class WriteRejects(beam.PTransform):
+    """Drops (some with `text`) -> OUT/rejects/*.parquet: the rate sample plus one per reason."""
+
+    def __init__(self, path_prefix: str, rate: float, max_chars: int):
+        super().__init__()
+        self._prefix = path_prefix
+        self._rate = rate
+        self._max_chars = max_chars
+
+    def expand(self, drops):
+        rate, max_chars = self._rate, self._max_chars
+        by_rate = (
+            drops
+            | "SampleByRate" >> beam.Filter(lambda d: id_fraction(d["id"]) < rate)
+            | "RateRow" >> beam.Map(_row, "rate", max_chars)
+        )
+        first_of_reason = (
+            drops
+            | "KeyByReason" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), d))
+            | "SmallestHashPerReason" >> beam.CombinePerKey(_SmallestHash(max_chars))
+            # Already in the rate sample when its hash is below the rate: written once.
+            | "NotSampledYet" >> beam.Filter(lambda kv: kv[1] is not None and kv[1][0] >= rate)
+            | "FirstRow" >> beam.Map(lambda kv: kv[1][2])
+        )
+        return (
+            (by_rate, first_of_reason)
+            | "AllRejects" >> beam.Flatten()
+            | "WriteParquet" >> beam.io.WriteToParquet(
+                self._prefix, schema=REJECT_SCHEMA, codec="zstd", file_name_suffix=".parquet",
+                shard_name_template="-SSSSS-of-NNNNN",
+            )
+        )
+
+
+def rejects_prefix(out: str) -> str:
+    return FileSystems.join(out, "rejects", "rejects")

@@ -1,0 +1,198 @@
+"""Broken and hostile inputs (see conftest.py for the corpus): each reader's `Read` runs in a
+TestPipeline, the run completes, every bad record is one counted drop with a clear reason, and every
+good record around it is read — checked against an independent count of the inputs.
+
+Covered elsewhere, not repeated here: the corrupt WARC record between good ones
+(tests/sources/test_commoncrawl.py::test_corrupt_record_keeps_earlier_documents_and_drops_the_rest_once),
+tar and zip arXiv entries with `../` or absolute names, symlinks, hard links and device files
+(tests/sources/test_arxiv.py::test_hostile_archive_is_read_without_writing_or_following_links and
+::test_zip_submission_is_read_in_memory_with_hostile_entries_skipped), a corrupt stream of an
+indexed multistream Wikipedia dump (tests/sources/test_wikipedia.py::
+test_a_corrupt_stream_costs_only_its_pages_and_a_wrong_index_means_a_whole_read), wrong-schema and
+latin-1 C4 lines (tests/sources/test_c4.py::test_every_line_is_a_document_or_exactly_one_drop).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import time
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from llamapipe.sources import arxiv, books, c4, commoncrawl, github, stackexchange, wikipedia
+from tests.hostile.conftest import LARGE_DOCUMENT_BYTES, SECRET
+
+READERS = {
+    "c4": c4, "github": github, "books": books, "wikipedia": wikipedia,
+    "stackexchange": stackexchange, "commoncrawl": commoncrawl, "arxiv": arxiv,
+}
+
+
+def run_read(module, out: Path, paths, **options) -> tuple[list[dict], list[dict]]:
+    """Run `module.Read` over `paths` in a TestPipeline; its documents and drops, read back from disk."""
+    with TestPipeline() as pipeline:
+        outputs = pipeline | module.Read(module.Options(inputs=[str(path) for path in paths], **options))
+        for name in ("documents", "dropped"):
+            (outputs[name]
+             | f"Json{name}" >> beam.Map(json.dumps)
+             | f"Write{name}" >> beam.io.WriteToText(str(out / name), shard_name_template=""))
+    return tuple([json.loads(line) for line in (out / name).read_text().splitlines()]
+                 for name in ("documents", "dropped"))
+
+
+def reasons(drops: list[dict]) -> list[str]:
+    return sorted(drop["reason"] for drop in drops)
+
+
+def test_truncated_gzip_keeps_every_complete_line_and_drops_the_cut_once(corpus, tmp_path):
+    item = corpus["c4_truncated_gzip"]
+    documents, drops = run_read(c4, tmp_path, item.paths)
+    texts = [doc["text"] for doc in sorted(documents, key=lambda d: d["meta"]["line"])]
+    # Every line zlib can still decompress is read, except the one the cut falls in (if it ended
+    # exactly at the cut, it is complete and read too).
+    assert len(item.good) - 1 <= len(texts) <= len(item.good) and texts == item.good[: len(texts)]
+    assert reasons(drops) == ["unreadable_file"]
+    assert "EOFError" in drops[0]["detail"] and drops[0]["id"] == "c4:c4-train.00000-of-01024.json.gz"
+
+
+def test_truncated_bz2_dump_keeps_the_pages_of_every_complete_stream(corpus, tmp_path):
+    item = corpus["wikipedia_truncated_bz2"]
+    assert len(item.good) == 30
+    documents, drops = run_read(wikipedia, tmp_path, item.paths)
+    assert sorted(doc["text"] for doc in documents) == sorted(item.good)
+    assert reasons(drops) == ["unreadable_file"]
+    assert "EOFError" in drops[0]["detail"]
+
+
+def test_malformed_wikipedia_xml_keeps_the_pages_before_it(corpus, tmp_path):
+    for name in ("wikipedia_unclosed", "wikipedia_entity"):
+        item = corpus[name]
+        documents, drops = run_read(wikipedia, tmp_path / name, item.paths)
+        assert sorted(doc["text"] for doc in documents) == sorted(item.good), name
+        assert reasons(drops) == ["unreadable_file"], name
+        assert "ParseError" in drops[0]["detail"] and "line 1" in drops[0]["detail"], name
+
+
+def test_undefined_entity_in_posts_keeps_the_rows_before_it(corpus, tmp_path):
+    item = corpus["stackexchange_bad_entity"]
+    documents, drops = run_read(stackexchange, tmp_path, item.paths)
+    assert sorted(doc["id"] for doc in documents) == item.good
+    assert reasons(drops) == ["unreadable_file"]
+    assert "Entity 'bogus' not defined (line 6, column 67)" in drops[0]["detail"]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_external_entities_are_not_resolved_and_entity_bombs_not_expanded(corpus, tmp_path):
+    for name, module in (("wikipedia_xxe", wikipedia), ("stackexchange_xxe", stackexchange),
+                         ("wikipedia_laughs", wikipedia), ("stackexchange_laughs", stackexchange)):
+        item = corpus[name]
+        start, rss_before = time.monotonic(), _peak_rss_mb()
+        documents, drops = run_read(module, tmp_path / name, item.paths)
+        assert time.monotonic() - start < 30, name
+        assert _peak_rss_mb() - rss_before < 500, name  # 10**10 "lol"s would be 30 GB
+        everything = json.dumps([documents, drops])
+        assert SECRET not in everything and "lollollol" not in everything, name
+        good = [doc["text"] if module is wikipedia else doc["id"] for doc in documents]
+        assert good == item.good, name
+        # The hostile record (or the rest of the file from it) is one counted drop, saying why.
+        assert reasons(drops) == ["unreadable_file"], (name, drops)
+        why = "external entity|undefined entity" if name.endswith("xxe") else "amplification"
+        assert re.search(why, drops[0]["detail"]), (name, drops[0]["detail"])
+
+
+def test_decompression_bomb_stops_at_the_configured_limit(corpus, tmp_path):
+    limit = 8 * 1024 * 1024
+    item = corpus["c4_bomb"]
+    assert item.notes["compressed"] < 200_000  # a small file ...
+    documents, drops = run_read(c4, tmp_path / "c4", item.paths, max_decompressed_bytes=limit,
+                                max_line_bytes=128 * 1024 * 1024)
+    assert [doc["text"] for doc in documents] == item.good
+    assert reasons(drops) == ["decompressed_too_large"]  # ... that would expand to 64 MB
+    assert str(limit) in drops[0]["detail"]
+
+    item = corpus["stackexchange_bomb"]
+    documents, drops = run_read(stackexchange, tmp_path / "se", item.paths, max_decompressed_bytes=limit)
+    assert [doc["id"] for doc in documents] == item.good
+    assert reasons(drops) == ["decompressed_too_large"]
+
+
+def test_invalid_utf8_and_mixed_encodings_are_one_drop_per_line(corpus, tmp_path):
+    item = corpus["c4_mixed_encoding"]
+    documents, drops = run_read(c4, tmp_path / "c4", item.paths)
+    assert [doc["text"] for doc in sorted(documents, key=lambda d: d["meta"]["line"])] == item.good
+    assert sorted((drop["reason"], drop["id"]) for drop in drops) == [
+        ("bad_encoding", f"c4:mixed.jsonl:{line}") for line in item.notes["bad_lines"]]
+
+    item = corpus["github_mixed_encoding"]
+    documents, drops = run_read(github, tmp_path / "github", item.paths)
+    assert sorted(doc["id"] for doc in documents) == item.good
+    assert [(drop["reason"], drop["id"]) for drop in drops] == [("bad_encoding", "github:code.jsonl:2")]
+
+    item = corpus["books_mixed_encoding"]
+    documents, drops = run_read(books, tmp_path / "books", item.paths)
+    assert sorted(doc["meta"]["title"] for doc in documents) == sorted(item.good)
+    assert [(drop["reason"], drop["id"]) for drop in drops] == [("bad_encoding", "books:pg19.jsonl:2")]
+
+
+def test_a_large_document_is_dropped_under_the_default_limit_and_read_under_a_raised_one(corpus, tmp_path):
+    item = corpus["c4_large_document"]
+    documents, drops = run_read(c4, tmp_path / "default", item.paths)
+    assert sorted(doc["text"] for doc in documents) == sorted(item.good)
+    assert [(drop["reason"], drop["id"]) for drop in drops] == [("record_too_large", "c4:large.jsonl:2")]
+
+    documents, drops = run_read(c4, tmp_path / "raised", item.paths, max_line_bytes=32 * 1024 * 1024)
+    assert drops == []
+    assert sorted(len(doc["text"]) for doc in documents) == [11, 12, LARGE_DOCUMENT_BYTES]
+
+
+def test_empty_files_complete_with_at_most_one_drop_each(corpus, tmp_path):
+    outcomes = {}
+    for source, module in READERS.items():
+        item = corpus[f"{source}_empty"]
+        documents, drops = run_read(module, tmp_path / source, item.paths)
+        assert documents == [], source
+        # An empty file holds no record: nothing, or one drop naming the file (formats where an
+        # empty file is not a valid file: XML, Parquet, archives).
+        names = [path.name for path in item.paths]
+        assert len(drops) <= len(names), (source, drops)
+        for drop in drops:
+            assert any(name in drop["id"] + drop["detail"] for name in names)
+        outcomes[source] = reasons(drops)
+    assert outcomes == {
+        "c4": [], "github": ["unreadable_file"],  # jsonl: no line; a 0-byte Parquet has no footer
+        "books": ["empty"],  # the .txt is one book with no text; the .jsonl has no line
+        "wikipedia": ["unreadable_file"] * 2, "stackexchange": ["unreadable_file"] * 2,  # XML needs a root
+        "commoncrawl": [],  # no record
+        "arxiv": ["no_tex_source"] * 2,  # one submission each, with no .tex in it
+    }
+
+
+def test_binary_junk_in_text_fields(corpus, tmp_path):
+    item = corpus["c4_binary_junk"]
+    documents, drops = run_read(c4, tmp_path, item.paths)
+    # Control characters escaped in valid json are text (later filters judge it); raw bytes that are
+    # not UTF-8, and a line that is not json, are one drop each.
+    assert [doc["text"] for doc in sorted(documents, key=lambda d: d["meta"]["line"])] == item.good
+    assert sorted((drop["reason"], drop["id"]) for drop in drops) == [
+        ("bad_encoding", "c4:junk.jsonl:2"), ("malformed_json", "c4:junk.jsonl:4")]
+
+
+def test_json_lines_with_the_wrong_schema(corpus, tmp_path):
+    item = corpus["github_wrong_schema"]
+    documents, drops = run_read(github, tmp_path / "github", item.paths)
+    assert sorted(doc["id"] for doc in documents) == item.good
+    assert sorted((drop["reason"], drop["id"]) for drop in drops) == [
+        ("bad_schema", f"github:code.jsonl:{line}") for line in (2, 3, 4, 5, 6, 7)]
+
+    item = corpus["books_wrong_schema"]
+    documents, drops = run_read(books, tmp_path / "books", item.paths)
+    assert sorted(doc["meta"]["title"] for doc in documents) == sorted(item.good)
+    assert sorted((drop["reason"], drop["id"]) for drop in drops) == [
+        ("bad_schema", f"books:pg19.jsonl:{line}") for line in (2, 3, 4)]

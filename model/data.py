@@ -16,6 +16,12 @@ The pipeline writes `OUT/shards/<source>/*.parquet` (one row per document: `doc_
   - data is split over all *global workers* (rank * num_workers + dataloader worker id) by shard, or by row
     group when a source has fewer shards than workers, or by document when it has fewer row groups still,
     so no window is ever produced by two workers;
+  - documents can be held out for evaluation: a document is held out when the 64-bit xxHash of its
+    `doc_id` falls under `holdout_fraction` of the hash range. The test depends on the id alone, so the
+    same documents are held out for every run, seed, rank and worker, the training split (`split="train"`)
+    never sees a held-out document and the evaluation split (`split="heldout"`) sees nothing else; a
+    larger fraction holds out a superset. The pipeline removed exact and near duplicates across all
+    sources before sharding, so a held-out document has no copy left in the training split;
   - `state_dict()` records, per worker, the RNG state and per source the position of the next unread token
     (pass, row group, offset), so a loader restored from it yields exactly the batches that would have
     come next.
@@ -35,12 +41,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
+import xxhash
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 # The manifest is read and validated in one place, shared with the pipeline and `llamapipe inspect verify`.
 from llamapipe.pipeline.manifest import read_manifest, validate_manifest  # noqa: F401 (re-exported)
 
 STATE_VERSION = 1
+SPLITS = ("train", "heldout")
+
+
+def is_held_out(doc_id: str, fraction: float) -> bool:
+    """Whether a document belongs to the held-out split: xxh64(doc_id) / 2**64 < fraction."""
+    return xxhash.xxh64_intdigest(doc_id.encode("utf-8")) < fraction * 2.0**64
 
 
 # ----------------------------------------------------------------------------------------------- manifest
@@ -111,13 +124,20 @@ class _SourceStream:
     not yet handed out; tokens already read but not yet handed out sit in `_segments`."""
 
     def __init__(
-        self, name: str, units: list[_Unit], stride: tuple[int, int] | None, shuffle_key: str, vocab_size: int
+        self,
+        name: str,
+        units: list[_Unit],
+        stride: tuple[int, int] | None,
+        shuffle_key: str,
+        vocab_size: int,
+        holdout: tuple[float, str] | None = None,
     ):
         self.name = name
         self.units = units
         self.stride = stride
         self.shuffle_key = shuffle_key
         self.vocab_size = vocab_size
+        self.holdout = holdout  # (fraction, split kept) or None: every document
         self._orders: dict[int, list[int]] = {}  # row-group order of the (at most two) passes in use
         self._next = (0, 0)  # (pass, index in order) of the next row group to read
         self._segments: deque[list] = deque()  # [tokens, pass, index, cursor]
@@ -136,11 +156,17 @@ class _SourceStream:
     def _read(self, unit: _Unit) -> np.ndarray:
         if self._file is None or self._file[0] != unit.path:
             self._file = (unit.path, pq.ParquetFile(unit.path))
-        column = self._file[1].read_row_group(unit.row_group, columns=["tokens"]).column("tokens")
+        columns = ["tokens"] if self.holdout is None else ["doc_id", "tokens"]
+        table = self._file[1].read_row_group(unit.row_group, columns=columns)
         if self.stride is not None:
             n_workers, worker = self.stride
             first = (worker - unit.first_row) % n_workers
-            column = column.take(pa.array(np.arange(first, len(column), n_workers, dtype=np.int64)))
+            table = table.take(pa.array(np.arange(first, len(table), n_workers, dtype=np.int64)))
+        if self.holdout is not None:
+            fraction, split = self.holdout
+            held_out = [is_held_out(doc_id, fraction) for doc_id in table.column("doc_id").to_pylist()]
+            table = table.filter(pa.array(held_out if split == "heldout" else [not h for h in held_out]))
+        column = table.column("tokens")
         if len(column) == 0:
             return np.empty(0, dtype=np.int64)
         tokens = pc.list_flatten(column).to_numpy()
@@ -169,7 +195,10 @@ class _SourceStream:
             else:
                 empty_reads += 1
                 if empty_reads > len(self.units):
-                    raise ValueError(f"source {self.name} has no tokens in the shards given to this worker")
+                    split = f" ({self.holdout[1]} split)" if self.holdout else ""
+                    raise ValueError(
+                        f"source {self.name} has no tokens{split} in the shards given to this worker"
+                    )
 
     def take(self, length: int) -> np.ndarray:
         self._fill(length)
@@ -242,7 +271,8 @@ class MixtureLoader(IterableDataset):
     it runs a DataLoader itself and records which batches were consumed, which is what makes
     `state_dict()` exact. Iterating again continues after the last batch consumed. Each row costs
     `seq_len + 1` tokens of its source's stream; `rank`/`world_size` split the data between DDP ranks;
-    `sources` restricts the mixture to some sources (their shares renormalised)."""
+    `sources` restricts the mixture to some sources (their shares renormalised); with `holdout_fraction`
+    > 0, `split` chooses the documents outside ("train") or inside ("heldout") the held-out split."""
 
     def __init__(
         self,
@@ -256,10 +286,16 @@ class MixtureLoader(IterableDataset):
         num_workers: int = 0,
         sources: list[str] | None = None,
         validate: bool = True,
+        holdout_fraction: float = 0.0,
+        split: str = "train",
     ):
         super().__init__()
         if seq_len <= 0 or batch_size <= 0:
             raise ValueError("seq_len and batch_size must be positive")
+        if split not in SPLITS or not 0 <= holdout_fraction < 1:
+            raise ValueError(f"split must be one of {SPLITS} and holdout_fraction within [0, 1)")
+        if split == "heldout" and holdout_fraction == 0:
+            raise ValueError("the heldout split needs holdout_fraction > 0")
         if not 0 <= rank < world_size or num_workers < 0:
             raise ValueError(f"bad rank {rank} / world_size {world_size} / num_workers {num_workers}")
         self.manifest_path = Path(manifest_path)
@@ -272,6 +308,7 @@ class MixtureLoader(IterableDataset):
         self.rank = rank
         self.world_size = world_size
         self.num_workers = num_workers
+        self.holdout = (holdout_fraction, split) if holdout_fraction > 0 else None
         self.shares = source_shares(self.manifest)
         if sources is not None:  # mix only these (e.g. to measure one source's loss); shares renormalise
             unknown = set(sources) - set(self.shares)
@@ -288,6 +325,7 @@ class MixtureLoader(IterableDataset):
     def state_dict(self) -> dict:
         return {
             "version": STATE_VERSION,
+            "holdout": list(self.holdout) if self.holdout else None,
             "rank": self.rank,
             "world_size": self.world_size,
             "num_workers": self.num_workers,
@@ -304,6 +342,12 @@ class MixtureLoader(IterableDataset):
                 raise ValueError(
                     f"loader state was saved with {key}={state[key]}, this loader has {getattr(self, key)}"
                 )
+        # Positions count tokens of the documents a split keeps: another split would land elsewhere.
+        holdout = list(self.holdout) if self.holdout else None
+        if state.get("holdout") != holdout:
+            raise ValueError(
+                f"loader state was saved with holdout {state.get('holdout')}, this loader has {holdout}"
+            )
         self._worker_states = copy.deepcopy(state["workers"])
         self._next_worker = state["next_worker"]
 
@@ -343,7 +387,7 @@ class MixtureLoader(IterableDataset):
             units, stride = _assign_units(paths, worker, n_global)
             if units:
                 streams[name] = _SourceStream(
-                    name, units, stride, f"{self.seed}:{name}:{worker}", self.vocab_size
+                    name, units, stride, f"{self.seed}:{name}:{worker}", self.vocab_size, self.holdout
                 )
         if not streams:
             raise ValueError(

@@ -5,9 +5,18 @@ Recipe: AdamW (beta1 0.9, beta2 0.95, weight decay 0.1 on weight matrices only),
 cosine decay to 10% of the peak learning rate, gradient clipping at 1.0. Batches come from
 `MixtureLoader`, which samples each row's source by the manifest's shares.
 
+Batch: `batch_size` sequences per rank per micro-step; a step accumulates gradients over
+`grad_accum_steps` micro-steps, or over as many as make `batch_tokens` tokens per step across all ranks
+(the paper: 4M), so the global batch does not change when the number of GPUs does.
+
+Evaluation: documents whose id hashes under `holdout_fraction` are held out of training (see
+`MixtureLoader`); every `eval_every` steps the loss on `eval_batches` fixed batches of each source's
+held-out documents is logged as `source_loss`.
+
 Outputs in `out_dir` (written by rank 0 only):
   - `metrics.jsonl`: one JSON line per logged step (step, loss, lr, tokens, tokens_per_s, elapsed_s,
-    grad_norm, source_tokens, and source_loss at evaluation steps);
+    grad_norm, source_tokens, mfu on GPUs whose peak FLOP/s is known, and source_loss at evaluation
+    steps);
   - `checkpoint.pt`: model, optimizer, every rank's loader position, step, RNG states, config and model
     args, replaced atomically so a crash mid-write leaves the previous one intact. A run started again
     with `resume=True` continues from it and ends with the same weights as an uninterrupted run.
@@ -15,8 +24,8 @@ Outputs in `out_dir` (written by rank 0 only):
 Distributed: with `WORLD_SIZE` > 1 in the environment (torchrun sets it, with RANK, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT) the process group is initialised (NCCL on GPUs, gloo on CPUs), the model is
 wrapped in DDP and each rank reads its own part of the shards. `out_dir` must be on storage every rank
-can read for resuming. `batch_size` is per rank: a step sees batch_size * grad_accum_steps * world_size
-sequences.
+can read for resuming. E.g. `torchrun --standalone --nproc_per_node=8 -m llamapipe.pipeline.cli train
+CONFIG`. `compile` wraps the (DDP) model in `torch.compile`.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from llamapipe.model.data import MixtureLoader, read_manifest, validate_manifest
 from llamapipe.model.llama import PRESETS, ModelArgs, Transformer, model_args
+from llamapipe.model.plan import device_peak_flops, flops_per_token
 
 try:
     from tqdm.auto import tqdm
@@ -47,7 +57,6 @@ except ImportError:  # progress bars are a nicety
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
 ADAM_EPS = 1e-5  # Llama 2 paper (section 2.2); the LLaMA-1 paper does not give it
-EVAL_BATCHES_PER_SOURCE = 2
 DTYPES = ("float32", "bfloat16")
 
 
@@ -63,6 +72,7 @@ class TrainConfig:
     seq_len: int = 128
     batch_size: int = 16  # sequences per rank per micro-step
     grad_accum_steps: int = 1
+    batch_tokens: int = 0  # global tokens per optimizer step (paper: 4M); sets grad_accum_steps; 0: unused
     steps: int = 300  # optimizer steps
     lr: float = 3e-4  # peak
     min_lr_ratio: float = 0.1  # cosine ends at 10% of the peak (paper)
@@ -72,11 +82,16 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 disables clipping
     log_every: int = 10
-    eval_every: int = 0  # 0: never; else per-source loss on fixed batches every N steps
+    eval_every: int = 0  # 0: never; else per-source loss on fixed held-out batches every N steps
+    eval_batches: int = 2  # batches per source per evaluation
+    holdout_fraction: float = 0.01  # documents held out of training for evaluation (by doc_id hash)
     checkpoint_every: int = 100  # 0: only at the end of the run
     seed: int = 0
     dtype: str = "float32"  # or "bfloat16" (autocast; weights and optimizer state stay float32)
     activation_checkpointing: bool = False
+    compile: bool = False  # torch.compile the model (needs a C++ compiler on CPU; pays off on GPUs)
+    compile_backend: str = "inductor"  # torch.compile backend ("aot_eager": trace only, to debug)
+    peak_tflops: float = 0.0  # the accelerator's peak, for MFU; 0: looked up from the GPU's name
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     num_workers: int = 0  # dataloader worker processes per rank
 
@@ -85,14 +100,33 @@ class TrainConfig:
             raise ValueError(f"unknown model preset {self.model!r}; known: {', '.join(PRESETS)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {DTYPES} (float16 would need loss scaling)")
-        for name in ("seq_len", "batch_size", "grad_accum_steps", "steps", "log_every"):
+        for name in ("seq_len", "batch_size", "grad_accum_steps", "steps", "log_every", "eval_batches"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_steps", "eval_every", "checkpoint_every", "threads", "num_workers"):
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "threads", "num_workers",
+                     "batch_tokens"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError("lr must be positive and min_lr_ratio within [0, 1]")
+        if self.batch_tokens and self.grad_accum_steps != 1:
+            raise ValueError("set batch_tokens or grad_accum_steps, not both: one follows from the other")
+        if not 0 <= self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be within [0, 1), got {self.holdout_fraction}")
+        if self.eval_every and not self.holdout_fraction:
+            raise ValueError("eval_every needs holdout_fraction > 0: evaluation is on held-out documents")
+
+    def accumulation_steps(self, world_size: int) -> int:
+        """Micro-steps per optimizer step on `world_size` ranks."""
+        if not self.batch_tokens:
+            return self.grad_accum_steps
+        micro = self.batch_size * self.seq_len * world_size
+        if self.batch_tokens % micro:
+            raise ValueError(
+                f"batch_tokens {self.batch_tokens:,} is not a multiple of batch_size x seq_len x ranks = "
+                f"{self.batch_size} x {self.seq_len} x {world_size} = {micro:,}"
+            )
+        return self.batch_tokens // micro
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -195,10 +229,23 @@ class _Trainer:
         self.loader = MixtureLoader(
             manifest_path, cfg.seq_len, cfg.batch_size, seed=cfg.seed, rank=env.rank,
             world_size=env.world_size, num_workers=cfg.num_workers, validate=False,
+            holdout_fraction=cfg.holdout_fraction,
         )
         self.manifest_path = manifest_path
+        self.tokenizer = {
+            "path": str(tokenizer.resolve()),
+            **{k: manifest["tokenizer"].get(k) for k in ("sha256", "vocab_size", "bos_id", "eos_id")},
+        }
         self.sources = sorted(self.loader.shares)
-        self.tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum_steps * env.world_size
+        self.accum = cfg.accumulation_steps(env.world_size)
+        self.tokens_per_step = cfg.batch_size * cfg.seq_len * self.accum * env.world_size
+        peak = cfg.peak_tflops * 1e12 or device_peak_flops(env.device, cfg.dtype)
+        # Model FLOPs only (no recomputation), so MFU is comparable with and without checkpointing.
+        self.flops_per_step = (
+            flops_per_token(self.args, cfg.seq_len, self.model.num_params(exclude_embeddings=True))
+            * self.tokens_per_step
+        )
+        self.peak_flops = peak * env.world_size if peak else None
         self.autocast = (
             (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16))
             if cfg.dtype == "bfloat16" else nullcontext
@@ -211,6 +258,7 @@ class _Trainer:
         self.pending_steps = 0
         self.history: list[dict] = []
         self._eval_batches: dict[str, list] | None = None
+        self.eval_missing: list[str] = []  # sources without held-out documents
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -264,7 +312,8 @@ class _Trainer:
                 },
                 "config": asdict(self.cfg),
                 "model_args": asdict(self.args),
-                "manifest": str(self.manifest_path),
+                "manifest": str(Path(self.manifest_path).resolve()),
+                "tokenizer": self.tokenizer,
             }
             temporary = self.checkpoint_path.with_name(CHECKPOINT_NAME + ".tmp")
             with open(temporary, "wb") as f:
@@ -299,16 +348,24 @@ class _Trainer:
 
     @torch.no_grad()
     def _source_losses(self, model: Transformer) -> dict[str, float]:
-        """Loss per source on a few fixed batches. Not held out (the pipeline writes no validation split):
-        it shows how well each part of the mixture is fitted, comparably across steps."""
+        """Loss per source on fixed batches of its held-out documents (never trained on), the same batches
+        at every evaluation so the figures compare across steps. A source too small to have a held-out
+        document is left out and named once."""
         if self._eval_batches is None:
             self._eval_batches = {}
             for name in self.sources:
                 loader = MixtureLoader(
-                    self.manifest_path, self.cfg.seq_len, self.cfg.batch_size, seed=self.cfg.seed + 1,
-                    sources=[name], validate=False,
+                    self.manifest_path, self.cfg.seq_len, self.cfg.batch_size, seed=self.cfg.seed,
+                    sources=[name], validate=False, holdout_fraction=self.cfg.holdout_fraction,
+                    split="heldout",
                 )
-                self._eval_batches[name] = list(itertools.islice(loader, EVAL_BATCHES_PER_SOURCE))
+                try:
+                    self._eval_batches[name] = list(itertools.islice(loader, self.cfg.eval_batches))
+                except ValueError:  # no held-out document in this source
+                    self.eval_missing.append(name)
+            if self.eval_missing and self.progress:
+                print(f"no held-out documents (holdout_fraction {self.cfg.holdout_fraction}) in: "
+                      f"{', '.join(self.eval_missing)}; their loss is not evaluated")
         model.eval()
         losses = {}
         for name, batches in self._eval_batches.items():
@@ -334,6 +391,8 @@ class _Trainer:
         if env.world_size > 1:
             device_ids = [env.device.index] if env.device.type == "cuda" else None
             model = DistributedDataParallel(self.model, device_ids=device_ids)
+        if cfg.compile:  # after DDP, so that DDP's bucketing and compiled graphs cooperate (DDPOptimizer)
+            model = torch.compile(model, backend=cfg.compile_backend)
         last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
         bar = None
         if self.progress and tqdm is not None:
@@ -341,8 +400,8 @@ class _Trainer:
         say = bar.write if bar is not None else print
         if self.progress:
             resuming = f", resuming at step {self.step}" if self.step else ""
-            say(f"{cfg.model}: {self.model.num_params():,} parameters, {self.tokens_per_step:,} tokens/step, "
-                f"{env.world_size} rank(s) on {env.device}{resuming}")
+            say(f"{cfg.model}: {self.model.num_params():,} parameters, {self.tokens_per_step:,} tokens/step "
+                f"({self.accum} micro-step(s)), {env.world_size} rank(s) on {env.device}{resuming}")
 
         run_start = time.perf_counter()
         first_step = self.step
@@ -354,17 +413,17 @@ class _Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             step_loss = torch.zeros((), device=env.device)
-            for micro in range(cfg.grad_accum_steps):
+            for micro in range(self.accum):
                 batch = next(batches)
                 x, y = batch.x.to(env.device, non_blocking=True), batch.y.to(env.device, non_blocking=True)
                 # Gradients are all-reduced once per optimizer step, not after every micro-batch.
-                last_micro = micro == cfg.grad_accum_steps - 1
+                last_micro = micro == self.accum - 1
                 sync = nullcontext() if env.world_size == 1 or last_micro else model.no_sync()
                 with sync:
                     with self.autocast():
                         _, loss = model(x, y)
-                    (loss / cfg.grad_accum_steps).backward()
-                step_loss += loss.detach() / cfg.grad_accum_steps
+                    (loss / self.accum).backward()
+                step_loss += loss.detach() / self.accum
                 for name in batch.sources:
                     self.source_tokens[name] += cfg.seq_len
             grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -383,16 +442,19 @@ class _Trainer:
                     [self.pending_loss, float(self.pending_steps)]
                     + [float(self.source_tokens[name]) for name in self.sources]
                 )
+                seconds = max(now - log_time, 1e-9)
                 record = {
                     "step": self.step,
                     "loss": sums[0] / sums[1],
                     "lr": lr,
                     "tokens": self.step * self.tokens_per_step,
-                    "tokens_per_s": (self.step - log_step) * self.tokens_per_step / max(now - log_time, 1e-9),
+                    "tokens_per_s": (self.step - log_step) * self.tokens_per_step / seconds,
                     "elapsed_s": self.elapsed_before + now - run_start,
                     "grad_norm": grad_norm.item(),
                     "source_tokens": {name: int(v) for name, v in zip(self.sources, sums[2:], strict=True)},
                 }
+                if self.peak_flops:
+                    record["mfu"] = (self.step - log_step) * self.flops_per_step / seconds / self.peak_flops
                 if evaluate and self.is_main:
                     record["source_loss"] = self._source_losses(self.model)
                 self.pending_loss, self.pending_steps = 0.0, 0
@@ -424,6 +486,7 @@ class _Trainer:
             "tokens_per_s": (self.step - first_step) * self.tokens_per_step / max(run_time, 1e-9),
             "elapsed_s": self.elapsed_before + run_time,
             "resumed_from": resumed_from,
+            "accum_steps": self.accum,
             "world_size": env.world_size,
             "device": str(env.device),
             "out_dir": str(self.out),

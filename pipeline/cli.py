@@ -14,12 +14,19 @@ examples:
   llamapipe run configs/demo.yaml               # clean, dedup, tokenize -> OUT/shards + manifest
   llamapipe run configs/demo.yaml --runner dask --dask_address=tcp://127.0.0.1:8786
   llamapipe train configs/demo.yaml             # train the configured LLaMA on OUT/shards
+  llamapipe train configs/llama.yaml --plan     # parameters, memory and days, before allocating anything
+  torchrun --standalone --nproc_per_node=8 -m llamapipe.pipeline.cli train configs/llama.yaml
+  llamapipe generate out/demo/train --prompt "The history of"
+  llamapipe export-hf out/demo/train out/demo/hf  # a LlamaForCausalLM folder for transformers
   llamapipe inspect out/demo/shards             # documents and tokens per source vs targets
   llamapipe inspect out/demo/shards/c4 --decode 3
   llamapipe inspect verify out/demo/shards      # checksums, schema, tokenizer, manifest; exit 1 on mismatch
   llamapipe inspect out/demo/rejects --reason not_reference_like   # sampled drops with their text
   llamapipe inspect out/demo --dups 5           # duplicate clusters of a run, side by side
 """
+
+
+MODEL_COMMANDS = ("train", "generate", "export-hf", "import-hf")
 
 
 def _quiet() -> None:
@@ -61,6 +68,38 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("config")
     train.add_argument("--steps", type=int, help="override train.steps")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    train.add_argument("--plan", action="store_true",
+                       help="print parameters, memory per precision and the days the paper's speed implies; "
+                       "allocates no weight and trains nothing")
+    train.add_argument("--gpus", type=int, default=1, help="with --plan: data-parallel GPUs to plan for")
+
+    generate = sub.add_parser("generate", help="print a sample from a checkpoint",
+                              description="Continue a prompt with a trained (or imported) checkpoint, "
+                              "using the tokenizer the shards were made with.",
+                              epilog='example: llamapipe generate out/demo/train --prompt "The river"')
+    generate.add_argument("checkpoint", help="checkpoint.pt, or the folder holding it (OUT/train)")
+    generate.add_argument("--prompt", default="", help="text to continue (default: a document's start)")
+    generate.add_argument("--max-new-tokens", type=int, default=100)
+    generate.add_argument("--temperature", type=float, default=0.8, help="0: greedy")
+    generate.add_argument("--top-k", type=int, default=200)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--tokenizer", help="tokenizer.model (default: the one recorded in the checkpoint)")
+
+    export = sub.add_parser("export-hf", help="write a checkpoint as a Hugging Face LlamaForCausalLM folder",
+                            description="config.json, safetensors (wq/wk permuted for HF's rotary layout) "
+                            "and tokenizer files, loadable with transformers' AutoModelForCausalLM.",
+                            epilog="example: llamapipe export-hf out/demo/train out/demo/hf")
+    export.add_argument("checkpoint", help="checkpoint.pt, or the folder holding it")
+    export.add_argument("dir", help="folder to write")
+    export.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    export.add_argument("--tokenizer", help="tokenizer.model (default: the one recorded in the checkpoint)")
+
+    imp = sub.add_parser("import-hf", help="read a Hugging Face LlamaForCausalLM folder into a checkpoint",
+                         description="Write a weights-only checkpoint (Meta's names and rotary layout) that "
+                         "generate and export-hf read.",
+                         epilog="example: llamapipe import-hf out/demo/hf --out out/demo/imported.pt")
+    imp.add_argument("dir")
+    imp.add_argument("--out", help="checkpoint to write (default: DIR/checkpoint.pt)")
 
     from llamapipe.pipeline.inspect_cli import add_inspect_parser
 
@@ -105,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return _train(args)
+        if args.command in ("generate", "export-hf", "import-hf"):
+            return _weights_command(args)
         if args.command == "inspect" and args.dups:
             from llamapipe.pipeline.inspect_dups import format_dups
 
@@ -127,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # bad settings found by the model code (batch_tokens, an unsupported model...)
+        if args.command not in MODEL_COMMANDS:
+            raise
+        print(f"llamapipe: error: {exc}", file=sys.stderr)
+        return 2
     return 1
 
 
@@ -140,16 +186,49 @@ def _train(args) -> int:
 
     config = load_config(args.config, check_files=False)
     paths = output_paths(config.output)
-    if not os.path.exists(paths["manifest"]):
-        raise ConfigError(f"{paths['manifest']}: no manifest; run `llamapipe run {args.config}` first")
     cfg = config.train
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
+    if args.plan:
+        from llamapipe.model.data import read_manifest
+        from llamapipe.model.plan import plan_text
+
+        # The shards' vocabulary when they exist, else the one the config will train.
+        exists = os.path.exists(paths["manifest"])
+        vocab = read_manifest(paths["manifest"])["tokenizer"]["vocab_size"] if exists else None
+        print(plan_text(cfg, vocab or config.tokenizer.vocab_size, gpus=args.gpus))
+        return 0
+    if not os.path.exists(paths["manifest"]):
+        raise ConfigError(f"{paths['manifest']}: no manifest; run `llamapipe run {args.config}` first")
     summary = train(paths["manifest"], paths["train"], cfg, resume=not args.fresh)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+        return 0
     print(f"trained {summary.get('steps', cfg.steps)} steps -> {paths['train']}")
     for key in ("params", "first_loss", "last_loss", "tokens_per_s"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
+    return 0
+
+
+def _weights_command(args) -> int:
+    if args.command == "generate":
+        from llamapipe.model.generate import sample
+
+        text = sample(args.checkpoint, args.prompt, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                      temperature=args.temperature, top_k=args.top_k, tokenizer=args.tokenizer)
+        print(text)
+        return 0
+    if args.command == "export-hf":
+        from llamapipe.model.hf import export_hf
+
+        summary = export_hf(args.checkpoint, args.dir, dtype=args.dtype, tokenizer=args.tokenizer)
+        print(f"wrote a LlamaForCausalLM folder ({summary['params']:,} parameters) to {summary['dir']}: "
+              f"{', '.join(summary['files'])}; tokenizer: {summary['tokenizer']}")
+        return 0
+    from llamapipe.model.hf import import_hf
+
+    summary = import_hf(args.dir, args.out)
+    print(f"imported {summary['params']:,} parameters -> {summary['checkpoint']}")
     return 0
 
 

@@ -244,6 +244,39 @@ def test_training_on_the_shards_lowers_the_loss(demo_run):
     assert (demo_run["out"] / "train" / "checkpoint.pt").exists()
 
 
+def test_the_trained_model_plans_samples_and_loads_in_transformers(demo_run, capsys, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llamapipe.model.weights import load_model
+
+    config, run = demo_run["config_path"], demo_run["out"] / "train"
+    if not (run / "checkpoint.pt").exists():  # when run alone, without the training test
+        assert main(["train", config, "--steps", "5", "--fresh"]) == 0
+    capsys.readouterr()
+    assert main(["train", config, "--plan"]) == 0
+    vocab = json.loads((demo_run["out"] / "shards" / "manifest.json").read_text())["tokenizer"]["vocab_size"]
+    model, _ = load_model(run)
+    assert f"{model.num_params():,} parameters" in capsys.readouterr().out  # with the shards' vocabulary
+    assert model.params.vocab_size == vocab
+
+    assert main(["generate", str(run), "--prompt", "The", "--max-new-tokens", "20"]) == 0
+    assert capsys.readouterr().out.startswith("The")
+
+    assert main(["export-hf", str(run), str(tmp_path / "hf")]) == 0
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32).eval()
+    shard = sorted((demo_run["out"] / "shards" / "c4").glob("*.parquet"))[0]
+    tokens = torch.tensor([pq.read_table(shard, columns=["tokens"]).column("tokens")[0].as_py()[:64]])
+    with torch.no_grad():
+        assert (model(tokens)[0] - theirs(tokens).logits).abs().max().item() <= 1e-4
+    assert theirs.generate(tokens[:, :8], max_new_tokens=5, do_sample=False).shape[1] > 8
+    # the pipeline's tokenizer.json went along: transformers tokenizes as the shards were tokenized
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    processor = spm.SentencePieceProcessor(model_file=str(demo_run["out"] / "tokenizer" / "tokenizer.model"))
+    text = "The river ran past the old mill in 1887."
+    assert tokenizer(text)["input_ids"] == [1] + processor.encode(text)
+
+
 def test_duplicate_clusters_are_in_the_ledger_and_inspect_shows_them_side_by_side(demo_run, capsys):
     out = demo_run["out"]
     stats = json.loads((out / "ledger.json").read_text())["dedup"]

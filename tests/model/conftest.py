@@ -4,12 +4,17 @@ written with pyarrow. Helpers are fixtures, not importable modules, so the tests
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import random
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sentencepiece as spm
+
+from llamapipe.tokenizer.train import LLAMA_TRAINER_SPEC
 
 
 def _sha256(path: Path) -> str:
@@ -23,13 +28,14 @@ def write_shards(
     *,
     vocab_size: int = 8000,
     row_group_size: int = 4,
+    tokenizer_bytes: bytes | None = None,
 ) -> Path:
     """sources: name -> shards -> documents -> token ids (each should start with BOS 1).
-    Writes OUT/tokenizer/tokenizer.model (placeholder bytes), OUT/shards/<source>/*.parquet and the
-    manifest; returns the manifest's path."""
+    Writes OUT/tokenizer/tokenizer.model (`tokenizer_bytes`, else placeholder bytes),
+    OUT/shards/<source>/*.parquet and the manifest; returns the manifest's path."""
     tokenizer = root / "tokenizer" / "tokenizer.model"
     tokenizer.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer.write_bytes(b"not a real sentencepiece model, only its digest matters here")
+    tokenizer.write_bytes(tokenizer_bytes or b"not a real sentencepiece model, only its digest matters here")
     token_type = pa.uint16() if vocab_size <= 65536 else pa.uint32()
     schema = pa.schema([("doc_id", pa.string()), ("source", pa.string()), ("tokens", pa.list_(token_type)),
                         ("num_tokens", pa.int64())])
@@ -76,3 +82,19 @@ def shards_factory(tmp_path):
         return write_shards(tmp_path / "out", sources, shares, **kwargs)
 
     return make
+
+
+WORDS = ("the river ran past a mill where seven bakers sold bread and 42 apples to travellers "
+         "who came over the hills in winter").split()
+
+
+@pytest.fixture(scope="session")
+def spm_model() -> bytes:
+    """A small real SentencePiece BPE model with Meta's trainer settings (byte fallback, split digits),
+    trained on seeded word salad; 380 pieces."""
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(2000)]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, vocab_size=380,
+                                   minloglevel=2, **LLAMA_TRAINER_SPEC)
+    return model.getvalue()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llamapipe.model.data import MixtureLoader, source_shares, validate_manifest
+from llamapipe.model.data import MixtureLoader, is_held_out, source_shares, validate_manifest
 
 
 def numbered_docs(start: int, n_docs: int, doc_len: int) -> list[list[int]]:
@@ -212,3 +212,59 @@ def test_validate_manifest_reports_missing_and_changed_shards(shards_factory):
     assert "sha256" in str(error.value)  # every problem is listed, not only the first
     with pytest.raises(ValueError, match="does not exist"):
         MixtureLoader(manifest_path, seq_len=4, batch_size=1)
+
+
+def test_tokens_per_source_stay_within_two_percent_of_the_shares_over_many_windows(shards_factory):
+    """Two ranks' loaders together, ~200k windows: every source's fraction of the tokens is within 2%
+    (relative) of its manifest share, the small 10% source included."""
+    shares = {"commoncrawl": 0.6, "c4": 0.3, "arxiv": 0.1}
+    manifest = shards_factory(
+        {name: [numbered_docs(10, 40, 50), numbered_docs(10, 40, 50)] for name in shares}, shares,
+        row_group_size=20,
+    )
+    tokens = Counter()
+    for rank in range(2):
+        loader = MixtureLoader(manifest, seq_len=15, batch_size=256, seed=11, rank=rank, world_size=2)
+        for batch in take(loader, 400):
+            for source in batch.sources:
+                tokens[source] += batch.x.shape[1] + 1
+    total = sum(tokens.values())
+    assert total == 2 * 400 * 256 * 16
+    for name, share in shares.items():
+        assert tokens[name] / total == pytest.approx(share, rel=0.02), name
+
+
+def token_owner(all_docs: list[list[int]]) -> dict[int, int]:
+    return {token: index for index, doc in enumerate(all_docs) for token in doc[1:]}
+
+
+def test_held_out_documents_never_reach_training_on_any_rank(shards_factory):
+    all_docs = numbered_docs(10, 60, 11)
+    manifest = shards_factory({"wikipedia": [all_docs[:30], all_docs[30:]]}, row_group_size=5)
+    owner = token_owner(all_docs)
+    doc_ids = [f"wikipedia:{shard}:{i}" for shard in range(2) for i in range(30)]  # the fixture's ids
+    expected = {index for index, doc_id in enumerate(doc_ids) if is_held_out(doc_id, 0.25)}
+    assert 5 < len(expected) < 25  # the hash splits these 60 documents about 1:3
+
+    def documents_read(split: str, rank: int, world_size: int) -> set[int]:
+        loader = MixtureLoader(manifest, seq_len=9, batch_size=4, rank=rank, world_size=world_size,
+                               holdout_fraction=0.25, split=split)
+        stream = np.concatenate([windows(b).ravel() for b in take(loader, 40)])  # >= 2 passes
+        return {owner[token] for token in stream[stream != 1].tolist()}
+
+    assert documents_read("heldout", 0, 1) == expected
+    assert documents_read("train", 0, 1) == set(range(60)) - expected
+    per_rank = [documents_read("train", rank, 2) for rank in range(2)]
+    assert not per_rank[0] & per_rank[1] and per_rank[0] | per_rank[1] == set(range(60)) - expected
+    # A larger fraction holds out a superset: an evaluation set only grows with the fraction.
+    assert {i for i, d in enumerate(doc_ids) if is_held_out(d, 0.1)} <= expected
+
+
+def test_a_state_from_another_split_is_refused(shards_factory):
+    manifest = shards_factory({"c4": [numbered_docs(10, 20, 11)]})
+    loader = MixtureLoader(manifest, seq_len=5, batch_size=2, holdout_fraction=0.2)
+    take(loader, 2)
+    with pytest.raises(ValueError, match="holdout"):
+        MixtureLoader(manifest, seq_len=5, batch_size=2).load_state_dict(loader.state_dict())
+    with pytest.raises(ValueError, match="holdout_fraction > 0"):
+        MixtureLoader(manifest, seq_len=5, batch_size=2, split="heldout")

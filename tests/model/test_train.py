@@ -9,10 +9,13 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from llamapipe.model.data import is_held_out
 from llamapipe.model.llama import ModelArgs, Transformer, model_args
+from llamapipe.model.plan import flops_per_token
 from llamapipe.model.train import TrainConfig, lr_at, param_groups, train
 
 VOCAB = 64
@@ -64,17 +67,18 @@ def test_loss_falls_on_a_learnable_mixture_and_metrics_are_logged(manifest, tmp_
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "metrics.jsonl"]  # no temp files left
 
 
-def test_interrupted_and_resumed_run_ends_with_the_same_weights(manifest, tmp_path):
-    cfg = replace(FAST, grad_accum_steps=2)
+def test_twenty_steps_equal_ten_then_checkpoint_resume_and_ten_more(manifest, tmp_path):
+    # 2 micro-steps of 8 x 32 tokens (batch given in tokens), held-out evaluation every 5 steps.
+    cfg = replace(FAST, steps=20, batch_tokens=2 * 8 * 32, holdout_fraction=0.2, eval_every=5)
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    train(str(manifest), str(straight), cfg, progress=False)
+    assert train(str(manifest), str(straight), cfg, progress=False)["accum_steps"] == 2
 
-    first = train(str(manifest), str(interrupted), cfg, progress=False, stop_at=3)
-    assert first["step"] == 3
+    first = train(str(manifest), str(interrupted), cfg, progress=False, stop_at=10)
+    assert first["step"] == 10
     with open(interrupted / "metrics.jsonl", "a") as f:  # a line logged after the checkpoint, then a crash
-        f.write(json.dumps({"step": 4, "loss": 99.0}) + "\n")
+        f.write(json.dumps({"step": 11, "loss": 99.0}) + "\n")
     second = train(str(manifest), str(interrupted), cfg, progress=False)
-    assert second["resumed_from"] == 3 and second["step"] == 6
+    assert second["resumed_from"] == 10 and second["step"] == 20
 
     a = torch.load(straight / "checkpoint.pt", weights_only=True)
     b = torch.load(interrupted / "checkpoint.pt", weights_only=True)
@@ -84,12 +88,17 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(manifest, tmp_pa
     assert a["ranks"][0]["loader"] == b["ranks"][0]["loader"]
     moments = zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True)
     assert all(torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"]) for sa, sb in moments)
-    losses = [(m["step"], m["loss"]) for m in read_metrics(straight)]
-    assert [(m["step"], m["loss"]) for m in read_metrics(interrupted)] == losses  # stale line 4 replaced
-    assert b["step"] == 6 and b["config"]["grad_accum_steps"] == 2
+    straight_metrics, resumed_metrics = read_metrics(straight), read_metrics(interrupted)
+    losses = [(m["step"], m["loss"]) for m in straight_metrics]
+    assert [m["step"] for m in straight_metrics] == list(range(1, 21))
+    assert [(m["step"], m["loss"]) for m in resumed_metrics] == losses  # identical; stale line 11 replaced
+    evaluations = [m["source_loss"] for m in straight_metrics if "source_loss" in m]
+    assert len(evaluations) == 4
+    assert evaluations == [m["source_loss"] for m in resumed_metrics if "source_loss" in m]
+    assert b["step"] == 20 and b["config"]["batch_tokens"] == 512
 
     # Nothing left to do: resuming a finished run trains no further.
-    assert train(str(manifest), str(interrupted), cfg, progress=False)["step"] == 6
+    assert train(str(manifest), str(interrupted), cfg, progress=False)["step"] == 20
     assert torch.equal(torch.load(interrupted / "checkpoint.pt", weights_only=True)["model"]["norm.weight"],
                        b["model"]["norm.weight"])
 
@@ -111,7 +120,8 @@ def test_a_tokenizer_changed_since_sharding_is_refused(manifest, tmp_path):
 
 
 def test_bfloat16_checkpointed_run_with_per_source_loss(manifest, tmp_path, capsys):
-    cfg = replace(FAST, steps=4, dtype="bfloat16", activation_checkpointing=True, eval_every=2, log_every=4)
+    cfg = replace(FAST, steps=4, dtype="bfloat16", activation_checkpointing=True, eval_every=2, log_every=4,
+                  holdout_fraction=0.2)
     train(str(manifest), str(tmp_path / "run"), cfg, progress=True)
     metrics = read_metrics(tmp_path / "run")
     assert [m["step"] for m in metrics] == [2, 4]  # evaluation steps are logged too
@@ -147,6 +157,49 @@ def test_config_rejects_what_it_cannot_do():
         TrainConfig(model="7b")
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="held-out"):
+        TrainConfig(eval_every=10, holdout_fraction=0)
+
+
+def test_held_out_loss_is_measured_on_documents_training_never_saw(shards_factory, tmp_path, capsys):
+    """Training on one cycle of ids, evaluating on documents of another: the training loss falls, the
+    held-out loss of a source whose held-out documents differ from its training ones does not."""
+    docs = repetitive_docs(0, 40)
+    # wikipedia: same pattern in every document; books: held-out documents of a pattern training lacks.
+    held = {i for i in range(40) if is_held_out(f"books:0:{i}", 0.3)}
+    books = [repetitive_docs(30, 1)[0] if i in held else doc for i, doc in enumerate(docs)]
+    manifest = shards_factory({"wikipedia": [docs], "books": [books], "tiny": [docs[:1]]},
+                              vocab_size=VOCAB, row_group_size=5)
+    assert not is_held_out("tiny:0:0", 0.3)  # a source with no held-out document at all
+    cfg = replace(FAST, steps=30, log_every=30, eval_every=30, holdout_fraction=0.3)
+    train(str(manifest), str(tmp_path / "run"), cfg, progress=True)
+    final = read_metrics(tmp_path / "run")[-1]
+    assert set(final["source_loss"]) == {"wikipedia", "books"}
+    assert final["source_loss"]["wikipedia"] < 1.0 < 3.0 < final["source_loss"]["books"]
+    assert "no held-out documents (holdout_fraction 0.3) in: tiny" in capsys.readouterr().out
+
+
+def test_mfu_is_reported_against_the_given_peak_and_only_then(manifest, tmp_path):
+    train(str(manifest), str(tmp_path / "cpu"), replace(FAST, steps=2), progress=False)
+    assert "mfu" not in read_metrics(tmp_path / "cpu")[-1]  # a CPU has no known peak
+    cfg = replace(FAST, steps=2, peak_tflops=0.5)
+    train(str(manifest), str(tmp_path / "peak"), cfg, progress=False)
+    record = read_metrics(tmp_path / "peak")[-1]
+    args = model_args("tiny", vocab_size=VOCAB, n_layers=2, max_seq_len=32)
+    assert record["mfu"] == pytest.approx(record["tokens_per_s"] * flops_per_token(args, 32) / 0.5e12)
+
+
+def test_compiled_model_trains_like_the_eager_one(manifest, tmp_path):
+    # aot_eager traces forward and backward through TorchDynamo/AOTAutograd, as inductor does, without
+    # the minutes inductor's C++ compilation takes on a CPU.
+    eager = train(str(manifest), str(tmp_path / "eager"), replace(FAST, steps=3), progress=False)
+    cfg = replace(FAST, steps=3, compile=True, compile_backend="aot_eager")
+    torch._dynamo.utils.counters.clear()
+    compiled = train(str(manifest), str(tmp_path / "compiled"), cfg, progress=False)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did go through the compiler
+    assert compiled["last_loss"] == pytest.approx(eager["last_loss"], rel=1e-4)
+    weights = torch.load(tmp_path / "compiled" / "checkpoint.pt", weights_only=True)["model"]
+    assert "norm.weight" in weights  # the plain module's names, not the compiled wrapper's
 
 
 DDP_SCRIPT = textwrap.dedent(
@@ -191,3 +244,41 @@ def test_two_rank_ddp_run_splits_the_data_and_writes_once(manifest, tmp_path):
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     loaders = [rank["loader"] for rank in checkpoint["ranks"]]
     assert [state["rank"] for state in loaders] == [0, 1] and loaders[0]["workers"] != loaders[1]["workers"]
+
+
+def test_two_ranks_under_torchrun_match_one_process_with_doubled_accumulation(shards_factory, tmp_path):
+    """The same global batch of 2 x 4 sequences per step, split over 2 gloo ranks (1 micro-step each) or
+    taken by 1 process in 2 micro-steps: the same losses and weights, up to float summation order.
+
+    Each shard is one row group of 4 documents of exactly seq_len + 1 tokens, so a micro-batch is one
+    row group: rank r reads shard r every step, and the single process reads both shards every step (in
+    an order that changes, which the sum over micro-steps does not see)."""
+    seq_len = 16
+    rng = np.random.default_rng(0)
+    shard = lambda: [[1] + rng.integers(3, VOCAB, seq_len).tolist() for _ in range(4)]  # noqa: E731
+    manifest = shards_factory({"c4": [shard(), shard()]}, vocab_size=VOCAB, row_group_size=4)
+    cfg = {"model": "tiny", "n_layers": 2, "seq_len": seq_len, "batch_size": 4,
+           "batch_tokens": 2 * 4 * seq_len, "steps": 4, "warmup_steps": 1, "lr": 3e-3, "log_every": 1,
+           "checkpoint_every": 0, "threads": 1, "holdout_fraction": 0.0}
+    single = train(str(manifest), str(tmp_path / "one"), TrainConfig(**cfg), progress=False)
+    assert single["accum_steps"] == 2
+
+    script = tmp_path / "train_script.py"
+    script.write_text(DDP_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(script), str(manifest), str(tmp_path / "two"), json.dumps(cfg)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["accum_steps"] == 1
+
+    one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    assert [m["step"] for m in one] == [m["step"] for m in two] == [1, 2, 3, 4]
+    for a, b in zip(one, two, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
+    assert one[-1]["loss"] < one[0]["loss"] - 0.5  # it did learn: the comparison is not of a flat line
+    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["model"]
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)

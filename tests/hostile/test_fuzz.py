@@ -24,7 +24,9 @@ from tests.hostile.conftest import siteinfo_head
 from tests.sources.test_stackexchange import answer, question, write_posts
 from tests.sources.test_wikipedia import page_xml
 
-FUZZ = settings(max_examples=40, deadline=None, database=None,
+# derandomize: CI runs the same examples every time (a failure is reproducible, not a flake); the
+# examples still come from hypothesis' search, seeded by each test's name.
+FUZZ = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 KNOWN_READ_REASONS = {
@@ -191,7 +193,7 @@ def test_posts_mutated_file_never_raises_and_counts_its_rows(mutations):
     assert len(unreadable) <= 1
     try:
         rows = ElementTree.fromstring(data).iter("row")  # an independent parser's count, when it parses
-    except ElementTree.ParseError:
+    except (ElementTree.ParseError, LookupError):  # LookupError: a mutated encoding name ("uf-8")
         return
     if not unreadable:
         kinds = [(row.get("PostTypeId") or "").strip() for row in rows]

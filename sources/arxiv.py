@@ -29,7 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from llamapipe.sources.base import (
     DecompressionLimitError,
     ReadFileDoFn,
-    ReadFiles,
+    ReadSourceFiles,
     SourceOptions,
     dropped,
     make_document,
@@ -687,12 +687,8 @@ class ReadPaperSource(ReadFileDoFn):
         )
 
 
-class Read(beam.PTransform):
+class Read(ReadSourceFiles):
     """arXiv source archives -> {"documents", "dropped"}."""
 
-    def __init__(self, options: Options):
-        super().__init__()
-        self._options = options
-
-    def expand(self, pbegin):
-        return pbegin | "ReadArxivSources" >> ReadFiles(self._options.inputs, ReadPaperSource(self._options))
+    dofn_class = ReadPaperSource
+    step_label = "ReadArxivSources"

@@ -136,7 +136,22 @@ def dropped(source: str, stage: str, reason: str, doc_id: str = "", detail: str 
     return beam.pvalue.TaggedOutput(DROPPED, make_drop(source, stage, reason, doc_id, detail))
 
 
-class LimitedReader(io.RawIOBase):
+class _WrappedReader(io.RawIOBase):
+    """A raw reader over another stream; closing it closes that stream."""
+
+    _stream: BinaryIO
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+class LimitedReader(_WrappedReader):
     """Wraps a decompressing stream; raises once more than `limit` bytes have been read.
 
     Reads with `read1` where the stream has it (gzip, bz2, lzma and buffered files do): a plain
@@ -149,9 +164,6 @@ class LimitedReader(io.RawIOBase):
         self._limit = limit
         self._read = 0
 
-    def readable(self) -> bool:
-        return True
-
     def readinto(self, buffer) -> int:
         data = self._read_some(len(buffer))
         self._read += len(data)
@@ -159,12 +171,6 @@ class LimitedReader(io.RawIOBase):
             raise DecompressionLimitError(f"decompressed size exceeds the limit of {self._limit} bytes")
         buffer[: len(data)] = data
         return len(data)
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            super().close()
 
 
 class DecompressionLimitError(IOError):
@@ -229,16 +235,13 @@ def is_compressed(path: str) -> bool:
     return path.lower().endswith(COMPRESSED_SUFFIXES)
 
 
-class RangeReader(io.RawIOBase):
+class RangeReader(_WrappedReader):
     """The bytes [start, stop) of a seekable stream, as a stream of its own (EOF at `stop`)."""
 
     def __init__(self, stream: BinaryIO, start: int, stop: int | None):
         self._stream = stream
         stream.seek(start)
         self._remaining = None if stop is None else max(stop - start, 0)
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer) -> int:
         wanted = len(buffer) if self._remaining is None else min(len(buffer), self._remaining)
@@ -249,12 +252,6 @@ class RangeReader(io.RawIOBase):
             self._remaining -= len(data)
         buffer[: len(data)] = data
         return len(data)
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            super().close()
 
 
 def open_raw(path: str) -> BinaryIO:
@@ -416,3 +413,25 @@ class ReadFiles(beam.PTransform):
 
 def _first(values: Iterable):
     return next(iter(values))
+
+
+class ReadSourceFiles(beam.PTransform):
+    """A source whose reading is `ReadFiles` with its own DoFn and nothing after it.
+
+    Subclasses name the DoFn class (built from the options) and the step label:
+
+        class Read(ReadSourceFiles):
+            dofn_class = ReadC4FileDoFn
+            step_label = "ReadC4Files"
+    """
+
+    dofn_class: type[ReadFileDoFn]
+    step_label = "ReadFiles"
+
+    def __init__(self, options: SourceOptions):
+        super().__init__()
+        self._options = options
+
+    def expand(self, pbegin):
+        return pbegin | self.step_label >> ReadFiles(
+            self._options.inputs, self.dofn_class(self._options), split_bytes=self._options.split_bytes)

@@ -20,12 +20,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import apache_beam as beam
-
 from llamapipe.sources.base import (
     FileSplit,
     ReadFileDoFn,
-    ReadFiles,
+    ReadSourceFiles,
     SourceOptions,
     dropped,
     make_document,
@@ -322,13 +320,8 @@ class ReadBookFile(ReadFileDoFn):
         )
 
 
-class Read(beam.PTransform):
+class Read(ReadSourceFiles):
     """Gutenberg books and PG-19 style json lines -> {"documents", "dropped"}."""
 
-    def __init__(self, options: Options):
-        super().__init__()
-        self._options = options
-
-    def expand(self, pbegin):
-        return pbegin | "ReadBooks" >> ReadFiles(
-            self._options.inputs, ReadBookFile(self._options), split_bytes=self._options.split_bytes)
+    dofn_class = ReadBookFile
+    step_label = "ReadBooks"

@@ -17,13 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
-import apache_beam as beam
-
 from llamapipe.sources.base import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     FileSplit,
     ReadFileDoFn,
-    ReadFiles,
+    ReadSourceFiles,
     SourceOptions,
     dropped,
     make_document,
@@ -156,13 +154,8 @@ class ReadC4FileDoFn(ReadFileDoFn):
         )
 
 
-class Read(beam.PTransform):
+class Read(ReadSourceFiles):
     """C4 json-lines files -> {"documents": ..., "dropped": ...}."""
 
-    def __init__(self, options: Options):
-        super().__init__()
-        self._options = options
-
-    def expand(self, pbegin):
-        return pbegin | "ReadC4Files" >> ReadFiles(
-            self._options.inputs, ReadC4FileDoFn(self._options), split_bytes=self._options.split_bytes)
+    dofn_class = ReadC4FileDoFn
+    step_label = "ReadC4Files"

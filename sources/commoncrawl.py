@@ -44,7 +44,7 @@ from llamapipe.sources.base import (
     FileSplit,
     RangeReader,
     ReadFileDoFn,
-    ReadFiles,
+    ReadSourceFiles,
     SourceOptions,
     dropped,
     is_compressed,
@@ -389,13 +389,8 @@ class ReadWarcFileDoFn(ReadFileDoFn):
         yield make_document(SOURCE, doc_id, text, url, **meta)
 
 
-class Read(beam.PTransform):
+class Read(ReadSourceFiles):
     """WARC/WET files -> {"documents": ..., "dropped": ...}."""
 
-    def __init__(self, options: Options):
-        super().__init__()
-        self._options = options
-
-    def expand(self, pbegin):
-        return pbegin | "ReadWarcFiles" >> ReadFiles(
-            self._options.inputs, ReadWarcFileDoFn(self._options), split_bytes=self._options.split_bytes)
+    dofn_class = ReadWarcFileDoFn
+    step_label = "ReadWarcFiles"

@@ -43,7 +43,7 @@ from mwparserfromhell.wikicode import Wikicode
 from llamapipe.sources.base import (
     FileSplit,
     ReadFileDoFn,
-    ReadFiles,
+    ReadSourceFiles,
     SourceOptions,
     dropped,
     make_document,
@@ -722,13 +722,8 @@ class ReadDumpFile(ReadFileDoFn):
         )
 
 
-class Read(beam.PTransform):
+class Read(ReadSourceFiles):
     """Wikipedia dumps -> {"documents", "dropped"}."""
 
-    def __init__(self, options: Options):
-        super().__init__()
-        self._options = options
-
-    def expand(self, pbegin):
-        return pbegin | "ReadWikipediaDumps" >> ReadFiles(
-            self._options.inputs, ReadDumpFile(self._options), split_bytes=self._options.split_bytes)
+    dofn_class = ReadDumpFile
+    step_label = "ReadWikipediaDumps"

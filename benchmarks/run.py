@@ -69,6 +69,10 @@ def run_once(config: Path, out: Path) -> dict:
         "documents_bytes": sum(p.stat().st_size for p in (out / "documents").rglob("*.parquet")),
         "largest_process_mb": round(max(watch.peak_by_pid.values(), default=0) / 1024, 1),
         "tree_peak_total_mb": round(watch.peak_total_kb / 1024, 1),
+        "cpu_seconds": round(sum(watch.cpu_by_pid.values()), 1),
+        # the busiest processes' CPU seconds: with 2 workers, two of similar size
+        "cpu_seconds_busiest": [(watch.name_by_pid.get(pid, "?"), round(seconds, 1)) for pid, seconds in
+                                sorted(watch.cpu_by_pid.items(), key=lambda kv: -kv[1])[:5]],
     }
 
 
@@ -124,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
                 run = run_once(config, out)
                 results["runs"][f"{scale}x {count} workers"] = run
                 print_table(f"[{scale}x] {count} worker(s): {run['seconds']} s, peak memory: largest process "
-                            f"{run['largest_process_mb']} MB, all processes {run['tree_peak_total_mb']} MB",
+                            f"{run['largest_process_mb']} MB, all processes {run['tree_peak_total_mb']} MB; "
+                            f"CPU {run['cpu_seconds']} s (busiest processes {run['cpu_seconds_busiest']})",
                             stage_rows(run, info["bytes"], count))
         one = results["runs"].get("1x 1 workers")
         two = results["runs"].get(f"1x {workers[-1]} workers")

@@ -22,7 +22,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/llamapipe demo-data $(DEMO_DATA)
-	$(BIN)/llamapipe run configs/demo.yaml
+	$(BIN)/llamapipe run configs/demo.yaml --fresh
 	$(BIN)/llamapipe train configs/demo.yaml --fresh
 	$(BIN)/llamapipe generate out/demo/train --prompt "The" --max-new-tokens 40
 	$(BIN)/llamapipe inspect out/demo/shards

@@ -41,10 +41,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from memory import TreeMemory  # noqa: E402
 
 REGISTERS = ("neutral", "casual", "formal", "narrative")
 SOURCES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
@@ -224,62 +226,6 @@ def time_signatures(texts: list[str], repeats: int) -> dict:
 
 
 # --- the stage in a subprocess, with its memory watched ---------------------------------------------------
-
-def _children() -> dict[int, list[int]]:
-    tree = defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree[ppid].append(int(entry))
-    return tree
-
-
-def _status_kb(pid: int) -> dict[str, int]:
-    values = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    key, value = line.split(":")
-                    values[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return values
-
-
-class TreeMemory(threading.Thread):
-    """Samples the RSS of a process and all its descendants until stopped."""
-
-    def __init__(self, pid: int, interval: float = 0.05):
-        super().__init__(daemon=True)
-        self._pid, self._interval = pid, interval
-        self.peak_by_pid: dict[int, int] = {}
-        self.peak_total_kb = 0
-        self._stop_event = threading.Event()
-
-    def run(self):
-        while not self._stop_event.is_set():
-            tree, stack, pids = _children(), [self._pid], []
-            while stack:
-                pid = stack.pop()
-                pids.append(pid)
-                stack += tree.get(pid, [])
-            total = 0
-            for pid in pids:
-                status = _status_kb(pid)
-                total += status.get("VmRSS", 0)
-                self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), status.get("VmHWM", 0))
-            self.peak_total_kb = max(self.peak_total_kb, total)
-            time.sleep(self._interval)
-
-    def stop(self):
-        self._stop_event.set()
-        self.join()
-
 
 def run_stage(corpus_path: Path, out_dir: Path, mode: str, workers: int) -> dict:
     command = [sys.executable, __file__, "--child", str(corpus_path), str(out_dir), "--mode", mode,

@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="YAML config (see configs/)")
     run.add_argument("--runner", help="Beam runner: direct, dask, dataflow, flink, spark or a class path")
     run.add_argument("--verbose", action="store_true", help="show Beam's logs instead of OUT/beam.log")
+    run.add_argument("--fresh", action="store_true",
+                     help="run every stage again; by default a rerun of the same config into the same "
+                     "folder resumes, skipping the stages (and sources' shards) an earlier attempt finished")
 
     train = sub.add_parser("train", help="train the config's LLaMA on the run's shards",
                            description="Train on OUT/shards/manifest.json, writing OUT/train/metrics.jsonl "
@@ -128,9 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             from llamapipe.pipeline.demo import write_demo_corpus
 
             summary = write_demo_corpus(args.dir, seed=args.seed, scale=args.scale)
-            total = sum(v for v in summary.values() if isinstance(v, int))
-            print(f"wrote the demo corpus to {args.dir}: {total} documents")
-            for name, count in summary.items():
+            print(f"wrote the demo corpus to {args.dir}: {summary['total']} documents")
+            for name, count in summary["documents"].items():
                 print(f"  {name:<14}{count}")
             return 0
         if args.command == "run":
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config)
             if args.verbose:
                 logging.getLogger().setLevel(logging.INFO)
-            run(config, runner=args.runner, extra_args=extra, quiet_beam=not args.verbose)
+            run(config, runner=args.runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
             return 0
         if args.command == "train":
             return _train(args)

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from llamapipe.model.train import TrainConfig
+from llamapipe.model.train_config import TrainConfig
 from llamapipe.pipeline.typed_yaml import ConfigError, from_dict, to_dict
 from llamapipe.sources import SOURCE_NAMES, source_module
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stat
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
+from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
@@ -92,11 +92,15 @@ def first_difference(old, new, key: str = "") -> str | None:
     return None if old == new else (key or "config")
 
 
-def prepare_output(out: str, config: dict | None = None) -> None:
-    """An output folder is empty, or holds a previous run of the same config, whose results are
-    replaced. A run of a different config is refused (naming the first key that differs): reusing
-    its folder would silently destroy results the user may still want. The `runner` section does
-    not count: how a run is executed does not change what it produces."""
+def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> CompletedStages:
+    """An output folder is empty, or holds a previous run of the same config. A run of a different
+    config is refused (naming the first key that differs): reusing its folder would silently destroy
+    results the user may still want. The `runner` and `train` sections do not count: how a run is
+    executed does not change what it produces.
+
+    With `fresh` every stage runs again (its outputs replaced); without it the stages a previous
+    attempt finished are kept (see `resume.py`) and only the outputs of unfinished ones are deleted.
+    Returns the record of the finished stages."""
     if os.path.exists(out):
         if not os.path.isdir(out):
             raise ConfigError(f"output: {out!r} exists and is not a folder")
@@ -117,13 +121,12 @@ def prepare_output(out: str, config: dict | None = None) -> None:
             if differs:
                 raise ConfigError(f"output: {out!r} holds a run of a different config ({differs} differs); "
                                   "choose another folder or delete it")
-        written = ("documents", "dropped", "rejects", "classifier", "dedup", "_work", "tokenizer", "shards",
-                   "beam.log")
-        for sub in written:
-            if os.path.isfile(os.path.join(out, sub)):
-                os.remove(os.path.join(out, sub))
-            shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
     os.makedirs(out, exist_ok=True)
+    completed = CompletedStages(out)
+    if fresh or config is None:
+        completed.forget()
+    completed.clear_unfinished()
+    return completed
 
 
 @contextmanager
@@ -159,20 +162,33 @@ def beam_logs_to(path: str, enabled: bool = True):
 
 
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
-        log=print, quiet_beam: bool = True) -> dict:
+        log=print, quiet_beam: bool = True, fresh: bool = False) -> dict:
+    """The whole data job. A rerun of the same config into the same folder resumes: stages a previous
+    attempt finished are skipped (`resume.py`); `fresh=True` runs everything again."""
     paths = output_paths(config.output)
     record = {"config": config_as_dict(config), "stages": {}}
-    prepare_output(config.output, json.loads(json.dumps(record["config"])))
+    completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh)
+    if completed.names():
+        record["resumed"] = completed.names()
+        log(f"resuming {config.output}: {', '.join(completed.names())} finished in an earlier attempt")
     _write_json(record, os.path.join(config.output, RUN_MARKER))
     options = beam_options(config, runner, extra_args or [])
+    beam_log = os.path.join(config.output, "beam.log")
 
     started = time.time()
-    log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
-    beam_log = os.path.join(config.output, "beam.log")
-    with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
-        build_cleaning(p, config, paths)
-    ledger = collect_cleaning(paths, record)
-    record["stages"]["clean"] = round(time.time() - started, 2)
+    if completed.done("clean"):
+        log(f"[1/4] cleaning: done in an earlier attempt, kept ({paths['documents']})")
+        ledger = _read_json(paths["ledger"])
+        classifier = read_classifier_status(paths["classifier"])
+        if classifier:
+            record["classifier"] = classifier
+    else:
+        log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
+        with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
+            build_cleaning(p, config, paths)
+        ledger = collect_cleaning(paths, record)
+        completed.mark("clean")
+        record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
     log(format_dedup_summary(ledger["dedup"]))
     if "classifier" in record:
@@ -180,8 +196,45 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
+    if completed.done("tokenizer"):
+        tokenizer = completed.info("tokenizer")
+        log(f"[2/4] tokenizer: trained in an earlier attempt, kept ({paths['tokenizer']})")
+    else:
+        log(f"[2/4] training the tokenizer (vocab {config.tokenizer.vocab_size}) on a share-weighted sample")
+        tokenizer = train_run_tokenizer(config, paths, chars_kept)
+        if tokenizer["vocab_size"] != tokenizer["requested_vocab_size"]:
+            log(f"      the sample supports at most {tokenizer['vocab_size']} pieces; using that")
+        completed.mark("tokenizer", tokenizer)
+        record["stages"]["tokenizer"] = round(time.time() - started, 2)
+    record["tokenizer"] = tokenizer
+
+    started = time.time()
+    done_sources = complete_shard_sources(paths["shards"])
+    pending = {s: c for s, c in chars_kept.items() if s not in done_sources}
+    if done_sources:
+        log(f"[3/4] tokenizing -> {paths['shards']} ({', '.join(sorted(done_sources))}: shards complete "
+            "from an earlier attempt, kept)")
+    else:
+        log(f"[3/4] tokenizing -> {paths['shards']}")
+    if any(c > 0 for c in pending.values()):
+        with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
+            build_tokenization(p, config, paths, tokenizer, pending)
+    completed.mark("tokenize")
+    record["stages"]["tokenize"] = round(time.time() - started, 2)
+
+    started = time.time()
+    manifest = build_manifest(paths["shards"], paths["tokenizer"], tokenizer["vocab_size"], config.mixture)
+    write_manifest(manifest, paths["manifest"])
+    record["stages"]["manifest"] = round(time.time() - started, 2)
+    log(f"[4/4] manifest -> {paths['manifest']}")
+    log(format_mixture(manifest))
+    _write_json(record, os.path.join(config.output, RUN_MARKER))
+    return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+
+
+def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[str, int]) -> dict:
+    """SentencePiece on a share-weighted sample of the cleaned documents, plus the Hugging Face files."""
     shares = {s: m.share for s, m in config.mixture.sources.items()}
-    log(f"[2/4] training the tokenizer (vocab {config.tokenizer.vocab_size}) on a share-weighted sample")
     lines = write_sample(
         sample_sentences(paths["documents"], shares, chars_kept, config.tokenizer.sample_chars,
                          config.tokenizer.seed),
@@ -198,25 +251,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     tokenizer["sample_lines"] = lines
     # tokenizer.json + tokenizer_config.json beside tokenizer.model: LlamaTokenizerFast loads the folder
     tokenizer["hf_files"] = [os.path.basename(p) for p in write_hf_tokenizer(paths["tokenizer"])]
-    if tokenizer["vocab_size"] != tokenizer["requested_vocab_size"]:
-        log(f"      the sample supports at most {tokenizer['vocab_size']} pieces; using that")
-    record["tokenizer"] = tokenizer
-    record["stages"]["tokenizer"] = round(time.time() - started, 2)
-
-    started = time.time()
-    log(f"[3/4] tokenizing -> {paths['shards']}")
-    with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
-        build_tokenization(p, config, paths, tokenizer, chars_kept)
-    record["stages"]["tokenize"] = round(time.time() - started, 2)
-
-    started = time.time()
-    manifest = build_manifest(paths["shards"], paths["tokenizer"], tokenizer["vocab_size"], config.mixture)
-    write_manifest(manifest, paths["manifest"])
-    record["stages"]["manifest"] = round(time.time() - started, 2)
-    log(f"[4/4] manifest -> {paths['manifest']}")
-    log(format_mixture(manifest))
-    _write_json(record, os.path.join(config.output, RUN_MARKER))
-    return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+    return tokenizer
 
 
 def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
@@ -265,6 +300,11 @@ def format_mixture(manifest: dict) -> str:
     lines.append(f"{'total':<14}{'':>10}{manifest['total_tokens']:>12}   trained-token budget "
                  f"{manifest['token_budget']}")
     return "\n".join(lines)
+
+
+def _read_json(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _write_json(data: dict, path: str) -> None:

@@ -37,7 +37,7 @@ def test_shards_and_manifest_do_not_depend_on_the_number_of_workers(tmp_path):
         data["runner"]["options"] = options
         config_path = tmp_path / f"{name}.yaml"
         config_path.write_text(yaml.safe_dump(data))
-        run(load_config(str(config_path)), log=lambda *_: None)
+        run(load_config(str(config_path)), log=lambda *_: None, fresh=True)
         digests.append(shard_digests(tmp_path / "out" / "shards"))
     assert "manifest.json" in digests[0] and len(digests[0]) > 2
     assert digests[0] == digests[1]

@@ -1,0 +1,162 @@
+"""The whole `llamapipe run`, per stage and end to end, with 1 and 2 workers and at 1x and 4x input.
+
+    python benchmarks/run.py                         # 4,000 documents at 1x (16,000 at 4x), 1 and 2 workers
+    python benchmarks/run.py --docs 2000 --skip-4x
+
+Each run is `llamapipe run` in a subprocess on the demo corpus scaled by `make_corpus.py`, on the
+multi-process local runner (`direct_running_mode=multi_processing`, `direct_num_workers` = 1 or 2,
+SentencePiece with as many threads), `--fresh`, with the whole process tree's memory sampled every
+50 ms. Per stage (from the run record's timings): wall seconds, documents/s and MB/s of input per core
+(the cleaning stage reads the input files, the tokenizer and tokenization stages the cleaned
+documents). End to end: documents/s, the speed-up of 2 workers over 1, and peak memory (the largest
+process, and all processes together) at 4x input against 1x.
+
+Read the memory figures knowing the local runner: it keeps every shuffled collection (GroupByKey,
+Reshuffle) of a pipeline in its own memory, so on it memory grows with the input whatever the stages
+do. Results are printed and saved as JSON (default benchmarks/results/run.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_corpus import make_corpus  # noqa: E402
+from memory import TreeMemory  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(corpus: Path, out: Path, workers: int, path: Path) -> None:
+    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    for options in data["sources"].values():
+        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
+    data["output"] = str(out)
+    data["runner"]["options"] = {"direct_running_mode": "multi_processing", "direct_num_workers": workers}
+    data.setdefault("tokenizer", {})["num_threads"] = workers
+    path.write_text(yaml.safe_dump(data))
+
+
+def run_once(config: Path, out: Path) -> dict:
+    command = [sys.executable, "-m", "llamapipe.pipeline.cli", "run", str(config), "--fresh"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watch = TreeMemory(process.pid)
+    watch.start()
+    output, _ = process.communicate()
+    watch.stop()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        sys.exit(f"the run failed:\n{output[-3000:]}")
+    record = json.loads((out / "run.json").read_text())
+    ledger = json.loads((out / "ledger.json").read_text())
+    return {
+        "seconds": round(seconds, 1),
+        "stages": record["stages"],
+        "documents_in": ledger["totals"]["in"],
+        "documents_kept": ledger["totals"]["kept"],
+        "documents_bytes": sum(p.stat().st_size for p in (out / "documents").rglob("*.parquet")),
+        "largest_process_mb": round(max(watch.peak_by_pid.values(), default=0) / 1024, 1),
+        "tree_peak_total_mb": round(watch.peak_total_kb / 1024, 1),
+        "cpu_seconds": round(sum(watch.cpu_by_pid.values()), 1),
+        # the busiest processes' CPU seconds: with 2 workers, two of similar size
+        "cpu_seconds_busiest": [(watch.name_by_pid.get(pid, "?"), round(seconds, 1)) for pid, seconds in
+                                sorted(watch.cpu_by_pid.items(), key=lambda kv: -kv[1])[:5]],
+    }
+
+
+def stage_rows(run: dict, input_bytes: int, workers: int) -> list[tuple]:
+    """(stage, seconds, documents/s, MB/s per core) for each stage and end to end."""
+    stages = run["stages"]
+    rows = []
+    for stage, docs, size in (("clean", run["documents_in"], input_bytes),
+                              ("tokenizer", run["documents_kept"], run["documents_bytes"]),
+                              ("tokenize", run["documents_kept"], run["documents_bytes"]),
+                              ("manifest", None, None)):
+        seconds = stages.get(stage)
+        if not seconds:
+            continue
+        rows.append((stage, seconds, docs / seconds if docs else None,
+                     size / 1e6 / seconds / workers if size else None))
+    rows.append(("end to end", run["seconds"], run["documents_in"] / run["seconds"],
+                 input_bytes / 1e6 / run["seconds"] / workers))
+    return rows
+
+
+def print_table(title: str, rows: list[tuple]) -> None:
+    print(title)
+    print(f"  {'stage':<12}{'wall s':>9}{'docs/s':>10}{'MB/s/core':>11}")
+    for stage, seconds, docs_per_s, mb_per_core in rows:
+        docs = f"{docs_per_s:>10.1f}" if docs_per_s else f"{'':>10}"
+        mb = f"{mb_per_core:>11.3f}" if mb_per_core else f"{'':>11}"
+        print(f"  {stage:<12}{seconds:>9.1f}{docs}{mb}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=4000, help="documents at 1x (default 4000)")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
+    parser.add_argument("--skip-4x", action="store_true", help="no 4x run (no memory comparison)")
+    parser.add_argument("--keep", action="store_true", help="keep the corpora and outputs")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "run.json"))
+    args = parser.parse_args(argv)
+    workers = [int(w) for w in args.workers.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="llamapipe-run-bench-"))
+    results: dict = {"config": {"docs": args.docs, "workers": workers}, "runs": {}}
+    try:
+        for scale in (1,) if args.skip_4x else (1, 4):
+            corpus = work / f"corpus-{scale}x"
+            info = make_corpus(args.docs * scale, str(corpus))
+            results[f"corpus_{scale}x"] = info
+            print(f"[{scale}x] corpus: {info['documents']} documents, {info['bytes'] / 1e6:.1f} MB on disk",
+                  flush=True)
+            for count in workers if scale == 1 else workers[-1:]:
+                out, config = work / f"out-{scale}x-{count}", work / f"config-{scale}x-{count}.yaml"
+                write_config(corpus, out, count, config)
+                run = run_once(config, out)
+                results["runs"][f"{scale}x {count} workers"] = run
+                print_table(f"[{scale}x] {count} worker(s): {run['seconds']} s, peak memory: largest process "
+                            f"{run['largest_process_mb']} MB, all processes {run['tree_peak_total_mb']} MB; "
+                            f"CPU {run['cpu_seconds']} s (busiest processes {run['cpu_seconds_busiest']})",
+                            stage_rows(run, info["bytes"], count))
+        one = results["runs"].get("1x 1 workers")
+        two = results["runs"].get(f"1x {workers[-1]} workers")
+        if one and two and one is not two:
+            speedup = one["seconds"] / two["seconds"]
+            results["speedup_end_to_end"] = round(speedup, 2)
+            print(f"end to end, {workers[-1]} workers over 1: {speedup:.2f}x")
+            for stage in ("clean", "tokenizer", "tokenize"):
+                if one["stages"].get(stage) and two["stages"].get(stage):
+                    print(f"  {stage:<12}{one['stages'][stage] / two['stages'][stage]:.2f}x")
+        four = results["runs"].get(f"4x {workers[-1]} workers")
+        if four and two:
+            ratios = {key: round(four[key] / two[key], 2)
+                      for key in ("largest_process_mb", "tree_peak_total_mb")}
+            results["memory_ratio_4x"] = ratios
+            print(f"peak memory at 4x / 1x input ({workers[-1]} workers): " + ", ".join(
+                f"{key} {two[key]} -> {four[key]} MB ({ratio}x)" for key, ratio in ratios.items()))
+    finally:
+        if args.keep:
+            print(f"corpora and outputs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

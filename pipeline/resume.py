@@ -1,0 +1,143 @@
+"""Resuming a run: a rerun of the same command after a crash skips the stages that finished.
+
+A run is three stages with outputs on disk: `clean` (one Beam pipeline: documents, drops, ledger...),
+`tokenizer` (SentencePiece trained on a sample of the documents) and `tokenize` (one Beam pipeline:
+token shards per source). The manifest is rebuilt from the shards every time (it reads footers only).
+
+A stage is recorded in `OUT/_work/completed.json` only once all its outputs are in place (Beam's file
+sinks write to a temporary folder and rename; shards are written under a hidden name and renamed), and
+the record is replaced atomically, so a kill at any instant leaves either the stage recorded with its
+outputs complete, or not recorded. A stage that is not recorded runs again, after its outputs and those
+of every later stage are deleted: what a half-finished stage wrote is never read.
+
+Token shards are finer-grained: each source's folder is complete when it holds the whole
+`<source>-SSSSS-of-NNNNN.parquet` set (every shard index is written, empty or not), and a complete source
+is not tokenized again. Only a run of the same config resumes (`prepare_output` refuses a different
+one); `llamapipe run --fresh` starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+STAGES = ("clean", "tokenizer", "tokenize")
+# What each stage writes, relative to OUT; deleted before the stage runs again.
+STAGE_OUTPUTS = {
+    "clean": ("documents", "dropped", "rejects", "classifier", "dedup", "ledger.json",
+              os.path.join("_work", "ledger"), os.path.join("_work", "dedup")),
+    "tokenizer": ("tokenizer", os.path.join("_work", "tokenizer-sample.txt")),
+    "tokenize": ("shards",),
+}
+RECORD = os.path.join("_work", "completed.json")
+_SHARD_FILE = re.compile(r"^(?P<source>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+
+
+class CompletedStages:
+    """The stages of this output folder that finished, with what later stages need of them (the
+    tokenizer's summary, for one)."""
+
+    def __init__(self, out: str):
+        self._out = out
+        self._path = os.path.join(out, RECORD)
+        self._done: dict[str, dict] = {}
+        if os.path.exists(self._path):
+            try:
+                with open(self._path, encoding="utf-8") as f:
+                    loaded = json.load(f)
+                self._done = {k: v for k, v in loaded.items() if k in STAGES and isinstance(v, dict)}
+            except (OSError, ValueError):
+                self._done = {}  # unreadable: nothing is trusted, everything runs again
+        # A stage counts only when every earlier one does (a later one was built on their outputs).
+        for i, stage in enumerate(STAGES):
+            if stage not in self._done:
+                for later in STAGES[i:]:
+                    self._done.pop(later, None)
+                break
+
+    def done(self, stage: str) -> bool:
+        return stage in self._done
+
+    def info(self, stage: str) -> dict:
+        return self._done[stage]
+
+    def names(self) -> list[str]:
+        return [s for s in STAGES if s in self._done]
+
+    def mark(self, stage: str, info: dict | None = None) -> None:
+        self._done[stage] = dict(info or {})
+        os.makedirs(os.path.dirname(self._path), exist_ok=True)
+        tmp = self._path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self._done, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path)
+
+    def clear_unfinished(self) -> list[str]:
+        """Delete the outputs of every stage not recorded (a half-finished one's included); returns
+        the stages that will run. The shards of complete sources stay when `clean` and `tokenizer`
+        are recorded (`complete_shard_sources` decides)."""
+        pending = [s for s in STAGES if s not in self._done]
+        for stage in pending:
+            if stage == "tokenize" and "tokenizer" in self._done:
+                remove_incomplete_shards(os.path.join(self._out, "shards"))
+                continue
+            for relative in STAGE_OUTPUTS[stage]:
+                _remove(os.path.join(self._out, relative))
+        return pending
+
+    def forget(self) -> None:
+        """Start over (`--fresh`): no stage counts as done."""
+        self._done = {}
+        _remove(self._path)
+
+
+def complete_shard_sources(shards_dir: str) -> set[str]:
+    """Sources whose folder holds one whole `-of-NNNNN` set of shard files."""
+    complete = set()
+    if not os.path.isdir(shards_dir):
+        return complete
+    for source in sorted(os.listdir(shards_dir)):
+        folder = os.path.join(shards_dir, source)
+        if os.path.isdir(folder) and _is_complete_set(folder, source):
+            complete.add(source)
+    return complete
+
+
+def remove_incomplete_shards(shards_dir: str) -> None:
+    """Keep the folders of complete sources; delete every other entry (partial sources, temporary
+    files, the manifest, which is rebuilt)."""
+    if not os.path.isdir(shards_dir):
+        return
+    keep = complete_shard_sources(shards_dir)
+    for entry in os.listdir(shards_dir):
+        path = os.path.join(shards_dir, entry)
+        if entry not in keep:
+            _remove(path)
+            continue
+        for name in os.listdir(path):  # a complete source's hidden leftovers
+            if name.startswith("."):
+                _remove(os.path.join(path, name))
+
+
+def _is_complete_set(folder: str, source: str) -> bool:
+    indices, counts = set(), set()
+    for name in os.listdir(folder):
+        if name.startswith("."):
+            continue  # temporary names of shards being written
+        match = _SHARD_FILE.match(name)
+        if not match or match["source"] != source:
+            return False
+        indices.add(int(match["index"]))
+        counts.add(int(match["count"]))
+    return len(counts) == 1 and indices == set(range(counts.pop()))
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)

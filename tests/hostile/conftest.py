@@ -99,16 +99,19 @@ def build_corpus(root: Path) -> dict[str, Item]:
     corpus["wikipedia_truncated_bz2"] = Item(
         [path], [article(n) for n in range(1, pages_of_complete_bz2_streams(cut) + 1)])
 
-    # Wikipedia: an unclosed tag, and an undefined entity, in the 4th of 6 pages.
+    # Wikipedia: an unclosed tag, and an undefined entity, in the 4th of 6 pages (one page a line).
     for name, damage in (("unclosed", "<title>Broken<revision>"), ("entity", "<title>&bogus;</title>")):
         pages = [page_xml(f"Article {n}", n, article(n)) for n in range(1, 7)]
         pages[3] = f"<page>{damage}<ns>0</ns><id>4</id></page>"
         path = root / "wikipedia" / name / "enwiki-20230301-pages-articles.xml"
         path.parent.mkdir(parents=True)
-        path.write_text(siteinfo_head() + "".join(pages) + "</mediawiki>")
-        corpus[f"wikipedia_{name}"] = Item([path], [article(n) for n in range(1, 4)])
+        path.write_text(siteinfo_head() + "\n" + "\n".join(pages) + "\n</mediawiki>")
+        text = path.read_bytes()
+        corpus[f"wikipedia_{name}"] = Item(
+            [path], [article(n) for n in (1, 2, 3, 5, 6)],
+            {"pages": text.count(b"<page>"), "bad_line": text[:text.index(b"<id>4</id>")].count(b"\n") + 1})
 
-    # Posts.xml: an undefined entity (&bogus;) in the 3rd question's attribute.
+    # Posts.xml: an undefined entity (&bogus;) in the 3rd question's attribute (the 4th row).
     rows = [question(1, "First", "<p>one</p>"), answer(2, 1, "<p>a1</p>"),
             question(3, "Second", "<p>two</p>"), question(5, "Third", "<p>three</p>"),
             question(6, "Fourth", "<p>four</p>")]
@@ -118,7 +121,9 @@ def build_corpus(root: Path) -> dict[str, Item]:
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
     corpus["stackexchange_bad_entity"] = Item(
-        [path], ["stackexchange:coffee.stackexchange.com/1", "stackexchange:coffee.stackexchange.com/3"])
+        [path], [f"stackexchange:coffee.stackexchange.com/{n}" for n in (1, 3, 6)],
+        {"rows": data.count(b"<row "), "bad_row": 4,
+         "bad_line": data[:data.index(b"&bogus;")].count(b"\n") + 1})
 
     # External entity (XXE) and billion laughs, in Posts.xml and in a Wikipedia dump.
     secret = root / "secret.txt"
@@ -128,9 +133,11 @@ def build_corpus(root: Path) -> dict[str, Item]:
     laughs = '<!ENTITY l0 "lol">' + "".join(
         f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 11))
     bomb = f"<!DOCTYPE mediawiki [{laughs}]>"
+    # The hostile record is the 2nd of 3 (pages, rows): the 1st and 3rd are good.
     for name, doctype, reference in (("xxe", xxe, "&leak;"), ("laughs", bomb, "&l10;")):
         pages = [page_xml("Good", 1, article(1)),
-                 page_xml("Evil", 2, "PLACEHOLDER").replace("PLACEHOLDER", reference)]
+                 page_xml("Evil", 2, "PLACEHOLDER").replace("PLACEHOLDER", reference),
+                 page_xml("After", 3, article(3))]
         path = root / "wikipedia" / name / "enwiki-20230301-pages-articles.xml"
         path.parent.mkdir(parents=True)
         path.write_text(
@@ -140,9 +147,12 @@ def build_corpus(root: Path) -> dict[str, Item]:
         posts.write_text(
             '<?xml version="1.0"?>\n' + doctype.replace("mediawiki", "posts") + "\n<posts>\n"
             '<row Id="1" PostTypeId="1" Title="Safe" Body="&lt;p&gt;safe&lt;/p&gt;"/>\n'
-            f'<row Id="2" PostTypeId="1" Title="Evil" Body="{reference}"/>\n</posts>\n')
-        corpus[f"wikipedia_{name}"] = Item([path], [article(1)])
-        corpus[f"stackexchange_{name}"] = Item([posts], ["stackexchange:evil.stackexchange.com/1"])
+            f'<row Id="2" PostTypeId="1" Title="Evil" Body="{reference}"/>\n'
+            '<row Id="3" PostTypeId="1" Title="After" Body="&lt;p&gt;after&lt;/p&gt;"/>\n</posts>\n')
+        corpus[f"wikipedia_{name}"] = Item([path], [article(1), article(3)], {"entity": reference[1:-1]})
+        corpus[f"stackexchange_{name}"] = Item(
+            [posts], ["stackexchange:evil.stackexchange.com/1", "stackexchange:evil.stackexchange.com/3"],
+            {"entity": reference[1:-1]})
 
     # Decompression bombs: a few good lines/rows, then a long run of one byte that compresses ~1000:1.
     path = root / "c4" / "bomb" / "c4-bomb.json.gz"

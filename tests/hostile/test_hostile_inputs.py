@@ -2,12 +2,13 @@
 TestPipeline, the run completes, every bad record is one counted drop with a clear reason, and every
 good record around it is read — checked against an independent count of the inputs.
 
-Nothing is lost after a bad record: a malformed Wikipedia page or Posts.xml row costs only itself
-(one drop), and the records after it are read.
+Nothing is lost after a bad record: a corrupt WARC record, a malformed Wikipedia page or Posts.xml
+row costs only itself (one drop), and the records after it are read.
 
-Covered elsewhere, not repeated here: the corrupt WARC record between good ones
-(tests/sources/test_commoncrawl.py::test_corrupt_record_keeps_earlier_documents_and_drops_the_rest_once),
-tar and zip arXiv entries with `../` or absolute names, symlinks, hard links and device files
+Covered elsewhere, not repeated here: each kind of WARC damage on its own, gzip and plain
+(tests/sources/test_commoncrawl.py::test_a_corrupt_gzip_record_costs_only_itself and
+::test_a_corrupt_plain_record_costs_only_itself), tar and zip arXiv entries with `../` or absolute
+names, symlinks, hard links and device files
 (tests/sources/test_arxiv.py::test_hostile_archive_is_read_without_writing_or_following_links and
 ::test_zip_submission_is_read_in_memory_with_hostile_entries_skipped), a corrupt stream of an
 indexed multistream Wikipedia dump (tests/sources/test_wikipedia.py::
@@ -90,6 +91,27 @@ def test_a_malformed_posts_row_costs_only_itself(corpus, tmp_path):
     assert [(drop["reason"], drop["id"]) for drop in drops] == [
         ("malformed_xml", f"stackexchange:coffee.stackexchange.com/row{item.notes['bad_row']}")]
     assert f"<row> at line {item.notes['bad_line']}: Entity 'bogus' not defined" in drops[0]["detail"]
+
+
+def test_corrupt_warc_records_cost_only_themselves(corpus, tmp_path):
+    for name in ("commoncrawl_corrupt_gzip", "commoncrawl_corrupt_plain"):
+        item = corpus[name]
+        documents, drops = run_read(commoncrawl, tmp_path / name, item.paths)
+        corrupt = [drop for drop in drops if drop["reason"] == "corrupt_record"]
+        others = [drop for drop in drops if drop["reason"] != "corrupt_record"]
+        # every good record, before and after each damaged region, is a document or its own drop
+        assert sorted(doc["url"] for doc in documents) == sorted(url for url in item.good
+                                                                 if not url.endswith("/404")), name
+        assert [drop["reason"] for drop in others] == ["http_status"], name
+        assert len(documents) + len(others) == len(item.good), name
+        # and each damaged region is one drop that says which bytes and why
+        file_name = item.paths[0].name
+        assert sorted(drop["id"] for drop in corrupt) == sorted(
+            f"commoncrawl:{file_name}@{start}" for start, _ in item.notes["regions"]), name
+        for drop in corrupt:
+            start = int(drop["id"].rsplit("@", 1)[1])
+            stop = dict(item.notes["regions"])[start]
+            assert f"bytes {start} to {'the end' if stop is None else f'byte {stop}'}" in drop["detail"], name
 
 
 def _peak_rss_mb() -> float:

@@ -22,6 +22,16 @@ so per-file parallelism already keeps every worker busy. (Jumping to a guessed o
 for the next gzip header is not safe either: a record whose payload is itself a small .warc.gz, stored
 verbatim by deflate, holds valid-looking members.)
 
+Corrupt records. A record is released only once it has been read whole: its gzip member inflated
+to the end with a good CRC (this reader inflates, member by member; warcio parses the decompressed
+record), its Content-Length all there, and a blank line after it. A record that fails any of this
+costs only itself: reading resumes at the next record, and the bytes in between are one drop
+(`corrupt_record`, detail: byte range and cause). In a .warc.gz the next record is the end of the bad
+member when its gzip data is sound, else the next gzip header whose member inflates to `WARC/1.`
+(the caveat above holds for this search: after a damaged member whose payload is itself a .warc.gz,
+reading can resume inside that payload). In a plain file it is the next line `WARC/1.0` or
+`WARC/1.1`.
+
 Provenance: meta `source_file`, `offset` (of the record in the file; for .warc.gz the offset of its
 gzip member, as in Common Crawl's own index) and `warc_record_id`.
 """
@@ -30,7 +40,9 @@ from __future__ import annotations
 
 import codecs
 import io
+import itertools
 import re
+import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -38,7 +50,8 @@ from typing import BinaryIO
 
 import apache_beam as beam
 from charset_normalizer import from_bytes
-from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import BufferedReader
+from warcio.recordloader import ArcWarcRecordLoader
 
 from llamapipe.sources.base import (
     FileSplit,
@@ -194,28 +207,6 @@ def read_at_most(stream: BinaryIO, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class TruncatedArchiveError(IOError):
-    pass
-
-
-class CheckedArchiveIterator(ArchiveIterator):
-    """ArchiveIterator that notices a gzip file cut off mid-member (an interrupted download).
-
-    warcio silently ends iteration there, losing the last records without a trace; we raise instead,
-    so the reader records the rest of the file as one drop. Relies on warcio's reader internals and
-    does nothing if they change.
-    """
-
-    truncated = False
-
-    def close(self):
-        reader = getattr(self, "reader", None)
-        decompressor = getattr(reader, "decompressor", None)
-        if decompressor is not None and getattr(reader, "num_read", 0) > 0:
-            self.truncated = not getattr(decompressor, "eof", True)
-        super().close()
-
-
 MAX_WARC_HEADER_BYTES = 1024 * 1024
 _CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
@@ -288,6 +279,321 @@ def _kind_label(kind: str | None) -> str:
     return label or "unknown"
 
 
+# ---------------------------------------------------------------------------------------------
+# Reading records whole, and resuming after a corrupt one
+
+
+class CorruptRecord(IOError):
+    """A record that cannot be read whole: bad or cut gzip data, a bad header, a wrong Content-Length."""
+
+
+@dataclass(frozen=True)
+class CorruptRegion:
+    """Bytes [start, stop) of the file that held no readable record; stop None: to the end."""
+
+    start: int
+    stop: int | None
+    cause: str
+
+
+GZIP_MEMBER_MAGIC = re.compile(re.escape(b"\x1f\x8b\x08"))  # gzip id bytes + deflate method
+WARC_VERSION_LINE = re.compile(rb"\nWARC/1\.[01]\r?\n")  # a record's first line, after a line end
+INFLATE_INPUT_BYTES = 16 * 1024  # as warcio: what one member reads past its end is at most this
+SCAN_WINDOW_BYTES = 1024 * 1024
+SCAN_OVERLAP_BYTES = 16  # longer than either pattern, so a match cut by a window edge is found
+
+
+class RawFeed:
+    """Sequential reads of the bytes [start, stop) of a seekable stream. Inflating one gzip member
+    reads past its end; those bytes (the next member's start) are pushed back with `unread`."""
+
+    def __init__(self, raw: BinaryIO, start: int, stop: int | None):
+        self._raw = raw
+        self._stop = stop
+        self.seek(start)
+
+    def seek(self, offset: int) -> None:
+        self._raw.seek(offset)
+        self.offset = offset  # of the next byte `read` returns
+        self._pushed = b""
+
+    def read(self, size: int) -> bytes:
+        if self._pushed:
+            data, self._pushed = self._pushed[:size], self._pushed[size:]
+        else:
+            if self._stop is not None:
+                size = min(size, self._stop - self.offset)
+            data = self._raw.read(size) if size > 0 else b""
+        self.offset += len(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        self._pushed = data + self._pushed
+        self.offset -= len(data)
+
+    def at_end(self) -> bool:
+        data = self.read(1)
+        self.unread(data)
+        return not data
+
+
+class GzipMember(io.RawIOBase):
+    """The decompressed bytes of the gzip member that starts at the feed's position. End of file is
+    exactly the member's end, reached only once its CRC and length have been checked; bad deflate
+    data, a bad trailer or a member cut short raise CorruptRecord. (warcio, left to inflate, prints
+    a zlib error and carries on, which would pass a damaged record off as a good one.)"""
+
+    def __init__(self, feed: RawFeed):
+        self._feed = feed
+        self.start = feed.offset
+        self.end: int | None = None  # set once the member has been inflated to its end
+        self._inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+        self._input = b""
+        self._error: CorruptRecord | None = None  # once damaged, never read on: zlib's state is lost
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` decompressed bytes (fewer at the member's end); b"" past it. Overrides
+        RawIOBase.read, which would inflate into a scratch buffer and copy."""
+        size = size if size is not None and size >= 0 else 1 << 20
+        while self.end is None:
+            if self._error is not None:
+                raise self._error
+            if not self._input:
+                self._input = self._feed.read(INFLATE_INPUT_BYTES)
+                if not self._input:
+                    self._error = CorruptRecord(f"gzip member at byte {self.start} is cut short")
+                    continue
+            try:
+                data = self._inflater.decompress(self._input, size)
+            except zlib.error as exc:
+                self._error = CorruptRecord(f"gzip member at byte {self.start}: {exc}")
+                continue
+            self._input = self._inflater.unconsumed_tail
+            if self._inflater.eof:
+                self._feed.unread(self._inflater.unused_data)  # the next member's first bytes
+                self._input = b""
+                self.end = self._feed.offset
+            if data:
+                return data
+        return b""
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> int:
+        """Inflate the rest of the member; its end offset (raises CorruptRecord if it is damaged)."""
+        while self.read(1 << 16):
+            pass
+        return self.end
+
+
+def scan_for(raw: BinaryIO, pattern: re.Pattern, start: int, stop: int | None, shift: int = 0,
+             accept=lambda offset: True) -> int | None:
+    """The first offset >= `start` (and < `stop`) where `pattern` matches, plus `shift`, that
+    `accept` takes; None if there is none. Reads windows of the raw stream, not the whole region."""
+    position, rejected = max(start - shift, 0), -1
+    while stop is None or position < stop:
+        raw.seek(position)
+        wanted = SCAN_WINDOW_BYTES if stop is None else min(SCAN_WINDOW_BYTES, stop - position)
+        window = raw.read(wanted)
+        for match in pattern.finditer(window):
+            candidate = position + match.start() + shift
+            if start <= candidate and rejected < candidate and (stop is None or candidate < stop):
+                if accept(candidate):
+                    return candidate
+                rejected = candidate
+        if len(window) < wanted or len(window) <= SCAN_OVERLAP_BYTES:
+            return None
+        position += len(window) - SCAN_OVERLAP_BYTES
+    return None
+
+
+def _member_holds_warc_record(raw: BinaryIO, offset: int) -> bool:
+    """Whether a gzip member starts at `offset` and inflates to a WARC record's first bytes."""
+    raw.seek(offset)
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        head = inflater.decompress(raw.read(64 * 1024), 16)
+    except zlib.error:
+        return False
+    return head.startswith(b"WARC/1.")
+
+
+class GzipFrames:
+    """A .warc.gz as a run of gzip members (Common Crawl writes one record per member), each read on
+    its own. After a corrupt member, reading resumes at the member's end if it inflates cleanly (a
+    bad record in good gzip data), else at the next gzip member header whose data starts a WARC
+    record. The records of a member that holds several (a file gzipped whole, which warcio refuses)
+    all have the member's offset, and damage in one of them is a region from the member's start."""
+
+    def __init__(self, raw: BinaryIO, start: int, stop: int | None):
+        self._raw = raw
+        self._stop = stop
+        self._feed = RawFeed(raw, start, stop)
+        self._member: GzipMember | None = None
+
+    def open(self, position: int):
+        """The decompressed stream of the member at `position`, None at the end of the file."""
+        if self._feed.offset != position:  # after a resync; in order, the feed is already there
+            self._feed.seek(position)
+        if self._feed.at_end():
+            return None
+        self._member = GzipMember(self._feed)
+        return BufferedReader(self._member)  # warcio's line reader; no decompression of its own
+
+    def record_offset(self, reader: BufferedReader, first_line: bytes) -> int:
+        return self._member.start  # Common Crawl's index offsets are those of the gzip members
+
+    def end(self) -> int:
+        """Where the next member starts (warcio has read this one to its end: nothing is left)."""
+        return self._member.drain()
+
+    def resume_after(self, bad: int) -> int | None:
+        try:
+            return self._member.drain()
+        except CorruptRecord:
+            found = scan_for(self._raw, GZIP_MEMBER_MAGIC, bad + 1, self._stop,
+                             accept=lambda offset: _member_holds_warc_record(self._raw, offset))
+            if found is not None:
+                self._feed.seek(found)  # the scan moved the file position under the feed
+            return found
+
+
+class _OpenRangeReader(RangeReader):
+    """A RangeReader that leaves the file open when it is closed: after a resync, the file is read on
+    from another position, with a new reader."""
+
+    def close(self) -> None:
+        io.RawIOBase.close(self)
+
+
+class PlainFrames:
+    """An uncompressed WARC (or a part of one), read by warcio from a position to the part's end.
+    After a corrupt record, reading resumes at the next line that starts a WARC record."""
+
+    def __init__(self, raw: BinaryIO, start: int, stop: int | None):
+        self._raw = raw
+        self._stop = stop
+        self._base = start
+
+    def open(self, position: int):
+        if self._stop is not None and position >= self._stop:
+            return None
+        self._raw.seek(position)
+        if not self._raw.read(1):
+            return None
+        self._base = position
+        if self._stop is None:  # to the end of the file: the file itself (measured ~10% faster)
+            self._raw.seek(position)
+            return BufferedReader(self._raw)
+        return BufferedReader(_OpenRangeReader(self._raw, position, self._stop))
+
+    def record_offset(self, reader: BufferedReader, first_line: bytes) -> int:
+        """Where the record whose first line was just read starts: warcio's reader has read `tell()`
+        bytes of the stream, of which `rem_length()` are still in its buffer."""
+        return self._base + reader.tell() - reader.rem_length() - len(first_line)
+
+    def end(self) -> None:
+        return None  # the stream ran to the part's end
+
+    def resume_after(self, bad: int) -> int | None:
+        return scan_for(self._raw, WARC_VERSION_LINE, bad + 1, self._stop, shift=1)
+
+
+def _is_gzipped(path: str, raw: BinaryIO, start: int) -> bool:
+    """Whether to read member by member: a file that starts with a gzip header, or a .warc.gz that
+    does not start with a plain record (its first member may be the damaged one). warcio also goes
+    by the bytes, not the name."""
+    raw.seek(start)
+    head = raw.read(5)
+    return head.startswith(b"\x1f\x8b") or (path.lower().endswith(".gz") and head != b"WARC/")
+
+
+def _content_length(record) -> int | None:
+    try:
+        length = int((record.rec_headers.get_header("Content-Length") or "").strip())
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def _read_to_end(record) -> None:
+    """Read the rest of the record's block; raise CorruptRecord if it ends before its Content-Length
+    (a cut file: warcio would return a short record without a word). Relies on warcio's LimitReader
+    `limit`, what is left of the Content-Length: if that changes, the check does nothing."""
+    while record.raw_stream.read(1 << 16):
+        pass
+    missing = getattr(record.raw_stream, "limit", 0)
+    if missing:
+        raise CorruptRecord(f"record ends {missing} bytes before its Content-Length (truncated)")
+
+
+def _next_record_line(reader: BufferedReader, line: bytes) -> bytes:
+    """The first line that is not blank from `line` on (blank lines separate records); b"" at the end."""
+    while line and not line.strip():
+        line = reader.readline()
+    return line
+
+
+def _parse_record(loader: ArcWarcRecordLoader, reader: BufferedReader, first_line: bytes):
+    """warcio's record (headers parsed, block still to read) whose first line was just read."""
+    try:
+        # known_format="warc": a garbage line that happens to look like an ARC header is no record
+        return loader.parse_record_stream(reader, first_line, known_format="warc")
+    except CorruptRecord:
+        raise
+    except Exception as exc:
+        # warcio fails on headers cut by the end of the file with a bare EOFError or an AttributeError
+        if not reader.read(1):
+            raise CorruptRecord("the file ends inside the record's headers (truncated)") from exc
+        raise
+
+
+def read_records(frames, start: int, handle) -> Iterator:
+    """Every record of a WARC (part) through `handle(record, offset)`, which returns its outputs;
+    a CorruptRegion in place of each run of bytes that holds no readable record.
+
+    warcio parses each record (`ArcWarcRecordLoader`, as its ArchiveIterator does) from a stream the
+    frames give; the loop around it is ours, because ArchiveIterator lets damage pass: a record that
+    is not followed by a blank line (a wrong Content-Length) is only a message on stderr, after which
+    the next record is parsed from the wrong place. (Setting one up per gzip member also cost ~18 us
+    per record on the demo corpus, a quarter of the read.)
+
+    A record's outputs are released only once it has been read whole, its separator checked and, in
+    a .warc.gz, its member inflated to the end with a good CRC: a record found damaged after its
+    payload was read leaves nothing but its region. Good records before and after it are all read."""
+    loader = ArcWarcRecordLoader(verify_http=False, arc2warc=False)  # as ArchiveIterator
+    position = start
+    while position is not None:
+        reader = frames.open(position)
+        if reader is None:
+            return
+        current = position
+        try:
+            line = _next_record_line(reader, reader.readline())
+            while line:
+                current = frames.record_offset(reader, line)
+                record = _parse_record(loader, reader, line)
+                if _content_length(record) is None:
+                    raise CorruptRecord("no valid Content-Length")
+                outputs = list(handle(record, current))
+                _read_to_end(record)
+                line = reader.readline()
+                if line.strip():
+                    raise CorruptRecord("record not followed by a blank line (wrong Content-Length?)")
+                line = _next_record_line(reader, line)
+                yield from outputs
+            position = frames.end()
+        except Exception as exc:  # noqa: BLE001 - whatever breaks on one record costs that record only
+            position = frames.resume_after(current)
+            yield CorruptRegion(current, position, f"{type(exc).__name__}: {exc}")
+
+
 class ReadWarcFileDoFn(ReadFileDoFn):
     """One WARC/WET file -> HTML-page and extracted-text documents, plus drops."""
 
@@ -301,25 +607,36 @@ class ReadWarcFileDoFn(ReadFileDoFn):
         return plan_warc_splits(path, size, split_bytes)
 
     def read_split(self, split: FileSplit) -> Iterator:
-        # warcio finds gzip members and decompresses them itself (one member per record, which is how
-        # it knows where records start), so the file is opened raw, without open_input's gzip layer.
-        raw = open_raw(split.path)
-        if not split.whole_file:
-            raw = io.BufferedReader(RangeReader(raw, split.start, split.stop), buffer_size=1 << 20)
-        with closing(raw):
-            records = CheckedArchiveIterator(raw)
-            for number, record in enumerate(records, start=split.records_before):
-                # warcio's offset of the record being read (relative to the part's start)
-                where = provenance(split.path, offset=split.start + records.offset)
-                kind = record.rec_type
-                if kind == "response":
-                    yield from self._response(record, split.path, number, where)
-                elif kind == "conversion":
-                    yield from self._conversion(record, split.path, number, where)
+        # Records are inflated here, member by member (see GzipMember), and warcio parses each one
+        # from the decompressed bytes; the file is opened raw, without open_input's gzip layer.
+        with closing(open_raw(split.path)) as raw:
+            frames_class = GzipFrames if _is_gzipped(split.path, raw, split.start) else PlainFrames
+            numbers = itertools.count(split.records_before)  # a corrupt region counts as one record
+
+            def handle(record, offset: int) -> Iterator:
+                return self._record(record, split.path, next(numbers), provenance(split.path, offset=offset))
+
+            for item in read_records(frames_class(raw, split.start, split.stop), split.start, handle):
+                if isinstance(item, CorruptRegion):
+                    next(numbers)
+                    yield self._corrupt(item, split.path)
                 else:
-                    self._skip(_kind_label(kind))
-            if records.truncated:
-                raise TruncatedArchiveError("gzip stream ends inside a record (truncated file)")
+                    yield item
+
+    def _record(self, record, path: str, number: int, where: dict) -> Iterator:
+        kind = record.rec_type
+        if kind == "response":
+            yield from self._response(record, path, number, where)
+        elif kind == "conversion":
+            yield from self._conversion(record, path, number, where)
+        else:
+            self._skip(_kind_label(kind))
+
+    @staticmethod
+    def _corrupt(region: CorruptRegion, path: str):
+        stop = "the end" if region.stop is None else f"byte {region.stop}"
+        return dropped(SOURCE, "read", "corrupt_record", f"{SOURCE}:{short_name(path)}@{region.start}",
+                       f"{path} bytes {region.start} to {stop} hold no readable record: {region.cause}")
 
     def _skip(self, kind: str) -> None:
         beam.metrics.Metrics.counter(SOURCE, f"skipped.{kind}").inc()

@@ -1,8 +1,10 @@
 """Stack Exchange reader: `Posts.xml` of a site dump -> one document per question with its answers.
 
-Reading is streamed row by row (a site's Posts.xml reaches ~100 GB); answers are brought to their
-question with a GroupByKey on `site/question id`, so no worker holds more than one thread. HTML is
-stripped after the shuffle: reading one file is serial, turning posts into text then runs in parallel.
+Reading is streamed row by row (a site's Posts.xml reaches ~100 GB), each row parsed on its own
+(sources/xmlrecords.py): a malformed row is one drop, `malformed_xml` with its line and cause, and
+the rows after it are read. Answers are brought to their question with a GroupByKey on
+`site/question id`, so no worker holds more than one thread. HTML is stripped after the shuffle:
+reading one file is serial, turning posts into text then runs in parallel.
 Document text: "Q: <title>\\n<question>\\nA: <best answer>\\nA: <next answer>..." (RedPajama's format).
 
 Only the `max_sites` largest sites by post count are kept (paper: 28). The count needs every input:
@@ -39,6 +41,7 @@ from llamapipe.sources.base import (
     provenance,
     short_name,
 )
+from llamapipe.sources.xmlrecords import BadRecord, parse_records
 
 SOURCE = "stackexchange"
 
@@ -181,36 +184,21 @@ def parse_tags(value: str | None) -> list[str]:
 # Beam steps
 
 
-def iter_rows(stream) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, attributes) of each <row> of a Posts.xml stream, with constant memory.
+def iter_rows(stream) -> Iterator[tuple[int, dict[str, str]] | BadRecord]:
+    """(line number, attributes) of each <row> of a Posts.xml stream, or a BadRecord for a row (or
+    the file's head) that does not parse; constant memory.
 
-    lxml with no DTD loading, no network and no external entities (an external entity reference
-    is a parse error); huge_tree=False keeps libxml2's limits against entity-expansion bombs.
+    Each row is parsed on its own (see xmlrecords), so a malformed row costs only itself. Rows are
+    parsed with no DTD, no network and no entity resolution: an entity declared in the file's DOCTYPE
+    (external, or a billion-laughs bomb) is undefined in the row that uses it, which is then a drop.
     """
-    etree.clear_error_log()  # lxml's log is per thread and keeps earlier files' errors otherwise
-    rows = etree.iterparse(
-        stream, events=("end",), tag="row",
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-    )
-    try:
-        for _, element in rows:
-            yield element.sourceline, dict(element.attrib)
-            # Free the row and everything before it; otherwise the tree grows with the file.
-            element.clear(keep_tail=False)
-            while element.getprevious() is not None:
-                del element.getparent()[0]
-    except etree.XMLSyntaxError as exc:
-        # iterparse's own message is sometimes a bare "no element found"; then libxml2's log holds
-        # the line, column and cause (e.g. "Entity 'x' not defined"), which is what a user needs.
-        errors = exc.error_log.filter_from_errors()
-        message = str(exc)
-        if message.startswith("no element found") and errors:
-            message = f"{errors[-1].message} (line {errors[-1].line}, column {errors[-1].column})"
-        raise MalformedXml(message) from exc
-
-
-class MalformedXml(ValueError):
-    pass
+    for item in parse_records(stream, root="posts", tag="row"):
+        if isinstance(item, BadRecord):
+            yield item
+            continue
+        piece, element = item
+        if not piece.head:
+            yield piece.line, dict(element.attrib)
 
 
 class ReadPostsDoFn(ReadFileDoFn):
@@ -225,7 +213,18 @@ class ReadPostsDoFn(ReadFileDoFn):
     def read(self, path: str) -> Iterator:
         site = site_name(path)
         with open_input(path, self._max_decompressed_bytes) as stream:
-            for row_number, (line, row) in enumerate(iter_rows(stream), start=1):
+            row_number = 0
+            for item in iter_rows(stream):
+                if isinstance(item, BadRecord) and item.head:
+                    yield dropped(SOURCE, "read", item.reason, f"{SOURCE}:{site}/head",
+                                  f"{path}: {item.detail}")
+                    continue
+                row_number += 1
+                if isinstance(item, BadRecord):
+                    yield dropped(SOURCE, "read", item.reason, f"{SOURCE}:{site}/row{row_number}",
+                                  f"{path} row {row_number}, {item.detail}")
+                    continue
+                line, row = item
                 yield from self._post(site, row, row_number, line, path)
 
     def _post(self, site: str, row: dict[str, str], row_number: int, line: int, path: str) -> Iterator:

@@ -1,9 +1,11 @@
 """Wikipedia: MediaWiki `pages-articles` XML dumps -> plain-text articles plus their reference URLs.
 
-The dump is streamed page by page (memory stays flat on a 20 GB `enwiki` file): only the main
-namespace is kept, redirects are dropped, and the wikitext is rendered to plain text with
-mwparserfromhell (templates, tables, references, media/category/language links and formatting
-markup removed; link text kept). The URLs cited by each article are kept in `meta["ref_urls"]`:
+The dump is streamed page by page (memory stays flat on a 20 GB `enwiki` file), each page parsed on
+its own (sources/xmlrecords.py): a malformed page (an unclosed tag, an undefined entity) is one drop,
+`malformed_xml` with its line and cause, and the pages after it are read. Only the main namespace is
+kept, redirects are dropped, and the wikitext is rendered to plain text with mwparserfromhell
+(templates, tables, references, media/category/language links and formatting markup removed; link
+text kept). The URLs cited by each article are kept in `meta["ref_urls"]`:
 they are the positives of the CommonCrawl "is this page reference-like?" classifier.
 
 Multistream dumps (`*-pages-articles-multistream*.xml*.bz2`, each bz2 stream holding 100 whole pages)
@@ -20,7 +22,6 @@ from __future__ import annotations
 import bz2
 import io
 import re
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from llamapipe.sources.base import (
     provenance,
     short_name,
 )
+from llamapipe.sources.xmlrecords import BadRecord, parse_records
 
 SOURCE = "wikipedia"
 
@@ -459,32 +461,34 @@ def _parse_page(element, site: SiteInfo) -> Page:
     )
 
 
-def iter_dump(stream: BinaryIO, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page]:
-    """Stream a pages-articles XML: yields the SiteInfo once (before the first page), then Pages.
-    With `site` given (a part of a dump whose <siteinfo> was read elsewhere), only Pages.
+def _site_of_head(root) -> SiteInfo:
+    siteinfo = _child(root, "siteinfo")
+    xml_lang = root.get(XML_LANG, "")
+    return _parse_siteinfo(siteinfo, xml_lang) if siteinfo is not None else SiteInfo(xml_lang=xml_lang)
 
-    Each finished <page> is removed from the tree, so memory does not grow with the dump. Python's
-    expat does not fetch external entities and limits entity expansion (billion laughs)."""
-    root = None
-    for event, element in ElementTree.iterparse(stream, events=("start", "end")):
-        if root is None:
-            root = element
+
+def iter_dump(stream: BinaryIO, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page | BadRecord]:
+    """Stream a pages-articles XML: yields the SiteInfo once (before the first page), then a Page or,
+    for a page that does not parse, a BadRecord. With `site` given (a part of a dump whose <siteinfo>
+    was read elsewhere), only Pages and BadRecords, and a stream without a <mediawiki> root is fine.
+
+    Each page is parsed on its own (see xmlrecords), so a malformed page costs only itself and memory
+    does not grow with the dump. Parsing resolves no entity and fetches nothing: an entity declared in
+    the dump's DOCTYPE (external, or a billion-laughs bomb) is undefined in the page that uses it."""
+    for item in parse_records(stream, root="mediawiki", tag="page", require_document=site is None):
+        if isinstance(item, BadRecord):
+            yield item
             continue
-        if event != "end":
-            continue
-        name = _local(element.tag)
-        if name == "siteinfo":
-            site = _parse_siteinfo(element, root.get(XML_LANG, ""))
-            yield site
-            root.clear()
-        elif name == "page":
-            if site is None:
-                site = SiteInfo(xml_lang=root.get(XML_LANG, ""))
+        piece, element = item
+        if piece.head:
+            if site is None and element is not None:
+                site = _site_of_head(element)
                 yield site
-            page = _parse_page(element, site)
-            element.clear()
-            root.clear()  # the root keeps (cleared) children otherwise
-            yield page
+            continue
+        if site is None:  # the head was empty or malformed
+            site = SiteInfo()
+            yield site
+        yield _parse_page(element, site)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -556,13 +560,9 @@ def read_stream_offsets(index_path: str) -> list[int]:
     return sorted(offsets)
 
 
-def parse_stream(data: bytes, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page]:
+def parse_stream(data: bytes, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page | BadRecord]:
     """The pages of one decompressed multistream stream: a run of whole <page> elements, or the
     dump's head (`<mediawiki ...><siteinfo>...`), or its tail (`</mediawiki>`)."""
-    if b"<mediawiki" not in data[:4096]:
-        data = b"<mediawiki>" + data
-    if not data.rstrip().endswith(b"</mediawiki>"):
-        data += b"</mediawiki>"
     yield from iter_dump(io.BytesIO(data), site)
 
 
@@ -653,6 +653,7 @@ class ReadDumpFile(ReadFileDoFn):
             with open_input(split.path, self._max_decompressed_bytes) as stream:
                 yield from self._pages(iter_dump(stream), split.path, None)
             return
+        # A multistream part: each bz2 stream is decompressed and parsed on its own.
         site, offsets = split.context
         name = short_name(split.path)
         with closing(open_raw(split.path)) as raw:
@@ -668,7 +669,8 @@ class ReadDumpFile(ReadFileDoFn):
                 yield from self._pages(pages, split.path, site, offset)
 
     def _pages(self, items, path: str, site: SiteInfo | None, offset: int | None = None) -> Iterator:
-        """Documents and drops for the pages among `items` (a SiteInfo item sets the dump's site)."""
+        """Documents and drops for the pages among `items` (a SiteInfo item sets the dump's site).
+        `offset`: of the bz2 stream the items come from, None for a whole file."""
         skipped_namespace = beam.metrics.Metrics.counter(SOURCE, "skipped.namespace")
         lang, hidden = self._site_settings(site, path) if site is not None else ("", HIDDEN_LINK_NAMESPACES)
         for item in items:
@@ -676,10 +678,23 @@ class ReadDumpFile(ReadFileDoFn):
                 if site is None:
                     lang, hidden = self._site_settings(item, path)
                 continue
+            if isinstance(item, BadRecord):
+                yield self._bad_record(item, path, offset)
+                continue
             if item.ns != 0:
                 skipped_namespace.inc()
                 continue
             yield from self._page(item, lang, hidden, provenance(path, page_id=item.page_id, offset=offset))
+
+    @staticmethod
+    def _bad_record(record: BadRecord, path: str, offset: int | None):
+        """One drop for a page (or the dump's head) that does not parse: identified by its line, in
+        the file or, for a multistream part, in its bz2 stream."""
+        name = short_name(path) if offset is None else f"{short_name(path)}@{offset}"
+        stream = "" if offset is None else f" (bz2 stream at byte {offset})"
+        where = "head" if record.head else record.line
+        return dropped(SOURCE, "read", record.reason, f"{SOURCE}:{name}:{where}",
+                       f"{path}{stream}: {record.detail}")
 
     @staticmethod
     def _site_settings(site: SiteInfo, path: str) -> tuple[str, frozenset[str]]:

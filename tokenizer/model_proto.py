@@ -18,6 +18,7 @@ _OPTIONAL, _REPEATED = _FIELD.LABEL_OPTIONAL, _FIELD.LABEL_REPEATED
 # message -> [(name, number, type, label, default or message/enum type name)]
 _MESSAGES = {
     "TrainerSpec": [
+        ("input", 1, _FIELD.TYPE_STRING, _REPEATED, None),
         ("model_type", 3, _FIELD.TYPE_ENUM, _OPTIONAL, ".llamapipe_spm.ModelType"),
         ("vocab_size", 4, _FIELD.TYPE_INT32, _OPTIONAL, "8000"),
         ("split_digits", 25, _FIELD.TYPE_BOOL, _OPTIONAL, "false"),
@@ -89,4 +90,14 @@ def without_dummy_prefix(model_bytes: bytes) -> bytes:
     (after an escaped character) without inventing a space in front of it."""
     proto = parse_model(model_bytes)
     proto.normalizer_spec.add_dummy_prefix = False
+    return proto.SerializeToString()
+
+
+def with_training_input(model_bytes: bytes, inputs: list[str]) -> bytes:
+    """The same model with `trainer_spec.input` (the files it was trained on, as SentencePiece was
+    given them) replaced by `inputs`. SentencePiece records the path it was given, so the model of an
+    absolute path depends on the folder it was trained in."""
+    proto = parse_model(model_bytes)
+    del proto.trainer_spec.input[:]
+    proto.trainer_spec.input.extend(inputs)
     return proto.SerializeToString()

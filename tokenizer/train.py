@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import pyarrow.parquet as pq
 import sentencepiece as spm
 
+from llamapipe.tokenizer.model_proto import with_training_input
+
 # Meta's tokenizer.model trainer spec (LLaMA 1 and 2).
 LLAMA_TRAINER_SPEC = dict(
     model_type="bpe",
@@ -120,10 +122,13 @@ def train_tokenizer(
             if not match or int(match.group(1)) >= vocab_size:
                 raise
             vocab_size = int(match.group(1))
+    # The model records its training input's path; keep only the file name, so that the same sample
+    # trained in another output folder gives the same tokenizer.model (and sha256 in the manifest).
+    model_bytes = with_training_input(model.getvalue(), [os.path.basename(sample_path)])
     os.makedirs(os.path.dirname(os.path.abspath(model_path)), exist_ok=True)
     tmp = model_path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(model.getvalue())
+        f.write(model_bytes)
     os.replace(tmp, model_path)
     return {
         "path": model_path,

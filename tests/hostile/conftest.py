@@ -10,6 +10,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import re
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +74,66 @@ def article(n: int) -> str:
     return f"Article {n} is about topic number {n}, described in one plain sentence."
 
 
+def warc_record(number: int, status: str = "200 OK") -> bytes:
+    """One WARC/1.0 response record with an HTML page, written out by hand (with its separator)."""
+    url = "https://cc.example/404" if status.startswith("404") else f"https://cc.example/{number}"
+    body = f"<html><body><p>Page {number} of the crawl.</p></body></html>".encode()
+    http = f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n".encode() + body
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Record-ID: <urn:uuid:{uuid.UUID(int=number)}>\r\n"
+            f"WARC-Date: 2024-05-01T00:00:00Z\r\nWARC-Target-URI: {url}\r\n"
+            f"Content-Type: application/http; msgtype=response\r\nContent-Length: {len(http)}\r\n\r\n")
+    return head.encode() + http + b"\r\n\r\n"
+
+
+def warc_with_corrupt_records(gzipped: bool) -> tuple[bytes, list[str], list[tuple[int, int | None]]]:
+    """A WARC (one gzip member per record, or plain) with damage between and inside good records.
+
+    Returns the file's bytes, the URLs of the good records (HTML responses, one a 404), and the byte
+    ranges [start, stop) that hold no readable record (stop None: to the end), known from how the
+    file was put together, not from any reader."""
+    parts: list[tuple[bytes, bool]] = []  # (bytes as written, whether they are a good record)
+
+    def good(number: int, status: str = "200 OK") -> None:
+        record = warc_record(number, status)
+        parts.append((gzip.compress(record, mtime=0) if gzipped else record, True))
+
+    def bad(data: bytes) -> None:
+        parts.append((data, False))
+
+    good(1)
+    good(2)
+    if gzipped:
+        bad(gzip.compress(b"not a WARC record at all\r\n\r\n", mtime=0))  # good gzip, bad record
+        good(3)
+        bad(b"\x00\xff raw bytes between two members " * 8)  # not gzip at all
+        good(4, "404 Not Found")  # a good record that is a drop for another reason
+        member = gzip.compress(warc_record(5), mtime=0)
+        bad(member[:-8] + bytes(4) + member[-4:])  # CRC of record 5 zeroed: found after its payload
+        good(6)
+        member = gzip.compress(warc_record(7), mtime=0)
+        bad(member[:30] + bytes([member[30] ^ 0xFF]) + member[31:])  # damaged deflate data
+        good(8)
+        bad(gzip.compress(warc_record(9), mtime=0)[:60])  # the file cut inside record 9
+    else:
+        bad(b"a line that is no WARC record\r\n\r\n")
+        good(3)
+        good(4, "404 Not Found")
+        record = warc_record(5)
+        length = re.search(rb"Content-Length: (\d+)", record)
+        bad(record[:length.start(1)] + str(int(length.group(1)) + 25).encode() + record[length.end(1):])
+        good(6)
+        bad(warc_record(7).replace(b"Content-Length", b"Content-Lenght"))  # no Content-Length
+        good(8)
+        bad(warc_record(9)[:200])  # the file cut inside record 9
+    data = b"".join(part for part, _ in parts)
+    offsets = [sum(len(part) for part, _ in parts[:n]) for n in range(len(parts) + 1)]
+    regions = [(offsets[n], offsets[n + 1] if n + 1 < len(parts) else None)
+               for n, (_, is_good) in enumerate(parts) if not is_good]
+    records = [gzip.decompress(part) if gzipped else part for part, is_good in parts if is_good]
+    urls = [re.search(rb"WARC-Target-URI: (\S+)", record).group(1).decode() for record in records]
+    return data, urls, regions
+
+
 def build_corpus(root: Path) -> dict[str, Item]:
     corpus: dict[str, Item] = {}
 
@@ -99,16 +161,19 @@ def build_corpus(root: Path) -> dict[str, Item]:
     corpus["wikipedia_truncated_bz2"] = Item(
         [path], [article(n) for n in range(1, pages_of_complete_bz2_streams(cut) + 1)])
 
-    # Wikipedia: an unclosed tag, and an undefined entity, in the 4th of 6 pages.
+    # Wikipedia: an unclosed tag, and an undefined entity, in the 4th of 6 pages (one page a line).
     for name, damage in (("unclosed", "<title>Broken<revision>"), ("entity", "<title>&bogus;</title>")):
         pages = [page_xml(f"Article {n}", n, article(n)) for n in range(1, 7)]
         pages[3] = f"<page>{damage}<ns>0</ns><id>4</id></page>"
         path = root / "wikipedia" / name / "enwiki-20230301-pages-articles.xml"
         path.parent.mkdir(parents=True)
-        path.write_text(siteinfo_head() + "".join(pages) + "</mediawiki>")
-        corpus[f"wikipedia_{name}"] = Item([path], [article(n) for n in range(1, 4)])
+        path.write_text(siteinfo_head() + "\n" + "\n".join(pages) + "\n</mediawiki>")
+        text = path.read_bytes()
+        corpus[f"wikipedia_{name}"] = Item(
+            [path], [article(n) for n in (1, 2, 3, 5, 6)],
+            {"pages": text.count(b"<page>"), "bad_line": text[:text.index(b"<id>4</id>")].count(b"\n") + 1})
 
-    # Posts.xml: an undefined entity (&bogus;) in the 3rd question's attribute.
+    # Posts.xml: an undefined entity (&bogus;) in the 3rd question's attribute (the 4th row).
     rows = [question(1, "First", "<p>one</p>"), answer(2, 1, "<p>a1</p>"),
             question(3, "Second", "<p>two</p>"), question(5, "Third", "<p>three</p>"),
             question(6, "Fourth", "<p>four</p>")]
@@ -118,7 +183,9 @@ def build_corpus(root: Path) -> dict[str, Item]:
     path.parent.mkdir(parents=True)
     path.write_bytes(data)
     corpus["stackexchange_bad_entity"] = Item(
-        [path], ["stackexchange:coffee.stackexchange.com/1", "stackexchange:coffee.stackexchange.com/3"])
+        [path], [f"stackexchange:coffee.stackexchange.com/{n}" for n in (1, 3, 6)],
+        {"rows": data.count(b"<row "), "bad_row": 4,
+         "bad_line": data[:data.index(b"&bogus;")].count(b"\n") + 1})
 
     # External entity (XXE) and billion laughs, in Posts.xml and in a Wikipedia dump.
     secret = root / "secret.txt"
@@ -128,9 +195,11 @@ def build_corpus(root: Path) -> dict[str, Item]:
     laughs = '<!ENTITY l0 "lol">' + "".join(
         f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 11))
     bomb = f"<!DOCTYPE mediawiki [{laughs}]>"
+    # The hostile record is the 2nd of 3 (pages, rows): the 1st and 3rd are good.
     for name, doctype, reference in (("xxe", xxe, "&leak;"), ("laughs", bomb, "&l10;")):
         pages = [page_xml("Good", 1, article(1)),
-                 page_xml("Evil", 2, "PLACEHOLDER").replace("PLACEHOLDER", reference)]
+                 page_xml("Evil", 2, "PLACEHOLDER").replace("PLACEHOLDER", reference),
+                 page_xml("After", 3, article(3))]
         path = root / "wikipedia" / name / "enwiki-20230301-pages-articles.xml"
         path.parent.mkdir(parents=True)
         path.write_text(
@@ -140,9 +209,20 @@ def build_corpus(root: Path) -> dict[str, Item]:
         posts.write_text(
             '<?xml version="1.0"?>\n' + doctype.replace("mediawiki", "posts") + "\n<posts>\n"
             '<row Id="1" PostTypeId="1" Title="Safe" Body="&lt;p&gt;safe&lt;/p&gt;"/>\n'
-            f'<row Id="2" PostTypeId="1" Title="Evil" Body="{reference}"/>\n</posts>\n')
-        corpus[f"wikipedia_{name}"] = Item([path], [article(1)])
-        corpus[f"stackexchange_{name}"] = Item([posts], ["stackexchange:evil.stackexchange.com/1"])
+            f'<row Id="2" PostTypeId="1" Title="Evil" Body="{reference}"/>\n'
+            '<row Id="3" PostTypeId="1" Title="After" Body="&lt;p&gt;after&lt;/p&gt;"/>\n</posts>\n')
+        corpus[f"wikipedia_{name}"] = Item([path], [article(1), article(3)], {"entity": reference[1:-1]})
+        corpus[f"stackexchange_{name}"] = Item(
+            [posts], ["stackexchange:evil.stackexchange.com/1", "stackexchange:evil.stackexchange.com/3"],
+            {"entity": reference[1:-1]})
+
+    # Corrupt WARC records between good ones (see warc_with_corrupt_records).
+    for kind, name in (("gzip", "corrupt.warc.gz"), ("plain", "corrupt.warc")):
+        path = root / "commoncrawl" / kind / name
+        path.parent.mkdir(parents=True)
+        data, good, regions = warc_with_corrupt_records(gzipped=kind == "gzip")
+        path.write_bytes(data)
+        corpus[f"commoncrawl_corrupt_{kind}"] = Item([path], good, {"regions": regions})
 
     # Decompression bombs: a few good lines/rows, then a long run of one byte that compresses ~1000:1.
     path = root / "c4" / "bomb" / "c4-bomb.json.gz"

@@ -1,9 +1,8 @@
 """The same input and config give byte-identical shards and manifest whatever the runner's mode and
-number of workers: DirectRunner in one process vs. two worker processes, on a small demo corpus.
-
-Both runs write to the same output folder (digests are taken in between): the SentencePiece model
-records the absolute path of its training sample, so the same run in another folder has another
-tokenizer.model checksum in the manifest and shard metadata (token ids are identical)."""
+number of workers, and whatever the output folder: DirectRunner in one process vs. two worker
+processes, each writing to its own folder, on a small demo corpus. (SentencePiece records the path
+of the tokenizer's training sample; train_tokenizer keeps only its file name, else the
+tokenizer.model checksum in the manifest and shard metadata would differ between folders.)"""
 
 from __future__ import annotations
 
@@ -30,14 +29,14 @@ def test_shards_and_manifest_do_not_depend_on_the_number_of_workers(tmp_path):
         data = yaml.safe_load(f)
     for options in data["sources"].values():
         options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
-    data["output"] = str(tmp_path / "out")
     digests = []
     for name, options in (("one", {"direct_running_mode": "in_memory", "direct_num_workers": 1}),
                           ("two", {"direct_running_mode": "multi_processing", "direct_num_workers": 2})):
         data["runner"]["options"] = options
+        data["output"] = str(tmp_path / f"out-{name}")
         config_path = tmp_path / f"{name}.yaml"
         config_path.write_text(yaml.safe_dump(data))
-        run(load_config(str(config_path)), log=lambda *_: None, fresh=True)
-        digests.append(shard_digests(tmp_path / "out" / "shards"))
+        run(load_config(str(config_path)), log=lambda *_: None)
+        digests.append(shard_digests(tmp_path / f"out-{name}" / "shards"))
     assert "manifest.json" in digests[0] and len(digests[0]) > 2
     assert digests[0] == digests[1]

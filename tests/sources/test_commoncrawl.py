@@ -48,8 +48,10 @@ def write_warc(path: Path, records: list[tuple], gzip: bool = True) -> Path:
     return path
 
 
-def run_read(paths: list[Path], check_documents, check_drops, options: Options | None = None) -> dict:
-    """Run Read in a TestPipeline, check its outputs with the given matchers, return its counters."""
+def run_read(paths: list[Path], check_documents, check_drops, options: Options | None = None,
+             namespace: str = "commoncrawl") -> dict:
+    """Run Read in a TestPipeline, check its outputs with the given matchers, return its counters
+    (those of `namespace`: "commoncrawl.read" has the documents and drops)."""
     options = options or Options()
     options.inputs = [str(path) for path in paths]
     pipeline = TestPipeline()
@@ -60,7 +62,7 @@ def run_read(paths: list[Path], check_documents, check_drops, options: Options |
     result.wait_until_finish()
     return {
         item.key.metric.name: item.committed
-        for item in result.metrics().query(MetricsFilter().with_namespace("commoncrawl"))["counters"]
+        for item in result.metrics().query(MetricsFilter().with_namespace(namespace))["counters"]
     }
 
 
@@ -178,28 +180,106 @@ def _gzip_members(data: bytes) -> list[bytes]:
     return members
 
 
-@pytest.mark.parametrize("damage", ["garbage_record", "truncated_tail"])
-def test_corrupt_record_keeps_earlier_documents_and_drops_the_rest_once(tmp_path, damage):
-    good = write_warc(tmp_path / "good.warc.gz", [
-        ("response", f"https://example.org/{n}", b"<p>page %d</p>" % n * 50,
-         http_response("200 OK", "text/html"), None)
-        for n in range(3)
-    ])
-    members = _gzip_members(good.read_bytes())  # warcinfo + 3 responses, one gzip member each
-    if damage == "garbage_record":
-        data = b"".join(members[:3]) + gzip.compress(b"not a WARC record\r\n\r\n") + members[3]
-    else:
-        data = b"".join(members[:3]) + members[3][: len(members[3]) // 2]
-    broken = tmp_path / "broken.warc.gz"
-    broken.write_bytes(data)
+def _with_content_length(record: bytes, delta: int) -> bytes:
+    """The record with its WARC Content-Length changed by `delta` (the payload left as it is)."""
+    length = re.search(rb"Content-Length: (\d+)", record)
+    return record[:length.start(1)] + str(int(length.group(1)) + delta).encode() + record[length.end(1):]
 
-    run_read(
+
+GZIP_DAMAGES = {
+    # name: (what it does to the members [warcinfo, r0 ... r5], the responses it costs)
+    "garbage_member": (lambda m: m[:3] + [gzip.compress(b"not a WARC record\r\n\r\n")] + m[3:], []),
+    "raw_garbage": (lambda m: m[:3] + [b"\x00 not gzip at all \xff" * 20] + m[3:], []),
+    "bad_deflate": (lambda m: m[:3] + [m[3][:40] + bytes([m[3][40] ^ 0x55]) + m[3][41:]] + m[4:], [2]),
+    "bad_crc": (lambda m: m[:3] + [m[3][:-8] + bytes(4) + m[3][-4:]] + m[4:], [2]),
+    "short_content_length": (
+        lambda m: m[:3] + [gzip.compress(_with_content_length(gzip.decompress(m[3]), -10))] + m[4:], [2]),
+    "truncated_tail": (lambda m: m[:6] + [m[6][: len(m[6]) // 2]], [5]),
+    "two_regions": (lambda m: m[:2] + [b"junk" * 50] + m[2:5] + [m[5][:-8] + bytes(4) + m[5][-4:]] + m[6:],
+                    [4]),
+}
+
+
+def _responses(count: int) -> list[tuple]:
+    return [("response", f"https://example.org/{n}", b"<p>page %d</p>" % n * 50,
+             http_response("200 OK", "text/html"), None) for n in range(count)]
+
+
+@pytest.mark.parametrize("damage", sorted(GZIP_DAMAGES))
+def test_a_corrupt_gzip_record_costs_only_itself(tmp_path, damage):
+    good = write_warc(tmp_path / "good.warc.gz", _responses(6))
+    members = _gzip_members(good.read_bytes())  # warcinfo + 6 responses, one gzip member each
+    damaged, lost = GZIP_DAMAGES[damage]
+    parts = damaged(members)
+    broken = tmp_path / "broken.warc.gz"
+    broken.write_bytes(b"".join(parts))
+    # the damaged regions, from the parts that are not an original member
+    offsets = [sum(len(part) for part in parts[:n]) for n in range(len(parts) + 1)]
+    bad = [n for n, part in enumerate(parts) if part not in members]
+    expected_regions = [(offsets[n], "the end" if n == len(parts) - 1 else f"byte {offsets[n + 1]}")
+                        for n in bad]
+
+    documents, drops = direct_read(broken)
+    assert [doc["url"] for doc in documents] == [f"https://example.org/{n}" for n in range(6)
+                                                 if n not in lost]
+    assert [(drop["reason"], drop["id"]) for drop in drops] == [
+        ("corrupt_record", f"commoncrawl:broken.warc.gz@{start}") for start, _ in expected_regions]
+    for drop, (start, stop) in zip(drops, expected_regions, strict=True):
+        assert f"bytes {start} to {stop} hold no readable record" in drop["detail"]
+    # the documents after a damaged region still point at their own gzip member
+    for document in documents:
+        at = zlib.decompressobj(31).decompress(broken.read_bytes()[document["meta"]["offset"]:])
+        assert document["meta"]["warc_record_id"].encode() in at[:1000]
+
+
+PLAIN_DAMAGES = {
+    # name: (what it does to the records [warcinfo, r0 ... r5], the responses it costs)
+    "garbage_line": (lambda r: r[:3] + [b"this line is no WARC record\r\n\r\n"] + r[3:], []),
+    "long_content_length": (lambda r: r[:3] + [_with_content_length(r[3], 40)] + r[4:], [2]),
+    "no_content_length": (lambda r: r[:3] + [r[3].replace(b"Content-Length", b"Content-Lenght", 1)] + r[4:],
+                          [2]),
+    "truncated_tail": (lambda r: r[:6] + [r[6][: len(r[6]) // 2]], [5]),
+    "truncated_in_headers": (lambda r: r[:6] + [r[6][:100]], [5]),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(PLAIN_DAMAGES))
+def test_a_corrupt_plain_record_costs_only_itself(tmp_path, damage):
+    good = write_warc(tmp_path / "good.warc", _responses(6), gzip=False).read_bytes()
+    starts = [m.start() for m in re.finditer(rb"WARC/1\.[01]\r\n", good)]
+    records = [good[a:b] for a, b in zip(starts, starts[1:] + [len(good)], strict=True)]
+    damaged, lost = PLAIN_DAMAGES[damage]
+    parts = damaged(records)
+    broken = tmp_path / "broken.warc"
+    broken.write_bytes(b"".join(parts))
+    offsets = [sum(len(part) for part in parts[:n]) for n in range(len(parts) + 1)]
+    bad = [n for n, part in enumerate(parts) if part not in records]
+
+    documents, drops = direct_read(broken)
+    assert [doc["url"] for doc in documents] == [f"https://example.org/{n}" for n in range(6)
+                                                 if n not in lost]
+    assert [(drop["reason"], drop["id"]) for drop in drops] == [
+        ("corrupt_record", f"commoncrawl:broken.warc@{offsets[n]}") for n in bad]
+    stop = "the end" if bad[-1] == len(parts) - 1 else f"byte {offsets[bad[-1] + 1]}"
+    assert f"bytes {offsets[bad[-1]]} to {stop} hold no readable record" in drops[-1]["detail"]
+    if damage.startswith("truncated"):
+        assert "truncated" in drops[-1]["detail"]
+
+
+def test_corrupt_records_in_a_pipeline_are_counted_drops(tmp_path):
+    good = write_warc(tmp_path / "good.warc.gz", _responses(3))
+    members = _gzip_members(good.read_bytes())
+    broken = tmp_path / "broken.warc.gz"
+    broken.write_bytes(b"".join(members[:2]) + gzip.compress(b"not a WARC record\r\n\r\n") + members[2]
+                       + members[3][: len(members[3]) // 2])
+    counters = run_read(
         [broken],
         lambda documents: equal_to(["https://example.org/0", "https://example.org/1"])(
             [doc["url"] for doc in documents]),
-        lambda drops: equal_to([("unreadable_file", "commoncrawl:broken.warc.gz")])(
-            [(drop["reason"], drop["id"]) for drop in drops]),
+        lambda drops: equal_to(["corrupt_record", "corrupt_record"])([drop["reason"] for drop in drops]),
+        namespace="commoncrawl.read",
     )
+    assert counters["dropped.corrupt_record"] == 2 and counters["documents"] == 2
 
 
 # ---------------------------------------------------------------------------------------------

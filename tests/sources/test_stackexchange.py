@@ -160,16 +160,31 @@ def test_min_answers_drops_questions_with_too_few_answers(tmp_path):
         [("stackexchange:coffee.stackexchange.com/5", "clean", "too_few_answers")])
 
 
-def test_malformed_xml_mid_file_keeps_earlier_rows_and_drops_the_rest_once(tmp_path):
-    good = write_posts(tmp_path / "good.xml", thread_rows()[:5]).read_bytes()
-    cut = good.index(b"<row Id=\"5\"")
+def test_a_malformed_row_costs_only_itself(tmp_path):
+    good = write_posts(tmp_path / "good.xml", thread_rows()[:8]).read_bytes()
+    start = good.index(b'<row Id="4"')
+    end = good.index(b"<row", start + 1)
     path = tmp_path / "coffee.stackexchange.com_Posts.xml"
-    path.write_bytes(good[:cut] + b'<row Id="5" Body="unterminated')
+    # answer 4 loses the end of its start tag: it runs into the next row's line
+    path.write_bytes(good[:start] + b'<row Id="4" PostTypeId="2" ParentId="1" Body="unterminated\n'
+                     + good[end:])
     documents, drops = direct_read(path)
-    assert [doc["id"] for doc in documents] == ["stackexchange:coffee.stackexchange.com/1"]
-    assert documents[0]["meta"]["answer_count"] == 3
+    # the rows after the broken one are read: question 5, orphans 6-7 and question 8
+    assert sorted(doc["id"] for doc in documents) == [f"stackexchange:coffee.stackexchange.com/{n}"
+                                                      for n in (1, 5, 8)]
+    assert next(doc for doc in documents if doc["id"].endswith("/1"))["meta"]["answer_count"] == 2
+    assert sorted((drop["reason"], drop["id"]) for drop in drops) == [
+        ("malformed_xml", "stackexchange:coffee.stackexchange.com/row4"),
+        ("orphan_answer", "stackexchange:coffee.stackexchange.com/99")]
+    malformed = next(drop for drop in drops if drop["reason"] == "malformed_xml")
+    assert f"{path} row 4, <row> at line 6:" in malformed["detail"]
+    # a file cut inside its last row: the rows before it are read, the cut row is one drop
+    path.write_bytes(good[:end] + b'<row Id="5" Body="unterminated')
+    documents, drops = direct_read(path)
+    assert [(doc["id"], doc["meta"]["answer_count"]) for doc in documents] == [
+        ("stackexchange:coffee.stackexchange.com/1", 3)]
     assert [(drop["reason"], drop["id"]) for drop in drops] == [
-        ("unreadable_file", "stackexchange:coffee.stackexchange.com_Posts.xml")]
+        ("malformed_xml", "stackexchange:coffee.stackexchange.com/row5")]
 
 
 def test_external_entities_are_never_resolved(tmp_path):
@@ -186,7 +201,10 @@ def test_external_entities_are_never_resolved(tmp_path):
     assert all("TOP-SECRET" not in doc["text"] for doc in documents)
     assert all("TOP-SECRET" not in drop["detail"] for drop in drops)
     assert [doc["text"] for doc in documents] == ["Q: t\nsafe"]
-    assert [drop["reason"] for drop in drops] == ["unreadable_file"]
+    # the DOCTYPE never applies to a row: &leak; is an undefined entity there, and the row one drop
+    assert [(drop["reason"], drop["id"]) for drop in drops] == [
+        ("malformed_xml", "stackexchange:evil.stackexchange.com/row2")]
+    assert "Entity 'leak' not defined" in drops[0]["detail"]
 
 
 # ---------------------------------------------------------------------------------------------

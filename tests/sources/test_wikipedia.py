@@ -442,3 +442,29 @@ def test_a_corrupt_stream_costs_only_its_pages_and_a_wrong_index_means_a_whole_r
         wikipedia.ReadDumpFile(wikipedia.Options()).plan(str(dump), dump.stat().st_size, 600)
     documents, drops = read_all([str(dump)], split_bytes=600)
     assert len(documents) == 24 - 3 - 2 and all("offset" not in d["meta"] for d in documents)
+
+
+def test_a_malformed_page_in_a_multistream_dump_costs_only_itself_split_or_whole(tmp_path):
+    pages = multistream_pages(24)
+    n, title, xml = pages[9]  # page 10, the 2nd of the 3rd page stream (pages 9-12)
+    pages[9] = (n, title, xml.replace("<title>", "<title>&bogus;", 1))
+    split_dir, whole_dir = tmp_path / "split", tmp_path / "whole"
+    split_dir.mkdir()
+    whole_dir.mkdir()
+    dump, index = write_multistream_dump(split_dir, pages)
+    (whole_dir / dump.name).write_bytes(dump.read_bytes())  # no index: read whole
+    offsets = sorted({int(line.split(":")[0]) for line in index_lines(index)})
+
+    split_docs, split_drops = read_all([str(dump)], split_bytes=600)
+    whole_docs, whole_drops = read_all([str(whole_dir / dump.name)], split_bytes=600)
+    kept = [n for n in range(1, 25) if n % 10 not in (3, 7) and n != 10]  # pages 11, 12 too
+    for documents in (split_docs, whole_docs):
+        assert sorted(int(d["id"].split("/")[1]) for d in documents) == kept
+    redirects = [("clean", "redirect", f"wikipedia:en/{n}") for n in range(1, 25) if n % 10 == 3]
+    # one drop, named by the page's line: in its bz2 stream (split read), or in the whole dump
+    stream = "".join(xml for _, _, xml in pages[8:12])
+    whole = bz2.decompress(dump.read_bytes()).decode()
+    in_stream, in_dump = (text[:text.index("<title>&bogus;")].count("\n") + 1 for text in (stream, whole))
+    assert split_drops == sorted(
+        redirects + [("read", "malformed_xml", f"wikipedia:{dump.name}@{offsets[2]}:{in_stream}")])
+    assert whole_drops == sorted(redirects + [("read", "malformed_xml", f"wikipedia:{dump.name}:{in_dump}")])

@@ -1,10 +1,12 @@
 """The tokenizer is trained with Meta's settings and gives back exactly the text it encoded."""
 
+import hashlib
 import random
 
 import pytest
 import sentencepiece as spm
 
+from llamapipe.tokenizer.model_proto import parse_model
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
 WORDS = ("model data token river stone garden window market winter summer teacher engine harbor forest "
@@ -66,6 +68,24 @@ def test_too_large_vocabulary_falls_back_to_what_the_sample_supports(tmp_path):
     assert info["requested_vocab_size"] == 32000
     assert 259 < info["vocab_size"] < 32000  # bytes + specials + merges the sample allows
     assert spm.SentencePieceProcessor(model_file=info["path"]).vocab_size() == info["vocab_size"]
+
+
+def test_the_same_sample_in_two_folders_gives_the_same_model_file(tmp_path):
+    rng = random.Random(1)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randrange(5, 15))) for _ in range(1500)]
+    models = []
+    for folder in (tmp_path / "run-a", tmp_path / "elsewhere" / "a-longer-run-folder"):
+        folder.mkdir(parents=True)
+        write_sample(iter(lines), str(folder / "sample.txt"))
+        info = train_tokenizer(str(folder / "sample.txt"), str(folder / "tokenizer.model"), vocab_size=300,
+                               num_threads=1)
+        models.append((folder / "tokenizer.model").read_bytes())
+        assert info["sha256"] == hashlib.sha256(models[-1]).hexdigest()
+    # SentencePiece records the training input as given (an absolute path here); only its name stays
+    assert models[0] == models[1]
+    assert list(parse_model(models[0]).trainer_spec.input) == ["sample.txt"]
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "run-a" / "tokenizer.model"))
+    assert sp.decode(sp.encode("river stone garden")) == "river stone garden"
 
 
 def test_empty_sample_is_a_clear_error(tmp_path):

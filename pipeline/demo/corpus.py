@@ -33,6 +33,7 @@ import hashlib
 import html
 import io
 import json
+import math
 import random
 import re
 import string
@@ -75,7 +76,13 @@ BASE_COUNTS = {
     "wiki_articles": 150, "wiki_redirects": 15, "wiki_other_ns": 15,
     "books": 12, "arxiv_tar": 60, "arxiv_single": 4, "se_questions_per_site": 80,
 }
-WARC_FILES, C4_FILES, GITHUB_FILES = 4, 2, 2
+WARC_FILES, C4_FILES, GITHUB_FILES = 4, 2, 2  # at scale <= 1
+
+
+def _files(base: int, scale: float) -> int:
+    """Files of a source at `scale`: real dumps grow by adding files of about the same size (Common
+    Crawl's ~1 GB WARCs, C4's 1024 parts), so a scaled corpus does too, and the work can spread."""
+    return max(base, math.ceil(base * scale))
 SE_SITES = {"cooking": "cooking", "gardening": "gardening"}  # site -> topic of its vocabulary
 CRAWL_START = datetime(2024, 5, 17, 23, 31, 22, tzinfo=UTC)
 
@@ -294,6 +301,7 @@ class C4Writer:
 
     def __init__(self, rng: random.Random, scale: float, plants: Plants):
         self.rng = rng
+        self.files = _files(C4_FILES, scale)
         self.docs: list[C4Doc] = []
         self.sites = [make_site(rng, "en", set()) for _ in range(_n("c4_sites", scale, 3))]
         for _ in range(_n("c4_normal", scale)):
@@ -324,9 +332,9 @@ class C4Writer:
         out.mkdir(parents=True, exist_ok=True)
         order = list(self.docs)
         self.rng.shuffle(order)
-        per_file = -(-len(order) // C4_FILES)
-        for index in range(C4_FILES):
-            name = f"c4-train.{index:05d}-of-{C4_FILES:05d}.json.gz"
+        per_file = -(-len(order) // self.files)
+        for index in range(self.files):
+            name = f"c4-train.{index:05d}-of-{self.files:05d}.json.gz"
             gz = _gzip_writer(out / name)
             for line, doc in enumerate(order[index * per_file:(index + 1) * per_file], start=1):
                 doc.ref.id = f"c4:{name}:{line}"
@@ -603,9 +611,10 @@ class CommonCrawlWriter:
     def write(self, out: Path) -> int:
         out.mkdir(parents=True, exist_ok=True)
         captures = self._captures()
-        per_file = -(-len(captures) // WARC_FILES)
+        files = _files(WARC_FILES, self.scale)
+        per_file = -(-len(captures) // files)
         documents = 0
-        for index in range(WARC_FILES):
+        for index in range(files):
             name = f"CC-MAIN-demo-{index:05d}.warc.gz"
             with open(out / name, "wb") as handle:
                 documents += self._write_file(handle, name, captures[index * per_file:(index + 1) * per_file])
@@ -722,6 +731,7 @@ class GithubWriter:
 
     def __init__(self, rng: random.Random, scale: float, plants: Plants):
         self.rng = rng
+        self.files = _files(GITHUB_FILES, scale)
         self.plants = plants
         self.code = CodeWriter(rng)
         self.rows: list[GithubRow] = []
@@ -802,8 +812,8 @@ class GithubWriter:
         out.mkdir(parents=True, exist_ok=True)
         order = list(self.rows)
         self.rng.shuffle(order)
-        per_file = -(-len(order) // GITHUB_FILES)
-        for index in range(GITHUB_FILES):
+        per_file = -(-len(order) // self.files)
+        for index in range(self.files):
             gz = _gzip_writer(out / f"github-{index:05d}.jsonl.gz")
             for row in order[index * per_file:(index + 1) * per_file]:
                 record = {"content": row.content, "repo_name": row.repo.name, "path": row.path,

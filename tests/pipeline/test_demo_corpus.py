@@ -547,3 +547,14 @@ def test_word_lists_are_large_enough():
         words = load_wordfile(lang)
         assert len(words["templates"]) >= 20
         assert sum(len(words[s]) for s in ("subjects", "objects", "verbs", "places", "names")) >= 100
+
+
+def test_a_scaled_corpus_grows_by_files_of_about_the_same_size(tmp_path):
+    """Like a real dump: more files, not bigger ones, so the readers' work spreads over workers."""
+    write_demo_corpus(tmp_path / "big", seed=0, scale=2.5)
+    for source, pattern, files in (("commoncrawl", "*.warc.gz", 10), ("c4", "*.json.gz", 5),
+                                   ("github", "*.jsonl.gz", 5)):
+        found = sorted((tmp_path / "big" / source).glob(pattern))
+        assert len(found) == files, source
+    sizes = [p.stat().st_size for p in (tmp_path / "big" / "commoncrawl").glob("*.warc.gz")]
+    assert max(sizes) < 1.5 * min(sizes)

@@ -47,6 +47,8 @@ def input_files(root: Path, globs: list[str]) -> list[Path]:
 def make_reader(source: str, options):
     module = source_module(source)
     reader_class = getattr(module, READERS[source][0])
+    if source == "stackexchange":  # its file reader takes the decompression limit, not the options
+        return reader_class(options.max_decompressed_bytes)
     try:
         return reader_class(options)
     except TypeError:  # readers without options

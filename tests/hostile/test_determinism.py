@@ -23,14 +23,20 @@ def shard_digests(shards) -> dict[str, str]:
             for path in sorted(shards.rglob("*")) if path.is_file()}
 
 
-def test_shards_and_manifest_do_not_depend_on_the_number_of_workers(tmp_path):
-    corpus = tmp_path / "demo-data"
-    write_demo_corpus(corpus, seed=0, scale=0.05)
+def demo_config(corpus, out) -> dict:
+    """configs/demo.yaml (as a dict) reading the demo corpus at `corpus`, writing to `out`."""
     with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
         data = yaml.safe_load(f)
     for options in data["sources"].values():
         options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
-    data["output"] = str(tmp_path / "out")
+    data["output"] = str(out)
+    return data
+
+
+def test_shards_and_manifest_do_not_depend_on_the_number_of_workers(tmp_path):
+    corpus = tmp_path / "demo-data"
+    write_demo_corpus(corpus, seed=0, scale=0.05)
+    data = demo_config(corpus, tmp_path / "out")
     digests = []
     for name, options in (("one", {"direct_running_mode": "in_memory", "direct_num_workers": 1}),
                           ("two", {"direct_running_mode": "multi_processing", "direct_num_workers": 2})):

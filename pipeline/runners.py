@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import re
+import warnings
 from contextlib import contextmanager
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -79,8 +80,12 @@ def start_local_cluster(n_workers: int):
     a few seconds to stop)."""
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, host="127.0.0.1",
-                        dashboard_address=None, silence_logs=logging.ERROR)
+    with warnings.catch_warnings():
+        # The scheduler's HTTP server (health and metrics routes, even without a dashboard) tries port
+        # 8787 first and warns when another cluster on the machine has it, then takes a free port.
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        return LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1, host="127.0.0.1",
+                            dashboard_address=None, silence_logs=logging.ERROR)
 
 
 _shared_clusters: list[dict] = []  # one holder per active sharing_a_local_cluster(), innermost last

@@ -56,9 +56,9 @@ def time_limit(seconds: float, what: str):
 
 @pytest.fixture(scope="module")
 def cluster():
+    """A LocalCluster of 2 single-threaded worker processes on 127.0.0.1, that pipelines reach by address."""
     with time_limit(120, "starting the LocalCluster"):
-        local = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
-                                         dashboard_address=None)
+        local = runners.start_local_cluster(2)
     with local:
         yield local
 

@@ -244,6 +244,19 @@ def test_a_side_input_is_computed_once_for_all_the_tasks_that_read_it(cluster, t
     assert sorted(calls.read_text().split()) == [str(n) for n in range(5)]
 
 
+def _fail_on_three(n):
+    if n == 3:
+        raise ValueError("three is not allowed")
+    return n
+
+
+@needs_dask
+def test_an_error_in_a_worker_fails_the_pipeline(cluster, tmp_path):
+    with pytest.raises(ValueError, match="three is not allowed"):
+        run_pipeline(on_dask(cluster), lambda p: p | beam.Create(range(5)) | beam.Map(_fail_on_three)
+                     | beam.io.WriteToText(str(tmp_path / "never")))
+
+
 @needs_dask
 def test_a_read_is_refused_instead_of_reading_nothing(cluster, tmp_path):
     # Beam's runner translates a beam.io.Read to no input at all (its consumer then fails on None).

@@ -12,7 +12,8 @@ EXAMPLES = """\
 examples:
   llamapipe demo-data demo-data                 # write the demo corpus (seven real dump formats)
   llamapipe run configs/demo.yaml               # clean, dedup, tokenize -> OUT/shards + manifest
-  llamapipe run configs/demo.yaml --runner dask --dask_address=tcp://127.0.0.1:8786
+  llamapipe run configs/demo.yaml --runner dask --dask-address tcp://127.0.0.1:8786   # a dask scheduler
+  llamapipe run configs/demo.yaml --runner dask # on a LocalCluster of 2 worker processes, closed after
   llamapipe train configs/demo.yaml             # train the configured LLaMA on OUT/shards
   llamapipe train configs/llama.yaml --plan     # parameters, memory and days, before allocating anything
   torchrun --standalone --nproc_per_node=8 -m llamapipe.pipeline.cli train configs/llama.yaml
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                          "options.", epilog="example: llamapipe run configs/demo.yaml --direct_num_workers=2")
     run.add_argument("config", help="YAML config (see configs/)")
     run.add_argument("--runner", help="Beam runner: direct, dask, dataflow, flink, spark or a class path")
+    run.add_argument("--dask-address", "--dask_address", dest="dask_address", metavar="tcp://HOST:PORT",
+                     help="with --runner dask (implied): the dask.distributed scheduler to run on; without "
+                     "it, a LocalCluster of --direct_num_workers (default 2) processes runs the pipeline")
     run.add_argument("--verbose", action="store_true", help="show Beam's logs instead of OUT/beam.log")
     run.add_argument("--fresh", action="store_true",
                      help="run every stage again; by default a rerun of the same config into the same "
@@ -142,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(args.config)
             if args.verbose:
                 logging.getLogger().setLevel(logging.INFO)
-            run(config, runner=args.runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
+            runner = args.runner or ("dask" if args.dask_address else None)
+            if args.dask_address:
+                extra = [*extra, f"--dask_client_address={args.dask_address}"]
+            run(config, runner=runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
             return 0
         if args.command == "train":
             return _train(args)

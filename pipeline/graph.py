@@ -146,7 +146,11 @@ def build_tokenization(
         pattern = FileSystems.join(paths["documents"], name, "*.parquet")
         (
             p
-            | f"ReadDocuments_{name}" >> beam.io.ReadFromParquet(pattern, columns=["id", "text"])
+            # A Create of the pattern and ReadAll rather than ReadFromParquet: a `beam.io.Read` needs a
+            # runner that translates Read (or Impulse and splittable DoFns), which Beam's Dask runner
+            # does not; a Create and ParDos run on every runner.
+            | f"DocumentsPattern_{name}" >> beam.Create([pattern])
+            | f"ReadDocuments_{name}" >> beam.io.ReadAllFromParquet(columns=["id", "text"])
             | f"Tokenize_{name}" >> WriteTokenShards(
                 name,
                 paths["shards"],

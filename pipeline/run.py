@@ -32,17 +32,11 @@ from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources
+from llamapipe.pipeline.runners import normalize_flags, runner_class, sharing_a_local_cluster
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
 RUN_MARKER = "run.json"
-RUNNER_ALIASES = {
-    "direct": "DirectRunner",
-    "dask": "apache_beam.runners.dask.dask_runner.DaskRunner",
-    "dataflow": "DataflowRunner",
-    "flink": "FlinkRunner",
-    "spark": "SparkRunner",
-}
 
 
 def output_paths(out: str) -> dict[str, str]:
@@ -68,13 +62,12 @@ def output_paths(out: str) -> dict[str, str]:
 
 def beam_options(config: Config, runner: str | None, extra_args: list[str]) -> PipelineOptions:
     """Pipeline options from the config's `runner` section, a `--runner` override and passthrough flags."""
-    name = runner or config.runner.runner
-    flags = [f"--runner={RUNNER_ALIASES.get(name.lower(), name)}"]
+    flags = [f"--runner={runner_class(runner or config.runner.runner)}"]
     for key, value in config.runner.options.items():
         if isinstance(value, bool):
             value = str(value).lower()
         flags.append(f"--{key}={value}")
-    flags += list(extra_args)
+    flags = normalize_flags(flags + list(extra_args))  # --dask-address, --dask_address
     if not any(f.startswith("--default_sdk_harness_log_level") for f in flags):
         # Local worker processes log every bundle at INFO; the funnel is what users want to read.
         flags.append("--default_sdk_harness_log_level=WARNING")
@@ -161,6 +154,7 @@ def beam_logs_to(path: str, enabled: bool = True):
         os.close(saved)
 
 
+@sharing_a_local_cluster  # `--runner dask` without an address: one LocalCluster for both pipelines
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
         log=print, quiet_beam: bool = True, fresh: bool = False) -> dict:
     """The whole data job. A rerun of the same config into the same folder resumes: stages a previous

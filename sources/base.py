@@ -382,8 +382,8 @@ class ReadFiles(beam.PTransform):
     {"documents": ..., "dropped": ...}.
 
     Both spreads are Reshuffles, so the planning of many files and the reading of many parts run on
-    all workers. (Beam's Dask runner translates Reshuffle to a no-op and keeps the partitions of the
-    first `Create`: there, results are the same but parts are read in the partition of their file.)
+    all workers. (On `--runner dask` a Reshuffle spreads elements over the dask partitions, see
+    `pipeline/dask_runner.py`; Beam's own Dask runner makes it a no-op.)
     """
 
     def __init__(self, patterns: list[str], dofn: ReadFileDoFn, label: str = "",

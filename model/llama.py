@@ -140,7 +140,7 @@ def apply_rotary_emb(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> t
     their backward). The tables stay real buffers, see `precompute_rope`.
     Because rotations compose, q_m . k_n then depends on the positions only through m - n."""
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
-    freqs_cis = torch.complex(cos, sin)[None, :, None, :]
+    freqs_cis = torch.complex(cos.float(), sin.float())[None, :, None, :]  # tables cast by module.to()
     return torch.view_as_real(pairs * freqs_cis).flatten(-2).type_as(x)
 
 

@@ -1,19 +1,27 @@
 """Training throughput on CPU: this trainer against transformers' `LlamaForCausalLM`, same config, batch,
-data and optimizer, in the same run.
+data and optimizer hyper-parameters, in the same run.
 
     python benchmarks/train.py                          # small preset, 4 x 128 tokens, 40 steps, 1 thread
     python benchmarks/train.py --preset tiny --steps 60 --threads 0
 
-Both sides read the same synthetic token shards through `MixtureLoader` (so the loader's cost is on both)
-and take the same optimizer steps: AdamW (0.9, 0.95, eps 1e-5, weight decay 0.1 on matrices), warmup
-then cosine, clipping at 1.0, mean next-token cross-entropy over float32 logits. "ours" is the whole
-trainer (`llamapipe.model.train.train`: stopped after the warmup steps, then resumed and timed to the
-end, its start-up, metrics and final checkpoint included); "transformers" is the same loop written
-around `LlamaForCausalLM` (SDPA attention, as ours) built from the config `export-hf` writes. The first
-`--warmup` steps of each are not timed (allocator and thread pools settling). Runs alternate `--repeats`
-times and the best of each side is reported, since other processes on the machine add noise. Prints
-tokens per wall second and per CPU second (this process's threads: steadier on a shared machine) of
-each, and the ratios ours / transformers.
+Both sides build the same model config (`export-hf`'s config.json for the transformers side), read the
+same synthetic token shards through `MixtureLoader` (so the loader's cost is on both), use the same
+`torch.set_num_threads` and take the same optimizer steps: AdamW (0.9, 0.95, eps 1e-5, weight decay 0.1
+on matrices), warmup then cosine, clipping at 1.0, mean next-token cross-entropy over float32 logits.
+
+  - "ours" is the whole trainer (`llamapipe.model.train.train`: stopped after the warmup steps, then
+    resumed and timed to the end, its start-up, checkpoint load, metrics and final checkpoint write
+    included; the transformers side has none of these in its timing). Its model is `model/llama.py`
+    (RoPE as one complex multiply, RMSNorm through the fused `F.rms_norm`, SDPA with `is_causal`), and
+    its optimizer is the trainer's own choice, `torch.optim.AdamW(fused=True)`.
+  - "transformers" is the same loop written around `LlamaForCausalLM` (SDPA attention) with
+    `torch.optim.AdamW` at its defaults, as a transformers user would write it: on CPU torch then picks
+    its per-parameter loop implementation (neither foreach nor fused).
+
+The first `--warmup` steps of each are not timed (allocator and thread pools settling). Runs alternate
+`--repeats` times and the best of each side is reported, since other processes on the machine add noise.
+Prints tokens per wall second and per CPU second (this process's threads: steadier on a shared machine)
+of each, and the ratios ours / transformers.
 """
 
 from __future__ import annotations
@@ -90,6 +98,12 @@ def run_ours(manifest: Path, out: Path, cfg: TrainConfig, warmup: int) -> tuple[
     return tokens / clock.wall, tokens / clock.cpu
 
 
+def optimizer_of_checkpoint(out: Path) -> str:
+    """How the trainer's AdamW ran, as its checkpoint records it."""
+    group = torch.load(out / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    return f"AdamW(fused={group['fused']}, foreach={group['foreach']})"
+
+
 def run_transformers(manifest: Path, cfg: TrainConfig, vocab_size: int, warmup: int) -> tuple[float, float]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -137,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the steadiest comparison on a shared machine; "
                         "0: torch's default)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="also write the figures to this file")
     options = parser.parse_args(argv)
     if options.threads:
@@ -151,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         ours, theirs = [], []
         for repeat in range(options.repeats):
             ours.append(run_ours(manifest, Path(tmp) / f"ours-{repeat}", cfg, options.warmup))
+            ours_optimizer = optimizer_of_checkpoint(Path(tmp) / f"ours-{repeat}")
             theirs.append(run_transformers(manifest, cfg, options.vocab_size, options.warmup))
             print(f"  repeat {repeat + 1}: ours {ours[-1][0]:,.0f} tokens/s ({ours[-1][1]:,.0f} per CPU-s), "
                   f"transformers {theirs[-1][0]:,.0f} tokens/s ({theirs[-1][1]:,.0f} per CPU-s)",
@@ -164,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_steps_untimed": options.warmup,
         "vocab_size": options.vocab_size,
         "threads": torch.get_num_threads(),
+        "optimizer": {"ours": ours_optimizer, "transformers": "AdamW(fused=None, foreach=None)"},
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "ours_tokens_per_s": best["ours"][0],
@@ -177,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{cfg.model} preset, batch {cfg.batch_size} x {cfg.seq_len} tokens, {cfg.steps} steps "
           f"({options.warmup} untimed), {result['threads']} threads, best of {options.repeats}, "
           f"torch {torch.__version__}, transformers {transformers.__version__}")
+    print(f"optimizer: ours {ours_optimizer} (the trainer's choice), transformers "
+          f"AdamW(fused=None, foreach=None) (torch's default: a per-parameter loop on CPU)")
     print(f"{'':34}{'tokens/s':>10}{'tokens/CPU-s':>14}")
     labels = {"ours": "ours (llamapipe trainer)", "transformers": "transformers LlamaForCausalLM"}
     for name, label in labels.items():

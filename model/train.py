@@ -153,9 +153,11 @@ class _Trainer:
         random.seed(cfg.seed)
         with env.device:  # built where it trains: no host-memory copy of a large model on its way to the GPU
             self.model = Transformer(self.args, cfg.activation_checkpointing)
+        # The fused kernel (one pass over each parameter) on CPUs as on GPUs: torch's default on CPU is a
+        # Python loop over the parameters, ~5x slower (22 ms against 4.7 ms a step for the `small` preset).
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS,
-            fused=env.device.type == "cuda" or None,
+            fused=True,
         )
         self.loader = MixtureLoader(
             manifest_path, cfg.seq_len, cfg.batch_size, seed=cfg.seed, rank=env.rank,
@@ -207,6 +209,10 @@ class _Trainer:
             )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        # The saved param groups carry the implementation flags of the run that wrote them (checkpoints from
+        # before the fused CPU optimizer say fused=None) and loading would adopt them: keep this run's.
+        for group in self.optimizer.param_groups:
+            group.update(fused=True, foreach=None)
         mine = checkpoint["ranks"][self.env.rank]
         self.loader.load_state_dict(mine["loader"])
         self.source_tokens = Counter(mine["source_tokens"])

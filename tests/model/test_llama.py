@@ -160,6 +160,14 @@ def test_bfloat16_autocast_runs_and_sequences_longer_than_the_table_are_refused(
         model(torch.zeros(1, 65, dtype=torch.long))
 
 
+def test_a_model_cast_to_bfloat16_still_runs():
+    # module.to(dtype) casts the RoPE tables too; the complex multiply is built from them in float32.
+    model = Transformer(TINY).to(torch.bfloat16)
+    assert model.rope_cos.dtype == torch.bfloat16
+    logits, loss = model(*(torch.randint(0, TINY.vocab_size, (2, 16)),) * 2)
+    assert torch.isfinite(loss) and logits.dtype == torch.float32
+
+
 def test_model_args_overrides_and_unknown_preset():
     args = model_args("tiny", vocab_size=8000, n_layers=None, max_seq_len=256)
     assert (args.dim, args.n_layers, args.vocab_size, args.max_seq_len) == (128, 4, 8000, 256)

@@ -103,6 +103,26 @@ def test_twenty_steps_equal_ten_then_checkpoint_resume_and_ten_more(manifest, tm
                        b["model"]["norm.weight"])
 
 
+def test_a_checkpoint_of_the_unfused_optimizer_resumes_on_the_fused_one(manifest, tmp_path):
+    # Checkpoints written before the trainer chose the fused AdamW kernel on CPU record fused=None in their
+    # param groups; loading them must not switch this run back to the slow per-parameter loop.
+    cfg = replace(FAST, steps=6)
+    straight, old = tmp_path / "straight", tmp_path / "old"
+    train(str(manifest), str(straight), cfg, progress=False)
+    train(str(manifest), str(old), cfg, progress=False, stop_at=3)
+    checkpoint = torch.load(old / "checkpoint.pt", weights_only=True)
+    assert all(group["fused"] for group in checkpoint["optimizer"]["param_groups"])
+    for group in checkpoint["optimizer"]["param_groups"]:
+        group.update(fused=None, foreach=None)  # as the old trainer wrote them on CPU
+    torch.save(checkpoint, old / "checkpoint.pt")
+    assert train(str(manifest), str(old), cfg, progress=False)["resumed_from"] == 3
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(old / "checkpoint.pt", weights_only=True)
+    assert all(group["fused"] is True for group in b["optimizer"]["param_groups"])
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
 def test_resume_false_starts_over_and_a_different_model_is_refused(manifest, tmp_path):
     out = tmp_path / "run"
     train(str(manifest), str(out), replace(FAST, steps=2), progress=False)

@@ -32,6 +32,7 @@ from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stat
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
+from llamapipe.pipeline.progress import LiveProgress
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
@@ -169,8 +170,9 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     started = time.time()
     log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
     beam_log = os.path.join(config.output, "beam.log")
-    with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
-        build_cleaning(p, config, paths)
+    with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options) as progress, \
+            beam.Pipeline(options=options) as p:
+        build_cleaning(p, config, paths, progress)
     ledger = collect_cleaning(paths, record)
     record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
@@ -205,8 +207,10 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 
     started = time.time()
     log(f"[3/4] tokenizing -> {paths['shards']}")
-    with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
-        build_tokenization(p, config, paths, tokenizer, chars_kept)
+    totals = {"tokenize": ledger["totals"]["kept"]}
+    with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options, totals) as progress, \
+            beam.Pipeline(options=options) as p:
+        build_tokenization(p, config, paths, tokenizer, chars_kept, progress)
     record["stages"]["tokenize"] = round(time.time() - started, 2)
 
     started = time.time()

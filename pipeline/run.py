@@ -12,6 +12,7 @@ Output folder layout (OUT = config.output):
     OUT/tokenizer/tokenizer.json          the same for Hugging Face (+ tokenizer_config.json)
     OUT/shards/<source>/*.parquet         token shards, one row per document
     OUT/shards/manifest.json              per-source documents, tokens, shards, share, epochs
+    OUT/report.html                       the run in tables and charts (`llamapipe report OUT`)
     OUT/train/                            written by `llamapipe train`
 """
 
@@ -33,6 +34,7 @@ from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.progress import LiveProgress
+from llamapipe.pipeline.report import write_report
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
@@ -220,6 +222,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     log(f"[4/4] manifest -> {paths['manifest']}")
     log(format_mixture(manifest))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
+    log(f"report -> {write_report(config.output)}")
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
 
 

@@ -59,7 +59,7 @@ def gather(out: str) -> dict:
             "classifier": run.get("classifier"),
             "sources": sources,
         },
-        "ledger": ledger,
+        "skipped_stages": (ledger or {}).get("skipped_stages", {}),
         "funnel": funnel(ledger) if ledger else None,
         "languages": languages(ledger) if ledger else None,
         "lengths": {s: e.get("length_histogram") for s, e in ledger["sources"].items()} if ledger else None,

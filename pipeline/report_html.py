@@ -142,7 +142,20 @@ def _funnel(report: dict) -> str:
                 f'<td></td>{num(t["dropped"])}<td></td></tr>')
     table = _table(["source", "documents in", "bytes in", "kept", "bytes kept", "dropped",
                     "dropped by stage: reason count"], rows, "funnel-table")
-    return f'<div class="chart">{charts.funnel_chart(funnel)}</div>{table}'
+    return f'<div class="chart">{charts.funnel_chart(funnel)}</div>{table}{_stage_notes(report)}'
+
+
+def _stage_notes(report: dict) -> str:
+    notes = [f"{stage} skipped: {reason}" for stage, reason in report["skipped_stages"].items()]
+    status = report["run"].get("classifier") or {}
+    evaluation = status.get("heldout") or status.get("evaluation")
+    if status.get("status") in ("trained", "loaded") and evaluation:
+        e = evaluation
+        notes.append(f"reference classifier {status['status']}: held-out accuracy {e['accuracy']} on "
+                     f"{e['examples']} pages; pages kept at P(reference) ≥ {status['threshold']}: "
+                     f"{e['positives_kept_at_threshold']} of cited, "
+                     f"{e['negatives_kept_at_threshold']} of random")
+    return "".join(f'<p class="sub">{esc(note)}</p>' for note in notes)
 
 
 def _languages(report: dict) -> str:

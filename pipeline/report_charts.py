@@ -80,10 +80,11 @@ def language_chart(languages: dict, top: int = 14) -> str:
             kept[language] = kept.get(language, 0) + count
         for language, count in entry["dropped"].items():
             dropped[language] = dropped.get(language, 0) + count
-    names = sorted(set(kept) | set(dropped), key=lambda k: -(kept.get(k, 0) + dropped.get(k, 0)))[:top][::-1]
+    names = sorted(set(kept) | set(dropped), key=lambda k: (-(kept.get(k, 0) + dropped.get(k, 0)), k))
+    names = names[:top][::-1]
     labels = [language_label(n) for n in names]
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9, 0.32 * len(names) + 1.2))
+        fig, ax = plt.subplots(figsize=(6.2, 0.3 * len(names) + 1.1))
         kept_counts = [kept.get(n, 0) for n in names]
         dropped_counts = [dropped.get(n, 0) for n in names]
         ax.barh(labels, kept_counts, color=KEPT, label="kept", height=0.65)
@@ -110,7 +111,7 @@ def length_chart(lengths: dict) -> str:
     columns = min(4, max(1, len(names)))
     rows = math.ceil(len(names) / columns) or 1
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, columns, figsize=(2.35 * columns, 1.9 * rows + 0.4), squeeze=False)
+        fig, axes = plt.subplots(rows, columns, figsize=(2.35 * columns, 1.75 * rows + 0.4), squeeze=False)
         for ax in axes.flat[len(names):]:
             ax.axis("off")
         for ax, name in zip(axes.flat, names, strict=False):

@@ -38,7 +38,7 @@ table{border-collapse:collapse;margin:8px 0 4px;font-size:12.5px}
 th,td{border-bottom:1px solid #e0e0e0;padding:3px 9px;text-align:left;vertical-align:top}
 th{background:#fafafa}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 svg{max-width:100%;height:auto}.chart{margin:6px 0}
-.row{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
+.row{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}.side{flex:1;min-width:320px}
 .reasons{color:#616161;font-size:12px}
 .examples{display:grid;grid-template-columns:1fr 1fr;gap:10px 18px}
 .doc{border:1px solid #e0e0e0;border-radius:5px;padding:6px 9px;margin:6px 0;background:#fcfcfc}
@@ -169,7 +169,8 @@ def _languages(report: dict) -> str:
         rows.append(f'<tr data-source="{esc(name)}"><td>{esc(name)}</td><td>{kept}</td>'
                     f"<td>{dropped}</td></tr>")
     table = _table(["source", "kept by language", "dropped by language ID"], rows, "languages-table")
-    return (f'<div class="chart">{charts.language_chart(languages)}</div>{table}'
+    return (f'<div class="row"><div class="chart">{charts.language_chart(languages)}</div>'
+            f'<div class="side">{table}</div></div>'
             '<p class="sub">Kept documents by the language lid.176 gave them, and the documents the language '
             "policy dropped (unwanted language, or a score under the threshold).</p>")
 
@@ -189,7 +190,8 @@ def _lengths(report: dict) -> str:
     table = _table(["source", "documents read", "mean characters read", "kept", "mean characters kept"],
                    rows, "lengths-table")
     return (f'<div class="chart">{charts.length_chart(lengths)}</div>{table}<p class="sub">As read: the '
-            "reader's text (the page's HTML for web pages); kept: the text written to OUT/documents.</p>")
+            "reader's text (the page's HTML for web pages; what a reader drops itself has no text to "
+            "measure); kept: the text written to OUT/documents.</p>")
 
 
 def _dedup(report: dict) -> str:

@@ -224,9 +224,9 @@ def _train(args) -> int:
     for key in ("params", "first_loss", "last_loss", "tokens_per_s"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
-    from llamapipe.pipeline.report import write_report
+    from llamapipe.pipeline.report import refresh_report
 
-    print(f"report (with the training curves) -> {write_report(config.output)}")
+    print(refresh_report(config.output))  # now with the training curves
     return 0
 
 

@@ -12,7 +12,8 @@ the DirectRunner runs every stage before `run()` returns), so the counts travel 
 - a driver thread sums the files every second (every 10 on a log) and prints one line to stdout:
   rewritten in place on a terminal, a new line only when the counts changed otherwise.
 
-Only for the DirectRunner, whose workers share the driver's disk; `LLAMAPIPE_PROGRESS=0` turns it off.
+Only for the DirectRunner with a local output folder (its workers share the driver's disk);
+`LLAMAPIPE_PROGRESS=0` turns it off.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class LiveProgress:
 
     def __init__(self, work_dir: str, options: PipelineOptions, totals: dict[str, int] | None = None,
                  stream=None, interval: float | None = None):
-        self.enabled = progress_enabled(options)
+        self.enabled = progress_enabled(options) and "://" not in work_dir  # workers write local files
         self.folder = os.path.join(work_dir, "progress", uuid.uuid4().hex[:12])
         self.steps: list[str] = []
         self._totals = totals or {}

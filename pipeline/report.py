@@ -32,6 +32,14 @@ class NotARunError(FileNotFoundError):
     """The folder holds no llamapipe run (no readable run.json)."""
 
 
+def refresh_report(out: str) -> str:
+    """What `llamapipe run` and `train` print after writing the report. The report reads the run's files
+    with local file calls: an output on remote storage (gs://, s3://) gets none, and is told so."""
+    if "://" in out:
+        return f"report: not written for {out} (remote); copy the folder and run `llamapipe report` on it"
+    return f"report -> {write_report(out)}"
+
+
 def write_report(out: str) -> str:
     """Gather and draw OUT's report into OUT/report.html; returns its path."""
     from llamapipe.pipeline.report_html import render

@@ -34,7 +34,7 @@ from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.progress import LiveProgress
-from llamapipe.pipeline.report import write_report
+from llamapipe.pipeline.report import refresh_report
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
@@ -222,7 +222,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     log(f"[4/4] manifest -> {paths['manifest']}")
     log(format_mixture(manifest))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
-    log(f"report -> {write_report(config.output)}")
+    log(refresh_report(config.output))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
 
 

@@ -36,6 +36,8 @@ def test_only_local_runners_write_progress(monkeypatch):
     assert progress_enabled(PipelineOptions(["--runner=DirectRunner"]))
     assert progress_enabled(PipelineOptions([]))
     assert not progress_enabled(PipelineOptions(["--runner=DataflowRunner"]))
+    # workers on a DirectRunner write local files: not under an output on remote storage
+    assert not LiveProgress("gs://bucket/out/_work", PipelineOptions(["--runner=DirectRunner"])).enabled
     monkeypatch.setenv("LLAMAPIPE_PROGRESS", "0")
     assert not progress_enabled(PipelineOptions(["--runner=DirectRunner"]))
 

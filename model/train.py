@@ -44,16 +44,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from llamapipe.model.data import MixtureLoader, read_manifest, validate_manifest
 from llamapipe.model.llama import ModelArgs, Transformer, model_args
 from llamapipe.model.plan import device_peak_flops, flops_per_token
 from llamapipe.model.train_config import TrainConfig  # noqa: F401 (also imported from here)
-
-try:
-    from tqdm.auto import tqdm
-except ImportError:  # progress bars are a nicety
-    tqdm = None
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -332,8 +328,11 @@ class _Trainer:
             model = torch.compile(model, backend=cfg.compile_backend)
         last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
         bar = None
-        if self.progress and tqdm is not None:
-            bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        if self.progress:
+            # On a terminal: steps, time left and the latest loss and tokens/s on one line. Elsewhere
+            # (a log file, CI) tqdm disables itself (disable=None) and the metrics lines tell the same.
+            bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                       disable=None)
         say = bar.write if bar is not None else print
         if self.progress:
             resuming = f", resuming at step {self.step}" if self.step else ""
@@ -403,6 +402,9 @@ class _Trainer:
                 if self.progress:
                     say(f"step {self.step:>6}/{cfg.steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
                         f"{record['tokens_per_s']:,.0f} tok/s | {record['elapsed_s']:.1f}s")
+                if bar is not None:
+                    bar.set_postfix_str(f"loss {record['loss']:.3f}, {record['tokens_per_s']:,.0f} tok/s",
+                                        refresh=False)
             if bar is not None:
                 bar.update(1)
             if (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or self.step == last_step:

@@ -24,6 +24,7 @@ examples:
   llamapipe inspect verify out/demo/shards      # checksums, schema, tokenizer, manifest; exit 1 on mismatch
   llamapipe inspect out/demo/rejects --reason not_reference_like   # sampled drops with their text
   llamapipe inspect out/demo --dups 5           # duplicate clusters of a run, side by side
+  llamapipe report out/demo                     # rebuild out/demo/report.html: the run in tables and charts
 """
 
 
@@ -49,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo-data", help="write the demo corpus in the seven sources' real formats",
                           description="Write a seeded demo corpus (WARC, C4 json.gz, GitHub jsonl, "
-                          "Wikipedia XML.bz2, Gutenberg books, arXiv tarballs, Stack Exchange Posts.xml).")
+                          "Wikipedia XML.bz2, Gutenberg books, arXiv tarballs, Stack Exchange Posts.xml).",
+                          epilog="example: llamapipe demo-data demo-data --seed 1")
     demo.add_argument("dir", help="folder to write (e.g. demo-data)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--scale", type=float, default=1.0, help="multiply document counts (benchmarks)")
@@ -108,6 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("dir")
     imp.add_argument("--out", help="checkpoint to write (default: DIR/checkpoint.pt)")
 
+    report = sub.add_parser("report", help="rebuild OUT/report.html: the run in tables and charts",
+                            description="Write OUT/report.html, one static page (no network needed to view "
+                            "it): the funnel per source and stage, languages, document lengths before and "
+                            "after cleaning, duplicate clusters, the token mixture against its target, "
+                            "tokens per word, kept and rejected examples, and the training curves when "
+                            "OUT/train/metrics.jsonl exists. `llamapipe run` writes it at its end and "
+                            "`llamapipe train` refreshes it; this command rebuilds it from the run's files.",
+                            epilog="example: llamapipe report out/demo && xdg-open out/demo/report.html")
+    report.add_argument("dir", help="a run's output folder (the config's `output`)")
+
     from llamapipe.pipeline.inspect_cli import add_inspect_parser
 
     inspect = add_inspect_parser(sub)
@@ -153,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return _train(args)
+        if args.command == "report":
+            from llamapipe.pipeline.report import write_report
+
+            print(f"wrote {write_report(args.dir)}")
+            return 0
         if args.command in ("generate", "export-hf", "import-hf"):
             return _weights_command(args)
         if args.command == "inspect" and args.dups:
@@ -216,6 +233,9 @@ def _train(args) -> int:
     for key in ("params", "first_loss", "last_loss", "tokens_per_s"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
+    from llamapipe.pipeline.report import refresh_report
+
+    print(refresh_report(config.output))  # now with the training curves
     return 0
 
 

@@ -20,6 +20,7 @@ from llamapipe.pipeline.langid import LanguageId
 from llamapipe.pipeline.ledger import CountLedger
 from llamapipe.pipeline.line_dedup import LineDedup
 from llamapipe.pipeline.perplexity import PerplexityBuckets
+from llamapipe.pipeline.progress import LiveProgress
 from llamapipe.pipeline.rejects import WriteRejects, without_text
 from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
 from llamapipe.sources import source_module
@@ -76,14 +77,24 @@ class WriteDocuments(beam.PTransform):
         return docs
 
 
-def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str]) -> None:
+# The ledger's stage names, for the live progress line.
+PROGRESS_STEPS = {
+    "ExtractText": "extract", "LanguageId": "langid", "QualityFilter": "quality", "Deduplicate": "dedup",
+    "LineDedup": "line_dedup", "Perplexity": "perplexity", "ReferenceClassifier": "classifier",
+}
+
+
+def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
+                   progress: LiveProgress | None = None) -> None:
     """Readers -> extraction -> language ID -> quality rules -> document dedup -> CCNet line dedup ->
     perplexity buckets -> reference classifier -> cleaned documents; every drop -> ledger, rejects.
 
     Line dedup comes after document dedup: two near-duplicate pages share most lines, and CCNet's
     rule (a line in two documents leaves both) would shred both copies into fragments; with one copy
     kept first, the survivor loses only what it shares with other pages. The classifier scores the
-    text as it will be kept (after line dedup), as LLaMA applied it to CCNet's output."""
+    text as it will be kept (after line dedup), as LLaMA applied it to CCNet's output.
+
+    `progress` counts the documents out of each stage while the pipeline runs (pipeline/progress.py)."""
     read_docs, read_drops = [], []
     for name in config.enabled_sources():
         out = p | f"Read_{name}" >> source_module(name).Read(config.sources[name])
@@ -91,6 +102,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str]) -> N
         read_drops.append(out["dropped"])
     docs = read_docs | "AllSources" >> beam.Flatten()
     drops_at_read = read_drops | "AllReadDrops" >> beam.Flatten()
+    if progress:
+        progress.count(docs, "read")
 
     stage_drops = [drops_at_read]
     current = docs
@@ -112,6 +125,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str]) -> N
             out | "WriteDedupReport" >> WriteDedupReport(paths["dedup_stats"], paths["dedup_examples"])
         current = out["documents"]
         stage_drops.append(out["dropped"])
+        if progress:
+            progress.count(current, PROGRESS_STEPS[label])
     kept = current
     drops = stage_drops | "AllDrops" >> beam.Flatten()
 
@@ -138,19 +153,25 @@ class _WithWikipedia(beam.PTransform):
 
 
 def build_tokenization(
-    p: beam.Pipeline, config: Config, paths: dict[str, str], tokenizer: dict, chars_kept: dict[str, int]
+    p: beam.Pipeline, config: Config, paths: dict[str, str], tokenizer: dict, chars_kept: dict[str, int],
+    progress: LiveProgress | None = None,
 ) -> None:
     for name in config.enabled_sources():
         if chars_kept.get(name, 0) <= 0:
             continue
         pattern = FileSystems.join(paths["documents"], name, "*.parquet")
-        (
+        # A Create of the pattern and ReadAll rather than ReadFromParquet: a `beam.io.Read` needs a
+        # runner that translates Read (or Impulse and splittable DoFns), which Beam's Dask runner
+        # does not; a Create and ParDos run on every runner.
+        documents = (
             p
-            # A Create of the pattern and ReadAll rather than ReadFromParquet: a `beam.io.Read` needs a
-            # runner that translates Read (or Impulse and splittable DoFns), which Beam's Dask runner
-            # does not; a Create and ParDos run on every runner.
             | f"DocumentsPattern_{name}" >> beam.Create([pattern])
             | f"ReadDocuments_{name}" >> beam.io.ReadAllFromParquet(columns=["id", "text"])
+        )
+        if progress:
+            progress.count(documents, "tokenize", f"Progress_tokenize_{name}")
+        (
+            documents
             | f"Tokenize_{name}" >> WriteTokenShards(
                 name,
                 paths["shards"],

@@ -41,6 +41,10 @@ def shard_files(path: str) -> list[str]:
     files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
     if not files:
         raise FileNotFoundError(f"{path}: no .parquet shard found")
+    for file in files:  # a footer read each: a clear message instead of a KeyError deep in pyarrow
+        if "num_tokens" not in pq.read_schema(file).names:
+            raise FileNotFoundError(f"{file} is not a token shard (no num_tokens column); inspect reads a "
+                                    "shard, a folder of shards, OUT/shards or OUT")
     return files
 
 

@@ -4,8 +4,15 @@ Counted inside the pipeline as ordinary PCollections (exact on every runner, unl
 written as JSON lines, then merged by the driver into `OUT/ledger.json`:
 
     {"sources": {"c4": {"in": 500, "kept": 470, "dropped": 30, "chars_in": ..., "chars_kept": ...,
-                        "dropped_by_stage": {"quality": {"c4_lorem_ipsum": 1, ...}, ...}}},
+                        "bytes_in": ..., "bytes_kept": ...,
+                        "dropped_by_stage": {"quality": {"c4_lorem_ipsum": 1, ...}, ...},
+                        "length_histogram": {"in": {"512": 20, "1024": 310, ...}, "kept": {...}},
+                        "kept_languages": {"en": 470}}},
      "totals": {"in": ..., "kept": ..., "dropped": ...}}
+
+Lengths are in characters, as read (the page's HTML for web pages) and as kept; a histogram bucket
+"1024" holds the documents of 1024 to 2047 characters ("0": empty). The report draws them
+(`llamapipe report`); they are counted here because no later step sees every document before cleaning.
 """
 
 from __future__ import annotations
@@ -23,8 +30,26 @@ STAGE_ORDER = [
 ]
 
 
-def _doc_chars(doc: dict) -> int:
-    return len(doc.get("text") or doc.get("html") or "")
+def _doc_text(doc: dict) -> str:
+    return doc.get("text") or doc.get("html") or ""
+
+
+def length_bucket(chars: int) -> str:
+    """The power of two at or below `chars` ("0" for an empty document)."""
+    return str(1 << (chars.bit_length() - 1)) if chars > 0 else "0"
+
+
+def _read_events(doc: dict):
+    text = _doc_text(doc)
+    yield (doc["source"], "in", ""), (1, len(text), len(text.encode("utf-8", "surrogatepass")))
+    yield (doc["source"], "length_in", length_bucket(len(text))), (1, 0, 0)
+
+
+def _kept_events(doc: dict):
+    text = doc["text"]
+    yield (doc["source"], "kept", ""), (1, len(text), len(text.encode("utf-8", "surrogatepass")))
+    yield (doc["source"], "length_kept", length_bucket(len(text))), (1, 0, 0)
+    yield (doc["source"], "kept_language", doc.get("language") or "none"), (1, 0, 0)
 
 
 class CountLedger(beam.PTransform):
@@ -37,10 +62,10 @@ class CountLedger(beam.PTransform):
     def expand(self, pcolls):
         read_docs, read_drops, kept, drops = pcolls
         events = (
-            read_docs | "InDocs" >> beam.Map(lambda d: ((d["source"], "in", ""), (1, _doc_chars(d)))),
-            read_drops | "InDrops" >> beam.Map(lambda d: ((d["source"], "in", ""), (1, 0))),
-            kept | "Kept" >> beam.Map(lambda d: ((d["source"], "kept", ""), (1, len(d["text"])))),
-            drops | "Dropped" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), (1, 0))),
+            read_docs | "InDocs" >> beam.FlatMap(_read_events),
+            read_drops | "InDrops" >> beam.Map(lambda d: ((d["source"], "in", ""), (1, 0, 0))),
+            kept | "Kept" >> beam.FlatMap(_kept_events),
+            drops | "Dropped" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), (1, 0, 0))),
         )
         return (
             events
@@ -49,7 +74,7 @@ class CountLedger(beam.PTransform):
             | "ToJson" >> beam.MapTuple(
                 lambda key, value: json.dumps({
                     "source": key[0], "stage": key[1], "reason": key[2],
-                    "count": value[0], "chars": value[1],
+                    "count": value[0], "chars": value[1], "bytes": value[2],
                 })
             )
             | "WriteCounts" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl")
@@ -67,15 +92,21 @@ def merge_ledger(parts_glob: str) -> dict:
                 row = json.loads(line)
                 entry = sources.setdefault(
                     row["source"],
-                    {"in": 0, "kept": 0, "dropped": 0, "chars_in": 0, "chars_kept": 0,
-                     "dropped_by_stage": {}},
+                    {"in": 0, "kept": 0, "dropped": 0, "chars_in": 0, "chars_kept": 0, "bytes_in": 0,
+                     "bytes_kept": 0, "dropped_by_stage": {}, "length_histogram": {"in": {}, "kept": {}},
+                     "kept_languages": {}},
                 )
-                if row["stage"] == "in":
-                    entry["in"] += row["count"]
-                    entry["chars_in"] += row["chars"]
-                elif row["stage"] == "kept":
-                    entry["kept"] += row["count"]
-                    entry["chars_kept"] += row["chars"]
+                stage = row["stage"]
+                if stage in ("in", "kept"):
+                    entry[stage] += row["count"]
+                    entry[f"chars_{stage}"] += row["chars"]
+                    entry[f"bytes_{stage}"] += row.get("bytes", 0)
+                elif stage in ("length_in", "length_kept"):
+                    histogram = entry["length_histogram"][stage[len("length_"):]]
+                    histogram[row["reason"]] = histogram.get(row["reason"], 0) + row["count"]
+                elif stage == "kept_language":
+                    languages = entry["kept_languages"]
+                    languages[row["reason"]] = languages.get(row["reason"], 0) + row["count"]
                 else:
                     entry["dropped"] += row["count"]
                     by_reason = entry["dropped_by_stage"].setdefault(row["stage"], {})
@@ -83,11 +114,20 @@ def merge_ledger(parts_glob: str) -> dict:
     ordered = {name: sources[name] for name in SOURCE_NAMES if name in sources}
     for entry in ordered.values():
         entry["dropped_by_stage"] = {
-            stage: dict(sorted(entry["dropped_by_stage"][stage].items(), key=lambda kv: (-kv[1], kv[0])))
+            stage: _most_first(entry["dropped_by_stage"][stage])
             for stage in sorted(entry["dropped_by_stage"], key=_stage_index)
         }
+        entry["length_histogram"] = {
+            side: dict(sorted(histogram.items(), key=lambda kv: int(kv[0])))
+            for side, histogram in entry["length_histogram"].items()
+        }
+        entry["kept_languages"] = _most_first(entry["kept_languages"])
     totals = {k: sum(e[k] for e in ordered.values()) for k in ("in", "kept", "dropped")}
     return {"sources": ordered, "totals": totals}
+
+
+def _most_first(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _stage_index(stage: str) -> int:

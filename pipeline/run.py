@@ -12,6 +12,7 @@ Output folder layout (OUT = config.output):
     OUT/tokenizer/tokenizer.json          the same for Hugging Face (+ tokenizer_config.json)
     OUT/shards/<source>/*.parquet         token shards, one row per document
     OUT/shards/manifest.json              per-source documents, tokens, shards, share, epochs
+    OUT/report.html                       the run in tables and charts (`llamapipe report OUT`)
     OUT/train/                            written by `llamapipe train`
 """
 
@@ -31,6 +32,8 @@ from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stat
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
+from llamapipe.pipeline.progress import LiveProgress
+from llamapipe.pipeline.report import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources
 from llamapipe.pipeline.runners import normalize_flags, runner_class, sharing_a_local_cluster
 from llamapipe.tokenizer.hf import write_hf_tokenizer
@@ -178,8 +181,9 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
             record["classifier"] = classifier
     else:
         log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
-        with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
-            build_cleaning(p, config, paths)
+        with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options) as progress, \
+                beam.Pipeline(options=options) as p:
+            build_cleaning(p, config, paths, progress)
         ledger = collect_cleaning(paths, record)
         completed.mark("clean")
         record["stages"]["clean"] = round(time.time() - started, 2)
@@ -211,8 +215,10 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     else:
         log(f"[3/4] tokenizing -> {paths['shards']}")
     if any(c > 0 for c in pending.values()):
-        with beam_logs_to(beam_log, quiet_beam), beam.Pipeline(options=options) as p:
-            build_tokenization(p, config, paths, tokenizer, pending)
+        totals = {"tokenize": sum(ledger["sources"][s]["kept"] for s in pending if s in ledger["sources"])}
+        with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options, totals) as progress, \
+                beam.Pipeline(options=options) as p:
+            build_tokenization(p, config, paths, tokenizer, pending, progress)
     completed.mark("tokenize")
     record["stages"]["tokenize"] = round(time.time() - started, 2)
 
@@ -223,6 +229,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     log(f"[4/4] manifest -> {paths['manifest']}")
     log(format_mixture(manifest))
     _write_json(record, os.path.join(config.output, RUN_MARKER))
+    log(refresh_report(config.output))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
 
 

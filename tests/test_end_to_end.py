@@ -1,8 +1,9 @@
 """The whole spine on the demo corpus: what a user of `make demo` would check by hand.
 
-One run of the pipeline (demo corpus -> cleaned documents -> tokenizer -> shards -> manifest) is
-shared by the tests of this module; each test then checks one behaviour against the corpus's own
-record of what it planted (`plants.json`), an independent account of the input.
+One run of the pipeline (demo corpus -> cleaned documents -> tokenizer -> shards -> manifest, the
+`demo_run` fixture of tests/conftest.py, shared with tests/pipeline/test_report.py) serves the tests of
+this module; each test then checks one behaviour against the corpus's own record of what it planted
+(`plants.json`), an independent account of the input.
 """
 
 from __future__ import annotations
@@ -15,34 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sentencepiece as spm
-import yaml
 
 from llamapipe.pipeline.cli import main
-from llamapipe.pipeline.config import load_config
-from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.inspect_shards import summarize
-from llamapipe.pipeline.run import run
-from tests.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    corpus = root / "demo-data"
-    write_demo_corpus(corpus, seed=0)
-    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    data["output"] = str(root / "out")
-    for options in data["sources"].values():
-        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
-    data["train"].update(steps=40, log_every=5, warmup_steps=5, checkpoint_every=0)
-    config_path = root / "demo.yaml"
-    config_path.write_text(yaml.safe_dump(data))
-    config = load_config(str(config_path))
-    result = run(config, log=lambda *_: None)
-    plants = json.loads((corpus / "plants.json").read_text())
-    return {"root": root, "config_path": str(config_path), "config": config, "result": result,
-            "plants": plants, "out": root / "out"}
 
 
 def kept_documents(out) -> dict[str, dict]:
@@ -232,8 +208,8 @@ def test_the_tokenizer_folder_loads_in_hugging_face(demo_run):
         assert hf.encode(row["text"]) == sp.encode(row["text"], add_bos=True), row["id"]
 
 
-def test_training_on_the_shards_lowers_the_loss(demo_run):
-    assert main(["train", demo_run["config_path"], "--fresh"]) == 0
+def test_training_on_the_shards_lowers_the_loss(demo_run, demo_trained):
+    assert demo_trained == 0  # `llamapipe train CONFIG --fresh`'s exit code
     lines = (demo_run["out"] / "train" / "metrics.jsonl").read_text().splitlines()
     metrics = [json.loads(line) for line in lines]
     assert {"step", "loss", "lr", "tokens_per_s"} <= set(metrics[0])

@@ -179,7 +179,8 @@ def build_tokenization(
                 tokenizer["vocab_size"],
                 tokenizer["sha256"],
                 # only used to choose the number of shards
-                estimated_tokens=estimate_tokens(pattern, chars_kept[name], tokenizer["path"]),
+                estimated_tokens=estimate_tokens(chars_kept[name],
+                                                 tokenizer["chars_per_token"].get(name, 4.0)),
                 target_shard_tokens=config.shards.target_shard_tokens,
                 add_eos=config.shards.add_eos,
                 row_group_documents=config.shards.row_group_documents,

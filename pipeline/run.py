@@ -36,6 +36,7 @@ from llamapipe.pipeline.progress import LiveProgress
 from llamapipe.pipeline.report import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources
 from llamapipe.pipeline.runners import normalize_flags, runner_class, sharing_a_local_cluster
+from llamapipe.pipeline.tokenize import chars_per_token
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
 
@@ -236,9 +237,10 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[str, int]) -> dict:
     """SentencePiece on a share-weighted sample of the cleaned documents, plus the Hugging Face files."""
     shares = {s: m.share for s, m in config.mixture.sources.items()}
+    probes: dict[str, list[str]] = {}
     lines = write_sample(
         sample_sentences(paths["documents"], shares, chars_kept, config.tokenizer.sample_chars,
-                         config.tokenizer.seed),
+                         config.tokenizer.seed, probes),
         paths["sample"],
     )
     tokenizer = train_tokenizer(
@@ -250,6 +252,9 @@ def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[
         num_threads=config.tokenizer.num_threads,
     )
     tokenizer["sample_lines"] = lines
+    # Chooses each source's number of shards; measured on sampled documents in hash order, not on
+    # whichever documents come first in its files (that varies with the workers: so would the shards).
+    tokenizer["chars_per_token"] = chars_per_token(paths["tokenizer"], probes)
     # tokenizer.json + tokenizer_config.json beside tokenizer.model: LlamaTokenizerFast loads the folder
     tokenizer["hf_files"] = [os.path.basename(p) for p in write_hf_tokenizer(paths["tokenizer"])]
     return tokenizer

@@ -192,20 +192,18 @@ class WriteTokenShards(beam.PTransform):
         )
 
 
-def estimate_tokens(documents_pattern: str, chars: int, model_path: str, probe_chars: int = 200_000) -> int:
-    """Tokens that `chars` characters of these documents will make, from the tokenizer's characters per
-    token on the first `probe_chars` of them (code, prose and LaTeX differ by a factor of two). Only
-    used to choose the number of shards."""
+def chars_per_token(model_path: str, texts_by_source: dict[str, list[str]]) -> dict[str, float]:
+    """Characters per token of each source's texts (code, prose and LaTeX differ by a factor of two).
+    Only used to choose the number of shards."""
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_proto=read_model(model_path))
-    seen_chars = seen_tokens = 0
-    for match in sorted(FileSystems.match([documents_pattern])[0].metadata_list, key=lambda m: m.path):
-        with FileSystems.open(match.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=["text"]):
-                texts = batch.column(0).to_pylist()
-                seen_chars += sum(map(len, texts))
-                seen_tokens += sum(map(len, sp.encode(texts)))
-                if seen_chars >= probe_chars:
-                    return int(chars * seen_tokens / seen_chars)
-    return int(chars * seen_tokens / seen_chars) if seen_chars else chars // 4
+    ratios = {}
+    for source, texts in sorted(texts_by_source.items()):
+        tokens = sum(map(len, sp.encode(texts))) if texts else 0
+        ratios[source] = round(sum(map(len, texts)) / tokens, 6) if tokens else 4.0
+    return ratios
+
+
+def estimate_tokens(chars: int, chars_per_token: float) -> int:
+    return int(chars / chars_per_token) if chars_per_token > 0 else chars // 4

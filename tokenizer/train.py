@@ -2,9 +2,11 @@
 
 Trainer settings are those of Meta's released tokenizer.model (RECIPE section 4). The sample is
 streamed from the cleaned-document Parquet files: each source contributes characters in proportion
-to its mixture share, each document is chosen by a seeded hash of its id (so the sample does not
-depend on file order or worker count), and SentencePiece caps what it keeps with
-`input_sentence_size`, so memory stays bounded however large the corpus is.
+to its mixture share, each document is chosen by a seeded hash of its id, and the chosen documents
+are written in the order of that hash (through bucket files, each sorted in memory), so neither the
+sample nor its order depends on how the documents fell into files (that varies with workers and
+bundles; SentencePiece's sampling of `input_sentence_size` sentences depends on the order). Memory
+stays bounded however large the corpus is: one bucket (`BUCKET_CHARS`) at a time.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
+import json
+import math
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 
 import pyarrow.parquet as pq
@@ -42,11 +47,17 @@ LLAMA_TRAINER_SPEC = dict(
 )
 
 
-def _chosen(doc_id: str, probability: float, seed: int) -> bool:
-    if probability >= 1:
-        return True
+BUCKET_CHARS = 64_000_000  # characters of chosen documents sorted in memory at once
+PROBE_CHARS = 200_000  # characters per source kept to measure its characters per token
+
+
+def _rank(doc_id: str, seed: int) -> int:
     digest = hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2**64 < probability
+    return int.from_bytes(digest, "little")
+
+
+def _chosen(doc_id: str, probability: float, seed: int) -> bool:
+    return probability >= 1 or _rank(doc_id, seed) / 2**64 < probability
 
 
 def sample_sentences(
@@ -55,24 +66,53 @@ def sample_sentences(
     chars_by_source: dict[str, int],
     sample_chars: int,
     seed: int = 0,
+    probes: dict[str, list[str]] | None = None,
 ) -> Iterator[str]:
-    """Lines of a share-weighted sample of the cleaned documents under `documents_dir/<source>/`."""
+    """Lines of a share-weighted sample of the cleaned documents under `documents_dir/<source>/`,
+    source by source, each source's documents in the order of their seeded id hash. With `probes`,
+    the first `PROBE_CHARS` of each source's sampled texts (in that order) are collected there."""
     total_share = sum(shares.get(s, 0.0) for s, c in chars_by_source.items() if c > 0) or 1.0
     for source in sorted(chars_by_source):
         available = chars_by_source[source]
         if available <= 0:
             continue
         wanted = sample_chars * shares.get(source, 0.0) / total_share
-        probability = wanted / available
-        for path in sorted(glob.glob(os.path.join(documents_dir, source, "*.parquet"))):
-            parquet = pq.ParquetFile(path)
-            for batch in parquet.iter_batches(batch_size=256, columns=["id", "text"]):
-                for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist(),
-                                        strict=True):
-                    if text and _chosen(doc_id, probability, seed):
-                        for line in text.split("\n"):
-                            if line.strip():
-                                yield line
+        probe = probes.setdefault(source, []) if probes is not None else None
+        probe_chars = 0
+        chosen = _in_hash_order(documents_dir, source, wanted / available, seed, min(wanted, available))
+        for _, text in chosen:
+            if probe is not None and probe_chars < PROBE_CHARS:
+                probe.append(text)
+                probe_chars += len(text)
+            for line in text.split("\n"):
+                if line.strip():
+                    yield line
+
+
+def _in_hash_order(documents_dir: str, source: str, probability: float, seed: int,
+                   expected_chars: float) -> Iterator[tuple[int, str]]:
+    """(rank, text) of the chosen documents of a source, by rank: spread over bucket files by rank
+    range, each bucket sorted in memory."""
+    buckets = max(1, math.ceil(expected_chars / BUCKET_CHARS))
+    with tempfile.TemporaryDirectory(prefix="llamapipe-sample-") as folder:
+        files = [open(os.path.join(folder, f"{i}.jsonl"), "w+", encoding="utf-8") for i in range(buckets)]
+        try:
+            for path in sorted(glob.glob(os.path.join(documents_dir, source, "*.parquet"))):
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=["id", "text"]):
+                    for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist(),
+                                            strict=True):
+                        rank = _rank(doc_id, seed)
+                        if text and (probability >= 1 or rank / 2**64 < probability):
+                            bucket = min(buckets - 1, int(rank / 2**64 / min(probability, 1.0) * buckets))
+                            files[bucket].write(json.dumps([rank, doc_id, text], ensure_ascii=False) + "\n")
+            for bucket in files:
+                bucket.seek(0)
+                rows = sorted(json.loads(line) for line in bucket)
+                for rank, _, text in rows:
+                    yield rank, text
+        finally:
+            for bucket in files:
+                bucket.close()
 
 
 _TOO_HIGH = re.compile(r"Vocabulary size (?:is )?too high.*?<= (\d+)", re.DOTALL)

@@ -110,3 +110,37 @@ def test_sample_follows_mixture_shares(tmp_path):
     from_c4 = sum(1 for line in lines if line.startswith("c4"))
     from_books = len(lines) - from_c4
     assert from_c4 > 2.5 * from_books > 0
+
+
+def test_the_sample_and_its_order_do_not_depend_on_how_documents_fell_into_files(tmp_path, monkeypatch):
+    """Workers and bundles decide which documents share a file; the sample (and so the tokenizer,
+    whose sentence sampling depends on the order) must not change with it, nor with bucketing."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llamapipe.tokenizer import train as train_module
+
+    docs = [(f"c4:{i}", f"document {i} " + "word " * (i % 7 + 3)) for i in range(600)]
+    layouts = {"one": [docs], "three": [docs[i::3] for i in range(3)]}
+    shuffled = docs[:]
+    random.Random(1).shuffle(shuffled)
+    layouts["shuffled"] = [shuffled[:250], shuffled[250:]]
+    samples = {}
+    for name, parts in layouts.items():
+        folder = tmp_path / name / "c4"
+        folder.mkdir(parents=True)
+        for i, part in enumerate(parts):
+            pq.write_table(pa.table({"id": [d for d, _ in part], "text": [t for _, t in part]}),
+                           folder / f"part-{i}.parquet")
+        probes: dict = {}
+        lines = list(sample_sentences(str(tmp_path / name), {"c4": 1.0}, {"c4": 20_000}, 8_000,
+                                      probes=probes))
+        samples[name] = (lines, probes)
+    monkeypatch.setattr(train_module, "BUCKET_CHARS", 1_000)  # many bucket files: the same order
+    bucketed = sample_sentences(str(tmp_path / "shuffled"), {"c4": 1.0}, {"c4": 20_000}, 8_000)
+    samples["buckets"] = (list(bucketed), samples["one"][1])
+    first = samples["one"]
+    assert 0 < len(first[0]) < len(docs) and first[1]["c4"]
+    assert all(sample == first for sample in samples.values())

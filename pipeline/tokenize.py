@@ -3,7 +3,7 @@
     documents -> Batch -> Encode -> (shard index, row) -> GroupByKey(shard) -> WriteShard
 
 The SentencePiece model is read once per worker (`setup`, through FileSystems so remote paths work);
-documents are encoded in batches by SentencePiece's own multi-threaded batch call; every document starts
+documents are encoded in batches by SentencePiece's batch call (one thread a worker); every document starts
 with BOS, EOS is optional; a literal U+2581 is kept exact by escaping it (`tokenizer.exact`). Rows travel
 as (doc_id, token bytes): a compact, fast-to-encode element, not a list of Python ints.
 
@@ -59,7 +59,10 @@ class EncodeDocuments(beam.DoFn):
     def setup(self) -> None:
         from llamapipe.tokenizer.exact import ExactEncoder
 
-        self._encoder = ExactEncoder(read_model(self._model_path))
+        # One thread: a runner runs one worker per core (Beam's Python SDK on Dataflow, the local
+        # runner's direct_num_workers), so SentencePiece's default of every core oversubscribes them
+        # (measured: 2 local workers tokenized slower than 1).
+        self._encoder = ExactEncoder(read_model(self._model_path), num_threads=1)
 
     def process(self, batch: list[dict]):
         escaped_before = self._encoder.escaped

@@ -38,7 +38,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from memory import TreeMemory  # noqa: E402
+from memory import run_watched  # noqa: E402
 
 REGISTERS = ("neutral", "casual", "formal", "narrative")
 SOURCES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
@@ -230,17 +229,9 @@ def time_signatures(texts: list[str], repeats: int) -> dict:
 def run_stage(corpus_path: Path, out_dir: Path, mode: str, workers: int) -> dict:
     command = [sys.executable, __file__, "--child", str(corpus_path), str(out_dir), "--mode", mode,
                "--workers", str(workers)]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    watch = TreeMemory(process.pid)
-    watch.start()
-    output, _ = process.communicate()
-    watch.stop()
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        sys.exit(f"the stage failed:\n{output[-3000:]}")
-    runner_kb = watch.peak_by_pid.get(process.pid, 0)
-    workers_kb = [kb for pid, kb in watch.peak_by_pid.items() if pid != process.pid]
+    seconds, watch, pid = run_watched(command, "the stage")
+    runner_kb = watch.peak_by_pid.get(pid, 0)
+    workers_kb = [kb for other, kb in watch.peak_by_pid.items() if other != pid]
     return {"seconds": round(seconds, 1), "runner_peak_mb": round(runner_kb / 1024, 1),
             "worker_peak_mb": round(max(workers_kb, default=0) / 1024, 1),
             "tree_peak_total_mb": round(watch.peak_total_kb / 1024, 1)}

@@ -4,6 +4,8 @@ total RSS. Shared by the benchmarks that run a stage or a whole run in a subproc
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -95,3 +97,18 @@ class TreeMemory(threading.Thread):
     def stop(self):
         self._stop_event.set()
         self.join()
+
+
+def run_watched(command: list[str], what: str) -> tuple[float, TreeMemory, int]:
+    """Run `command`, its process tree watched; exits with its output's tail if it fails. Returns
+    (seconds, the watch, the process id)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watch = TreeMemory(process.pid)
+    watch.start()
+    output, _ = process.communicate()
+    watch.stop()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        sys.exit(f"{what} failed:\n{output[-3000:]}")
+    return seconds, watch, process.pid

@@ -22,17 +22,15 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_corpus import make_corpus  # noqa: E402
-from memory import TreeMemory  # noqa: E402
+from memory import run_watched  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,15 +48,7 @@ def write_config(corpus: Path, out: Path, workers: int, path: Path) -> None:
 
 def run_once(config: Path, out: Path) -> dict:
     command = [sys.executable, "-m", "llamapipe.pipeline.cli", "run", str(config), "--fresh"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    watch = TreeMemory(process.pid)
-    watch.start()
-    output, _ = process.communicate()
-    watch.stop()
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        sys.exit(f"the run failed:\n{output[-3000:]}")
+    seconds, watch, _ = run_watched(command, "the run")
     record = json.loads((out / "run.json").read_text())
     ledger = json.loads((out / "ledger.json").read_text())
     return {

@@ -289,7 +289,8 @@ def test_two_ranks_under_torchrun_match_one_process_with_doubled_accumulation(sh
                str(script), str(manifest), str(tmp_path / "two"), json.dumps(cfg)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert done.returncode == 0, done.stderr[-3000:]
+    # stdout too: whether the ranks printed their summaries tells a crash in training from one at exit
+    assert done.returncode == 0, f"stdout: {done.stdout[-1500:]}\nstderr: {done.stderr[-3000:]}"
     # Each rank prints its summary; under load their lines can interleave, so decode every object.
     decoder, text, summaries = json.JSONDecoder(), done.stdout, []
     position = text.find("{")

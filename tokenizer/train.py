@@ -51,13 +51,11 @@ BUCKET_CHARS = 64_000_000  # characters of chosen documents sorted in memory at 
 PROBE_CHARS = 200_000  # characters per source kept to measure its characters per token
 
 
-def _rank(doc_id: str, seed: int) -> int:
+def _position(doc_id: str, seed: int) -> float:
+    """Where a document falls in [0, 1) by a seeded hash of its id: chosen when under the probability,
+    sampled in this order."""
     digest = hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-def _chosen(doc_id: str, probability: float, seed: int) -> bool:
-    return probability >= 1 or _rank(doc_id, seed) / 2**64 < probability
+    return int.from_bytes(digest, "little") / 2**64
 
 
 def sample_sentences(
@@ -80,7 +78,7 @@ def sample_sentences(
         probe = probes.setdefault(source, []) if probes is not None else None
         probe_chars = 0
         chosen = _in_hash_order(documents_dir, source, wanted / available, seed, min(wanted, available))
-        for _, text in chosen:
+        for text in chosen:
             if probe is not None and probe_chars < PROBE_CHARS:
                 probe.append(text)
                 probe_chars += len(text)
@@ -90,9 +88,10 @@ def sample_sentences(
 
 
 def _in_hash_order(documents_dir: str, source: str, probability: float, seed: int,
-                   expected_chars: float) -> Iterator[tuple[int, str]]:
-    """(rank, text) of the chosen documents of a source, by rank: spread over bucket files by rank
-    range, each bucket sorted in memory."""
+                   expected_chars: float) -> Iterator[str]:
+    """Texts of the chosen documents of a source, by hash position: spread over bucket files by
+    position range, each bucket sorted in memory."""
+    share = min(probability, 1.0)
     buckets = max(1, math.ceil(expected_chars / BUCKET_CHARS))
     with tempfile.TemporaryDirectory(prefix="llamapipe-sample-") as folder:
         files = [open(os.path.join(folder, f"{i}.jsonl"), "w+", encoding="utf-8") for i in range(buckets)]
@@ -101,15 +100,15 @@ def _in_hash_order(documents_dir: str, source: str, probability: float, seed: in
                 for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=["id", "text"]):
                     for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist(),
                                             strict=True):
-                        rank = _rank(doc_id, seed)
-                        if text and (probability >= 1 or rank / 2**64 < probability):
-                            bucket = min(buckets - 1, int(rank / 2**64 / min(probability, 1.0) * buckets))
-                            files[bucket].write(json.dumps([rank, doc_id, text], ensure_ascii=False) + "\n")
+                        position = _position(doc_id, seed)
+                        if text and position < share:
+                            bucket = min(buckets - 1, int(position / share * buckets))
+                            row = json.dumps([position, doc_id, text], ensure_ascii=False)
+                            files[bucket].write(row + "\n")
             for bucket in files:
                 bucket.seek(0)
-                rows = sorted(json.loads(line) for line in bucket)
-                for rank, _, text in rows:
-                    yield rank, text
+                for _, _, text in sorted(json.loads(line) for line in bucket):
+                    yield text
         finally:
             for bucket in files:
                 bucket.close()

@@ -135,16 +135,11 @@ def languages(ledger: dict) -> dict:
 
 def sample_documents(folder: str, limit: int = SAMPLE_DOCUMENTS) -> list[dict]:
     """The first `limit` documents of a source (files in name order), texts cut to SAMPLE_CHARS."""
-    docs: list[dict] = []
-    for path in sorted(glob.glob(os.path.join(folder, "*.parquet"))):
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=64, columns=["id", "text", "url", "language"]):
-            for row in batch.to_pylist():
-                row["chars"] = len(row["text"])
-                row["text"] = row["text"][:SAMPLE_CHARS]
-                docs.append(row)
-                if len(docs) >= limit:
-                    return docs
+    docs = []
+    for row in _rows(folder, limit, columns=["id", "text", "url", "language"]):
+        row["chars"] = len(row["text"])
+        row["text"] = row["text"][:SAMPLE_CHARS]
+        docs.append(row)
     return docs
 
 
@@ -202,10 +197,11 @@ def rejected_examples(folder: str, drop_counts: dict[str, dict] | None = None,
     return chosen
 
 
-def _rows(folder: str, max_rows: int):
+def _rows(folder: str, max_rows: int, columns: list[str] | None = None):
+    """The first `max_rows` rows of the Parquet files of a folder (in name order), streamed."""
     read = 0
     for path in sorted(glob.glob(os.path.join(folder, "*.parquet"))):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=columns):
             for row in batch.to_pylist():
                 if read >= max_rows:
                     return

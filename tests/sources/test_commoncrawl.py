@@ -205,23 +205,28 @@ def _responses(count: int) -> list[tuple]:
              http_response("200 OK", "text/html"), None) for n in range(count)]
 
 
+def _read_damaged(path, originals: list[bytes], damage, lost: list[int]):
+    """Write the damaged records to `path` and read it: the responses not `lost` must all come out.
+    Returns (the file's parts, their offsets, the indices of the parts that are not an original, drops)."""
+    parts = damage(originals)
+    path.write_bytes(b"".join(parts))
+    offsets = [sum(len(part) for part in parts[:n]) for n in range(len(parts) + 1)]
+    bad = [n for n, part in enumerate(parts) if part not in originals]
+    documents, drops = direct_read(path)
+    assert [doc["url"] for doc in documents] == [f"https://example.org/{n}" for n in range(6)
+                                                 if n not in lost]
+    return parts, offsets, bad, documents, drops
+
+
 @pytest.mark.parametrize("damage", sorted(GZIP_DAMAGES))
 def test_a_corrupt_gzip_record_costs_only_itself(tmp_path, damage):
     good = write_warc(tmp_path / "good.warc.gz", _responses(6))
     members = _gzip_members(good.read_bytes())  # warcinfo + 6 responses, one gzip member each
-    damaged, lost = GZIP_DAMAGES[damage]
-    parts = damaged(members)
     broken = tmp_path / "broken.warc.gz"
-    broken.write_bytes(b"".join(parts))
-    # the damaged regions, from the parts that are not an original member
-    offsets = [sum(len(part) for part in parts[:n]) for n in range(len(parts) + 1)]
-    bad = [n for n, part in enumerate(parts) if part not in members]
+    parts, offsets, bad, documents, drops = _read_damaged(broken, members, *GZIP_DAMAGES[damage])
+    # the damaged regions: the parts that are not an original member
     expected_regions = [(offsets[n], "the end" if n == len(parts) - 1 else f"byte {offsets[n + 1]}")
                         for n in bad]
-
-    documents, drops = direct_read(broken)
-    assert [doc["url"] for doc in documents] == [f"https://example.org/{n}" for n in range(6)
-                                                 if n not in lost]
     assert [(drop["reason"], drop["id"]) for drop in drops] == [
         ("corrupt_record", f"commoncrawl:broken.warc.gz@{start}") for start, _ in expected_regions]
     for drop, (start, stop) in zip(drops, expected_regions, strict=True):
@@ -248,16 +253,8 @@ def test_a_corrupt_plain_record_costs_only_itself(tmp_path, damage):
     good = write_warc(tmp_path / "good.warc", _responses(6), gzip=False).read_bytes()
     starts = [m.start() for m in re.finditer(rb"WARC/1\.[01]\r\n", good)]
     records = [good[a:b] for a, b in zip(starts, starts[1:] + [len(good)], strict=True)]
-    damaged, lost = PLAIN_DAMAGES[damage]
-    parts = damaged(records)
-    broken = tmp_path / "broken.warc"
-    broken.write_bytes(b"".join(parts))
-    offsets = [sum(len(part) for part in parts[:n]) for n in range(len(parts) + 1)]
-    bad = [n for n, part in enumerate(parts) if part not in records]
-
-    documents, drops = direct_read(broken)
-    assert [doc["url"] for doc in documents] == [f"https://example.org/{n}" for n in range(6)
-                                                 if n not in lost]
+    parts, offsets, bad, documents, drops = _read_damaged(tmp_path / "broken.warc", records,
+                                                          *PLAIN_DAMAGES[damage])
     assert [(drop["reason"], drop["id"]) for drop in drops] == [
         ("corrupt_record", f"commoncrawl:broken.warc@{offsets[n]}") for n in bad]
     stop = "the end" if bad[-1] == len(parts) - 1 else f"byte {offsets[bad[-1] + 1]}"

@@ -88,7 +88,7 @@ def _missing(what: str) -> str:
 def render(report: dict) -> str:
     body = [_header(report)]
     for section, title in SECTIONS:
-        content = globals()[f"_{section}"](report)
+        content = _SECTION_HTML[section](report)
         body.append(f'<section id="{section}"><h2>{esc(title)}</h2>{content}</section>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>llamapipe report: {esc(report['out'])}</title><style>{CSS}</style></head>"
@@ -296,3 +296,8 @@ def _training(report: dict) -> str:
                     f"</td>{num(round(loss, 4))}</tr>")
     return (f'<div class="chart">{charts.training_chart(training)}</div>'
             f'{_table(["", "value"], rows, "training-table")}')
+
+
+# Each section's HTML, by its id in SECTIONS (named functions, so a renamed one fails at import).
+_SECTION_HTML = {"funnel": _funnel, "languages": _languages, "lengths": _lengths, "dedup": _dedup,
+                 "mixture": _mixture, "tokenizer": _tokenizer, "examples": _examples, "training": _training}

@@ -76,9 +76,9 @@ class CompletedStages:
             os.fsync(f.fileno())
         os.replace(tmp, self._path)
 
-    def clear_unfinished(self) -> list[str]:
-        """Delete the outputs of every stage not recorded (a half-finished one's included); returns
-        the stages that will run. The shards of complete sources stay when `clean` and `tokenizer`
+    def clear_unfinished(self) -> None:
+        """Delete the outputs of every stage not recorded (a half-finished one's included). The
+        shards of complete sources stay when `clean` and `tokenizer`
         are recorded (`complete_shard_sources` decides)."""
         pending = [s for s in STAGES if s not in self._done]
         for stage in pending:
@@ -87,7 +87,6 @@ class CompletedStages:
                 continue
             for relative in STAGE_OUTPUTS[stage]:
                 _remove(os.path.join(self._out, relative))
-        return pending
 
     def forget(self) -> None:
         """Start over (`--fresh`): no stage counts as done."""

@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 from urllib.parse import urlsplit
 
@@ -141,9 +143,6 @@ def _write_bytes(path: str, data: bytes) -> None:
 def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
                           options: ClassifierConfig, out_dir: str) -> dict:
     """Train (or load) the model and write it with its metrics; returns the status for scoring."""
-    import fasttext
-
-    fasttext.FastText.eprint = lambda *args, **kwargs: None
     status = {"cited_pages_found": cited_pages, "threshold": options.threshold}
     rng = random.Random(options.seed)
     positives, negatives = sorted(positives), sorted(negatives)
@@ -170,15 +169,15 @@ def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
         train_path = os.path.join(tmp, "train.txt")
         with open(train_path, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-        trained = _train(train_path, options)
+        model_file = os.path.join(tmp, "model.bin")
+        trained = _train(train_path, model_file, options)
         if trained is None:
             status.update(status="skipped", reason=(
                 f"fastText training stopped with 'Encountered NaN' in {TRAINING_ATTEMPTS} attempts (seeds "
                 "and learning rates varied); all pages were kept without a reference score"))
             return _finish(status, out_dir)
-        model, lr, seed = trained
-        model_file = os.path.join(tmp, "model.bin")
-        model.save_model(model_file)
+        lr, seed = trained
+        model = _load_fasttext(model_file)
         with open(model_file, "rb") as f:
             model_path = FileSystems.join(out_dir, "model.bin")
             _write_bytes(model_path, f.read())
@@ -193,26 +192,26 @@ def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
 TRAINING_ATTEMPTS = 6
 
 
-def _train(train_path: str, options: ClassifierConfig):
-    """fastText supervised training -> (model, lr, seed), or None when every attempt failed.
+def _train(train_path: str, model_path: str, options: ClassifierConfig) -> tuple[float, int] | None:
+    """fastText supervised training -> (lr, seed) of the attempt that trained, the model saved at
+    `model_path`; None when every attempt failed.
 
-    fastText sometimes stops with "Encountered NaN" on small samples, depending on the data and the
-    seed (seen with both high and low learning rates): training is restarted with the next seed, and
-    every second attempt with half the learning rate."""
-    import fasttext
-
-    for attempt in range(TRAINING_ATTEMPTS):
-        lr, seed = options.lr / 2 ** (attempt // 2), options.seed + attempt
-        try:
-            model = fasttext.train_supervised(
-                input=train_path, epoch=options.epoch, lr=lr, wordNgrams=options.word_ngrams,
-                dim=options.dim, bucket=options.bucket, seed=seed, thread=1, verbose=0,
-            )
-            return model, lr, seed
-        except RuntimeError as exc:
-            if "NaN" not in str(exc):
-                raise
-    return None
+    It runs in a fresh process (`fasttext_train.py` says why: inside a Beam worker it was neither
+    reproducible nor free of NaN). fastText sometimes stops with "Encountered NaN" on small samples,
+    depending on the data and the seed: training is restarted with the next seed, and every second
+    attempt with half the learning rate."""
+    attempts = [(options.lr / 2 ** (attempt // 2), options.seed + attempt)
+                for attempt in range(TRAINING_ATTEMPTS)]
+    request = {"input": train_path, "output": model_path, "epoch": options.epoch,
+               "word_ngrams": options.word_ngrams, "dim": options.dim, "bucket": options.bucket,
+               "attempts": attempts}
+    done = subprocess.run([sys.executable, "-m", "llamapipe.pipeline.fasttext_train"],
+                          input=json.dumps(request), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"fastText training of the reference classifier failed (exit {done.returncode}): "
+                           f"{done.stderr.strip()[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return None if "nan" in result else (result["lr"], result["seed"])
 
 
 def _finish(status: dict, out_dir: str) -> dict:

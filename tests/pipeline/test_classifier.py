@@ -67,9 +67,7 @@ def test_trains_on_cited_pages_and_separates_them_from_random_ones(tmp_path, cor
     assert (tmp_path / "model.bin").exists()
     assert "c4:x" in kept  # other sources pass untouched
     assert sum(d["id"] in kept for d in cited) >= 0.9 * len(cited)
-    # Most runs drop > 80% of the uncited pages; one full-suite run dropped 53% (fastText run-to-run
-    # variation not yet explained, see the closing note of P3): the bound is what held every time.
-    assert sum(d["id"] in dropped for d in uncited) >= 0.5 * len(uncited)
+    assert sum(d["id"] in dropped for d in uncited) >= 0.8 * len(uncited)
     assert len(kept) + len(dropped) == len(cited) + len(uncited) + 1
 
     # The trained model, named in the config, is loaded instead of training a new one.
@@ -86,3 +84,25 @@ def test_without_cited_pages_the_stage_is_skipped_and_keeps_everything(tmp_path,
     assert status["status"] == "skipped"
     assert "0 CommonCrawl pages are cited" in status["reason"]
     assert len(kept) == 20 and dropped == []
+
+
+def test_training_is_reproducible_in_a_process_that_has_run_other_work(tmp_path, corpus):
+    """Trained inside a Beam worker that had run other stages, the same sample once gave another
+    model (and on a large corpus only NaN); training now runs in a fresh process (fasttext_train.py).
+    This test process has run other tests' pipelines, fastText included."""
+    cited, uncited, wikipedia, _ = corpus
+    outcomes = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        status, kept, dropped = run(folder, wikipedia, cited + uncited)
+        outcomes.append(((folder / "model.bin").read_bytes(), sorted(kept), sorted(dropped),
+                         status["heldout"], status["training"]))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_when_every_training_attempt_diverges_the_stage_steps_aside_and_keeps_every_page(tmp_path, corpus):
+    cited, uncited, wikipedia, _ = corpus
+    status, kept, dropped = run(tmp_path, wikipedia, cited + uncited, lr=1e5, epoch=5)
+    assert status["status"] == "skipped" and "Encountered NaN" in status["reason"]
+    assert sorted(kept) == sorted(d["id"] for d in cited + uncited) and dropped == []

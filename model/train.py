@@ -30,6 +30,7 @@ CONFIG`. `compile` wraps the (DDP) model in `torch.compile`.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import math
@@ -120,10 +121,24 @@ def train(
     `stop_at`: end this call after that step (checkpointing there) while the schedule still spans
     `cfg.steps`, as a job hitting its time limit would; run again to continue. Returns a summary."""
     env = _setup_distributed()
+    trainer, finished = None, False
     try:
-        return _Trainer(manifest_path, out_dir, cfg, env, progress).run(resume, stop_at)
+        trainer = _Trainer(manifest_path, out_dir, cfg, env, progress)
+        summary = trainer.run(resume, stop_at)
+        finished = True
+        return summary
     finally:
         if env.owns_process_group:
+            # Gloo's threads can still hold the tensors of the last asynchronous collective (DDP's gradient
+            # buckets); freed during interpreter shutdown they abort the process ("terminate called without
+            # an active exception", seen on rank 1 after both ranks had printed their summaries; the
+            # mechanism is pytorch/pytorch#179291). So: a barrier (no collective in flight on any rank;
+            # skipped after an error, when the other ranks may be gone), the trainer and its DDP reducer
+            # freed while the interpreter is whole, then the group destroyed.
+            if finished:
+                dist.barrier()
+            del trainer
+            gc.collect()
             dist.destroy_process_group()
 
 

@@ -249,7 +249,7 @@ def child(corpus_path: str, out_dir: str, mode: str, workers: int) -> None:
              "--default_sdk_harness_log_level=WARNING"]
     with beam.Pipeline(options=PipelineOptions(flags)) as p:
         docs = p | "Read" >> beam.io.ReadFromText(corpus_path) | "Parse" >> beam.Map(json.loads)
-        out = docs | "Dedup" >> Deduplicate(DedupConfig())
+        out = docs | "Dedup" >> Deduplicate(DedupConfig(), os.path.join(out_dir, "spill"))
         out["documents"] | "Ids" >> beam.Map(lambda d: d["id"]) | "WriteKept" >> beam.io.WriteToText(
             os.path.join(out_dir, "kept"))
         (out["dropped"]

@@ -1,19 +1,22 @@
 """LLaMA's reference classifier: a fastText linear model of "pages cited by Wikipedia" against random
 CommonCrawl pages; pages with P(reference) < threshold are dropped (RedPajama: 0.25).
 
-All inside the one Beam graph:
+All inside the one Beam graph; the documents themselves never cross a shuffle: they are spilled to
+files in the work folder (`spill.py`) and read back twice, once for the samples, once to be scored.
 1. `LabelCited`: the URLs cited by the Wikipedia source (`meta.ref_urls`, normalised by `url_key`)
-   are joined with the CommonCrawl documents on the same key (a CoGroupByKey: no worker holds the
-   URL list); each document comes out with `cited` true or false.
-2. Bounded samples: up to `max_positives` cited pages and `negatives_per_positive` times as many
-   uncited ones (those of smallest id hash: `Top.Of`, a heap per worker), each cut to `max_chars`.
+   are joined with the (URL, file tag, id) of the CommonCrawl pages on the same key (a CoGroupByKey:
+   no worker holds the URL list); each page comes out as (file tag, (id, cited)).
+2. Bounded samples: each file is read beside its pages' labels; up to `max_positives` cited pages
+   and `negatives_per_positive` times as many uncited ones (those of smallest id hash: `Top.Of`, a
+   heap per worker), each cut to `max_chars`.
 3. `train_reference_model`, one call on one worker, with the two samples as side inputs: splits
    them by id hash into training and held-out parts, trains `fasttext.train_supervised`, measures the
    held-out accuracy, and writes `OUT/classifier/model.bin` and `metrics.json`. With a model file in
    the config it loads that instead (and measures it on the samples). With fewer than
    `min_positives` cited pages (no Wikipedia source, or no overlap) it writes a `skipped` status
    with the reason, and step 4 keeps every page.
-4. `ScoreReference` reads that status as a side input and scores every page.
+4. `ScoreReference` reads that status as a side input and each file again, and scores every page;
+   documents of other sources pass through.
 
 Training in the graph (not in the driver between two pipelines, as the tokenizer is) avoids
 writing the whole CommonCrawl corpus to disk and reading it back just to score it after training:
@@ -35,6 +38,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import ClassifierConfig
 from llamapipe.pipeline.rejects import id_fraction, reject
+from llamapipe.pipeline.spill import FILES, SpillDocuments, read_spilled, spill_path
 from llamapipe.sources.base import DROPPED
 
 STAGE = "classifier"
@@ -66,15 +70,16 @@ class _JoinCitations(beam.DoFn):
     def process(self, element):
         _, grouped = element
         cited = bool(list(grouped["cited"]))
-        for doc in grouped["docs"]:
-            yield doc, cited
+        for tag, doc_id in grouped["pages"]:
+            yield tag, (doc_id, cited)
 
 
 class LabelCited(beam.PTransform):
-    """(Wikipedia documents, documents to classify) -> (document, cited by Wikipedia?) pairs."""
+    """(Wikipedia documents, (file tag, document) of the pages to classify) -> (file tag, (id, cited by
+    Wikipedia?)) of each page."""
 
     def expand(self, pcolls):
-        wikipedia, docs = pcolls
+        wikipedia, pages = pcolls
         cited = (
             wikipedia
             | "RefUrls" >> beam.FlatMap(lambda d: (d.get("meta") or {}).get("ref_urls") or [])
@@ -84,8 +89,9 @@ class LabelCited(beam.PTransform):
             | "AsCited" >> beam.Map(lambda key: (key, True))
         )
         # Documents without a URL get a key of their own: they cannot be cited.
-        keyed = docs | "KeyByUrl" >> beam.Map(lambda d: (url_key(d.get("url", "")) or "\0" + d["id"], d))
-        return {"docs": keyed, "cited": cited} | "JoinCitations" >> beam.CoGroupByKey() | beam.ParDo(
+        keyed = pages | "KeyByUrl" >> beam.MapTuple(
+            lambda tag, d: (url_key(d.get("url", "")) or "\0" + d["id"], (tag, d["id"])))
+        return {"pages": keyed, "cited": cited} | "JoinCitations" >> beam.CoGroupByKey() | beam.ParDo(
             _JoinCitations())
 
 
@@ -219,19 +225,59 @@ def _finish(status: dict, out_dir: str) -> dict:
     return status
 
 
-class ScoreReference(beam.DoFn):
-    """(document, cited) -> the document with `meta.reference_score`, or a drop below the threshold."""
+def _labelled_file(folder: str, element, sources: set[str]):
+    """(file tag, {files, pages}) -> (document, cited or None when its source is not classified) for
+    each document of the spilled file."""
+    tag, grouped = element
+    if not list(grouped["files"]):
+        raise RuntimeError(f"classifier: pages of {spill_path(folder, tag)}, which no bundle completed")
+    cited = dict(grouped["pages"])
+    for doc in read_spilled(folder, tag):
+        yield doc, (cited.get(doc["id"], False) if doc["source"] in sources else None)
 
-    def __init__(self, options: ClassifierConfig):
+
+class _Examples(beam.DoFn):
+    """A file's labelled pages -> ((id, training text), cited) of each cited page, and of the uncited
+    pages whose id hash is small enough to be among the negatives the training can use.
+
+    Training uses `negatives_per_positive` uncited pages per cited one, drawn from the uncited pages
+    of smallest id hash (`_sample`); `counts` ({cited?: pages}) says how many that is, so about twice
+    that many (plus 100) are passed on instead of all of them: the samples held while they meet stay
+    proportional to the cited pages, not to the crawl."""
+
+    def __init__(self, folder: str, options: ClassifierConfig):
+        self._folder = folder
+        self._sources = set(options.sources)
         self._options = options
+
+    def process(self, element, counts: dict):
+        o = self._options
+        wanted = min(counts.get(True, 0), o.max_positives) * o.negatives_per_positive
+        uncited = counts.get(False, 0)
+        below = min(1.0, (2 * wanted + 100) / uncited) if uncited else 1.0
+        for doc, cited in _labelled_file(self._folder, element, self._sources):
+            if cited or (cited is False and id_fraction("sample:" + doc["id"]) < below):
+                yield (doc["id"], training_text(doc["text"], o.max_chars)), cited
+
+
+class ScoreReference(beam.DoFn):
+    """A file's labelled pages -> each document with `meta.reference_score`, or a drop below the
+    threshold; documents of other sources unchanged."""
+
+    def __init__(self, options: ClassifierConfig, folder: str):
+        self._options = options
+        self._folder = folder
         self._model = None
         self._model_path = None
 
     def process(self, element, status: dict):
-        doc, cited = element
-        if status["status"] == "skipped":
-            yield doc
-            return
+        for doc, cited in _labelled_file(self._folder, element, set(self._options.sources)):
+            if cited is None or status["status"] == "skipped":
+                yield doc
+            else:
+                yield from self._score(doc, cited, status)
+
+    def _score(self, doc: dict, cited: bool, status: dict):
         if self._model_path != status["model"]:
             self._model = _load_fasttext(status["model"])
             self._model_path = status["model"]
@@ -253,35 +299,48 @@ def _sample(size: int) -> beam.PTransform:
 
 
 class ReferenceClassifier(beam.PTransform):
-    """(Wikipedia documents, all documents) -> documents of the configured sources scored and filtered."""
+    """(Wikipedia documents, all documents) -> documents of the configured sources scored and filtered,
+    the others unchanged. `work_folder` holds the spilled documents while the pipeline runs."""
 
-    def __init__(self, options: ClassifierConfig, out_dir: str):
+    def __init__(self, options: ClassifierConfig, out_dir: str, work_folder: str):
         super().__init__()
         self._options = options
         self._out_dir = out_dir
+        self._folder = work_folder
 
     def expand(self, pcolls):
         wikipedia, docs = pcolls
         options = self._options
         sources = set(options.sources)
-        parts = docs | "Split" >> beam.Partition(lambda d, _: 0 if d["source"] in sources else 1, 2)
-        labelled = (wikipedia, parts[0]) | "LabelCited" >> LabelCited()
-        max_chars = options.max_chars
+        folder = self._folder
+        spilled = docs | "Spill" >> beam.ParDo(SpillDocuments(folder)).with_outputs(FILES, main="docs")
+        pages = spilled.docs | "PagesToClassify" >> beam.Filter(lambda tagged: tagged[1]["source"] in sources)
+        labels = (wikipedia, pages) | "LabelCited" >> LabelCited()
+        by_file = (
+            {"files": spilled[FILES] | "KeyByTag" >> beam.Map(lambda tag: (tag, None)), "pages": labels}
+            | "PagesByFile" >> beam.CoGroupByKey()
+        )
         max_negatives = options.max_positives * options.negatives_per_positive
-        as_example = beam.Map(lambda pair: (pair[0]["id"], training_text(pair[0]["text"], max_chars)))
-        cited = labelled | "Cited" >> beam.Filter(lambda pair: pair[1])
+        label_counts = (
+            labels
+            | "IsCited" >> beam.Map(lambda label: label[1][1])
+            | "CountLabels" >> beam.combiners.Count.PerElement()
+        )
+        examples = by_file | "ReadExamples" >> beam.ParDo(_Examples(folder, options),
+                                                          beam.pvalue.AsDict(label_counts))
         positives = (
-            cited
-            | "PositiveText" >> as_example
+            examples
+            | "CitedExamples" >> beam.Filter(lambda pair: pair[1])
+            | "PositiveText" >> beam.Keys()
             | "SamplePositives" >> _sample(options.max_positives)
         )
         negatives = (
-            labelled
-            | "Uncited" >> beam.Filter(lambda pair: not pair[1])
-            | "NegativeText" >> beam.Map(lambda pair: (pair[0]["id"],
-                                                     training_text(pair[0]["text"], max_chars)))
+            examples
+            | "UncitedExamples" >> beam.Filter(lambda pair: not pair[1])
+            | "NegativeText" >> beam.Keys()
             | "SampleNegatives" >> _sample(max(1, round(max_negatives)))
         )
+        cited = labels | "Cited" >> beam.Filter(lambda label: label[1][1])
         cited_count = cited | "CountCited" >> beam.combiners.Count.Globally()
         status = (
             docs.pipeline
@@ -290,7 +349,7 @@ class ReferenceClassifier(beam.PTransform):
                 train_reference_model, beam.pvalue.AsSingleton(positives), beam.pvalue.AsSingleton(negatives),
                 beam.pvalue.AsSingleton(cited_count), options, self._out_dir)
         )
-        out = labelled | "Score" >> beam.ParDo(
-            ScoreReference(options), beam.pvalue.AsSingleton(status)).with_outputs(DROPPED, main="documents")
-        documents = (out.documents, parts[1]) | "Rejoin" >> beam.Flatten()
-        return {"documents": documents, "dropped": out[DROPPED]}
+        out = by_file | "Score" >> beam.ParDo(
+            ScoreReference(options, folder), beam.pvalue.AsSingleton(status)).with_outputs(
+                DROPPED, main="documents")
+        return {"documents": out.documents, "dropped": out[DROPPED]}

@@ -11,7 +11,9 @@ Every document is normalised once (lowercase, no punctuation, single spaces) and
 3. Connected components of the confirmed pairs, distributed (`components.py`): chains A~B~C end as one
    cluster. Nodes are ordered by the survivor rule, so each component's centre is its survivor; every
    other member gets a `near_duplicate` mark.
-4. The documents are shuffled once, to meet their marks: unmarked ones are kept.
+4. The documents never cross a shuffle: they are written to files where they are (`spill.py`), their
+   nodes name their file, the marks are grouped by file, and each file is read back in one worker
+   beside its marks: unmarked documents are kept.
 
 Which copy survives is deterministic: the first source of `source_priority`, then the longest text,
 then the smallest id. With `scope: source` every key is prefixed by the source, so duplicates are
@@ -34,6 +36,7 @@ import numpy as np
 
 from llamapipe.pipeline.components import ConnectedComponents, bundle_output
 from llamapipe.pipeline.config import DedupConfig
+from llamapipe.pipeline.spill import FILES, SpillDocuments, read_spilled, spill_path
 from llamapipe.sources.base import DROPPED, make_drop
 
 STAGE = "dedup"
@@ -48,9 +51,10 @@ _HASH_BATCH = 8192  # shingles hashed per MinHash.update_batch call (bounds its 
 _SIGNATURE_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 
 # A node of the duplicate graph is one string that sorts by the survivor rule: source priority (2
-# digits), then longer text first (12 digits of 10**12 - length), then the id; the source follows a
-# NUL (which sorts before any character, so ids still order as strings). One short string instead of
-# a tuple: it is repeated in every LSH band record, and the local runner holds those in memory.
+# digits), then longer text first (12 digits of 10**12 - length), then the id; the source and the tag
+# of the file holding the document follow, each after a NUL (which sorts before any character, so ids
+# still order as strings). One short string instead of a tuple: it is repeated in every LSH band
+# record, and the local runner holds those in memory.
 _LENGTH_DIGITS = 12
 
 
@@ -59,19 +63,24 @@ def normalise(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
-def doc_node(doc: dict, priority: list[str]) -> str:
-    """Smaller is better: source priority, then longer text, then smaller id."""
+def doc_node(doc: dict, priority: list[str], tag: str = "") -> str:
+    """Smaller is better: source priority, then longer text, then smaller id. `tag`: the spilled
+    file that holds the document."""
     source = doc["source"]
     index = priority.index(source) if source in priority else len(priority)
     inverted = 10**_LENGTH_DIGITS - min(len(doc["text"]), 10**_LENGTH_DIGITS - 1)
-    return f"{index:02d}{inverted:0{_LENGTH_DIGITS}d}{doc['id']}\x00{source}"
+    return f"{index:02d}{inverted:0{_LENGTH_DIGITS}d}{doc['id']}\x00{source}\x00{tag}"
 
 
 def node_id(node: str) -> str:
-    return node[2 + _LENGTH_DIGITS:].rsplit("\x00", 1)[0]
+    return node[2 + _LENGTH_DIGITS:].rsplit("\x00", 2)[0]
 
 
 def node_source(node: str) -> str:
+    return node.rsplit("\x00", 2)[1]
+
+
+def node_tag(node: str) -> str:
     return node.rsplit("\x00", 1)[1]
 
 
@@ -168,9 +177,9 @@ def unpack_member(value: bytes, signature_bytes: int) -> tuple[str, bool, bytes,
 
 
 class Fingerprint(beam.DoFn):
-    """A document -> (band key, packed member (node, is_book, b-bit signature, text hash)) for each LSH
-    band (near dedup) and, tagged TEXT_HASHES, (text hash, node) (exact dedup). Both from one
-    normalisation."""
+    """(file tag, document) -> (band key, packed member (node, is_book, b-bit signature, text hash))
+    for each LSH band (near dedup) and, tagged TEXT_HASHES, (text hash, node) (exact dedup). Both from
+    one normalisation."""
 
     def __init__(self, options: DedupConfig):
         self._options = options
@@ -183,10 +192,11 @@ class Fingerprint(beam.DoFn):
             self._bands, self._rows = lsh_params(o.threshold, o.num_perm, *o.lsh_weights)
             self._dtype = _SIGNATURE_DTYPES[o.signature_bits]
 
-    def process(self, doc: dict):
+    def process(self, spilled: tuple[str, dict]):
+        tag, doc = spilled
         o = self._options
         text = normalise(doc["text"])
-        node = doc_node(doc, o.source_priority)
+        node = doc_node(doc, o.source_priority, tag)
         prefix = self._scope.prefix(doc)
         text_hash = hashlib.sha1(text.encode("utf-8")).digest()
         if o.exact:
@@ -203,7 +213,7 @@ class Fingerprint(beam.DoFn):
 
 
 class ExactCopies(beam.DoFn):
-    """The nodes of one normalised text -> a drop mark (MARKS: (id, drop record)) and the node
+    """The nodes of one normalised text -> a drop mark (MARKS: (file tag, (id, drop record))) and the node
     (COPIES: (node, 1)) of every copy but the best-ranked one, and (main output) (best node,
     {source: documents}) when the text has copies. Two passes over the group (Beam's grouped values
     can be re-iterated), nothing held but the best node."""
@@ -217,8 +227,8 @@ class ExactCopies(beam.DoFn):
             per_source[source] = per_source.get(source, 0) + 1
             if node != best:
                 doc_id = node_id(node)
-                yield beam.pvalue.TaggedOutput(MARKS, (doc_id, make_drop(
-                    source, STAGE, "exact_duplicate", doc_id, f"copy of {node_id(best)}")))
+                yield beam.pvalue.TaggedOutput(MARKS, (node_tag(node), (doc_id, make_drop(
+                    source, STAGE, "exact_duplicate", doc_id, f"copy of {node_id(best)}"))))
                 yield beam.pvalue.TaggedOutput(COPIES, (node, 1))
         if sum(per_source.values()) > 1:
             yield best, per_source
@@ -349,34 +359,45 @@ class ConfirmedPairs(beam.DoFn):
 
 
 class NearDuplicateMarks(beam.DoFn):
-    """(node, centre) -> (id, drop record) for every node that is not its component's centre."""
+    """(node, centre) -> (file tag, (id, drop record)) for every node that is not its component's
+    centre."""
 
     def process(self, labelled):
         node, centre = labelled
         if node != centre:
             doc_id = node_id(node)
-            yield doc_id, make_drop(node_source(node), STAGE, "near_duplicate", doc_id,
-                                    f"near copy of {node_id(centre)}")
+            yield node_tag(node), (doc_id, make_drop(node_source(node), STAGE, "near_duplicate", doc_id,
+                                                     f"near copy of {node_id(centre)}"))
 
 
 class ApplyMarks(beam.DoFn):
-    """(id, {docs, marks, examples}) -> the document if unmarked, else its drop record with its text
-    (an exact copy's mark first); documents of example clusters also go to EXAMPLE_DOCS as (survivor
-    id, (document, copies per source))."""
+    """(file tag, {files, marks, examples}) -> each document of the spilled file: itself if unmarked,
+    else its drop record with its text (an exact copy's mark first); documents of example clusters also
+    go to EXAMPLE_DOCS as (survivor id, (document, copies per source)). Holds one file's marks."""
+
+    def __init__(self, folder: str):
+        self._folder = folder
 
     def process(self, element):
-        _, grouped = element
-        marks = sorted(grouped["marks"], key=lambda mark: mark["reason"] != "exact_duplicate")
-        examples = list(grouped["examples"])
-        for doc in grouped["docs"]:
-            if examples:
-                centre_id, copies = examples[0]
+        tag, grouped = element
+        if not list(grouped["files"]):
+            raise RuntimeError(f"dedup: marks for {spill_path(self._folder, tag)}, which no bundle completed")
+        marks: dict[str, list[dict]] = {}
+        for doc_id, mark in grouped["marks"]:
+            marks.setdefault(doc_id, []).append(mark)
+        examples = dict(grouped["examples"])
+        for doc in read_spilled(self._folder, tag):
+            example = examples.get(doc["id"])
+            if example is not None:
+                centre_id, copies = example
                 yield beam.pvalue.TaggedOutput(EXAMPLE_DOCS, (centre_id, (doc, copies)))
-            if marks:
-                reason = marks[0]["reason"]
+            own = sorted(marks.get(doc["id"], ()), key=lambda mark: mark["reason"] != "exact_duplicate")
+            if own:
+                marks_first = own[0]
+                reason = marks_first["reason"]
                 beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{reason}").inc()
                 # the text rides along for the rejects sample (pipeline/rejects.py strips it elsewhere)
-                yield beam.pvalue.TaggedOutput(DROPPED, {**marks[0], "text": doc["text"]})
+                yield beam.pvalue.TaggedOutput(DROPPED, {**marks_first, "text": doc["text"]})
             else:
                 yield doc
 
@@ -387,11 +408,13 @@ def _empty(pcoll, label: str):
 
 class Deduplicate(beam.PTransform):
     """Documents -> {"documents": survivors, "dropped": drop records, "stats": one dict of cluster
-    statistics, "examples": example clusters with texts (see dedup_stats.py)}."""
+    statistics, "examples": example clusters with texts (see dedup_stats.py)}. `work_folder` holds the
+    spilled documents while the pipeline runs."""
 
-    def __init__(self, options: DedupConfig):
+    def __init__(self, options: DedupConfig, work_folder: str):
         super().__init__()
         self._options = options
+        self._folder = work_folder
 
     def expand(self, docs):
         from llamapipe.pipeline.dedup_stats import ClusterReport, ExampleClusters, final_stats
@@ -401,7 +424,9 @@ class Deduplicate(beam.PTransform):
             nothing = _empty(docs, "Nothing")
             stats = docs.pipeline | "NoStats" >> beam.Create([final_stats(None, o, [], [], [])])
             return {"documents": docs, "dropped": nothing, "stats": stats, "examples": nothing}
-        prints = docs | "Fingerprint" >> beam.ParDo(Fingerprint(o)).with_outputs(TEXT_HASHES, main="bands")
+        spilled = docs | "Spill" >> beam.ParDo(SpillDocuments(self._folder)).with_outputs(FILES, main="docs")
+        prints = spilled.docs | "Fingerprint" >> beam.ParDo(Fingerprint(o)).with_outputs(
+            TEXT_HASHES, main="bands")
         marks = []
         if o.exact:
             exact = (
@@ -427,13 +452,14 @@ class Deduplicate(beam.PTransform):
             labels = _empty(docs, "NoComponents")
         report = {"labels": labels, "exact": exact_groups, "copies": copies} | "Report" >> ClusterReport(
             o, pair_counts, cc_report)
-        # the one shuffle of the documents themselves: each meets its marks (and example membership)
+        # The documents stay in their files: the marks (and example memberships) meet each file's tag.
         joined = (
-            {"docs": docs | "KeyById" >> beam.Map(lambda d: (d["id"], d)),
+            {"files": spilled[FILES] | "KeyByTag" >> beam.Map(lambda tag: (tag, None)),
              "marks": marks | "AllMarks" >> beam.Flatten(),
              "examples": report["example_members"]}
             | "JoinMarks" >> beam.CoGroupByKey()
-            | "KeepOrDrop" >> beam.ParDo(ApplyMarks()).with_outputs(DROPPED, EXAMPLE_DOCS, main="documents")
+            | "KeepOrDrop" >> beam.ParDo(ApplyMarks(self._folder)).with_outputs(
+                DROPPED, EXAMPLE_DOCS, main="documents")
         )
         examples = joined[EXAMPLE_DOCS] | "Examples" >> ExampleClusters(o.shingle_words)
         return {"documents": joined.documents, "dropped": joined[DROPPED], "stats": report["stats"],

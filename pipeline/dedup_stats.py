@@ -26,7 +26,7 @@ from apache_beam.pvalue import AsList
 
 from llamapipe.pipeline.components import bundle_output
 from llamapipe.pipeline.config import DedupConfig
-from llamapipe.pipeline.dedup import lsh_params, node_id, node_source, shingles
+from llamapipe.pipeline.dedup import lsh_params, node_id, node_source, node_tag, shingles
 
 MEMBERS_PER_EXAMPLE = 5
 EXAMPLE_TEXT_CHARS = 20_000
@@ -244,7 +244,7 @@ class _BuildExample(beam.DoFn):
 class ClusterReport(beam.PTransform):
     """{"labels": (node, centre) of the near-duplicate components, "exact": (survivor node, {source:
     copies}) of each exact group, "copies": (node, 1) of each exact copy} -> {"stats": one dict,
-    "example_members": (document id, (survivor id, its exact copies per source)) for up to
+    "example_members": (file tag, (document id, (survivor id, its exact copies per source))) for up to
     MEMBERS_PER_EXAMPLE members of each example cluster}.
 
     `pair_counts`: per-bundle (compared, book pairs, other pairs, largest bucket) of the LSH buckets;
@@ -282,7 +282,8 @@ class ClusterReport(beam.PTransform):
             | "OfChosen" >> beam.ParDo(_OfChosen(o.examples), AsList(chosen))
             | "FirstMembers" >> beam.combiners.Top.SmallestPerKey(MEMBERS_PER_EXAMPLE)
             | "MemberIds" >> beam.FlatMapTuple(
-                lambda centre, nodes: [(node_id(node), (node_id(centre), copies)) for node, copies in nodes])
+                lambda centre, nodes: [(node_tag(node), (node_id(node), (node_id(centre), copies)))
+                                       for node, copies in nodes])
         )
         return {"stats": stats, "example_members": members}
 

@@ -22,6 +22,7 @@ from llamapipe.pipeline.line_dedup import LineDedup
 from llamapipe.pipeline.perplexity import PerplexityBuckets
 from llamapipe.pipeline.progress import LiveProgress
 from llamapipe.pipeline.rejects import WriteRejects, without_text
+from llamapipe.pipeline.spill import MergeThroughFiles
 from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
 from llamapipe.sources import source_module
 
@@ -37,6 +38,9 @@ DOCUMENT_SCHEMA = pa.schema(
     ],
     metadata={"llamapipe.schema_version": "1"},
 )
+
+
+ROW_GROUP_BYTES = 8 << 20  # of cleaned documents per Parquet row group (the readers' unit)
 
 
 def document_row(doc: dict) -> dict:
@@ -70,6 +74,10 @@ class WriteDocuments(beam.PTransform):
                     FileSystems.join(self._dir, name, name),
                     schema=DOCUMENT_SCHEMA,
                     codec="zstd",
+                    # Beam buffers up to 64 MB of rows per sink and bundle before it writes a row group;
+                    # with one sink per source that was 7 x 64 MB per worker at scale.
+                    row_group_buffer_size=ROW_GROUP_BYTES,
+                    record_batch_size=256,
                     file_name_suffix=".parquet",
                     shard_name_template="-SSSSS-of-NNNNN",
                 )
@@ -94,13 +102,20 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
     kept first, the survivor loses only what it shares with other pages. The classifier scores the
     text as it will be kept (after line dedup), as LLaMA applied it to CCNet's output.
 
-    `progress` counts the documents out of each stage while the pipeline runs (pipeline/progress.py)."""
+    `progress` counts the documents out of each stage while the pipeline runs (pipeline/progress.py).
+
+    Memory: no collection of documents crosses a shuffle or a multi-input Flatten, both of which
+    Beam's local runners hold whole in the runner's memory (and hand whole to the workers). The seven
+    readers' documents are merged through files, the joins of dedup, line dedup and the classifier
+    go through files (`spill.py`, under `paths["spill"]`), drop records lose their text (kept only
+    for the rejects sample, taken before any merge), and the ledger's counts are summed per input
+    before they meet."""
     read_docs, read_drops = [], []
     for name in config.enabled_sources():
         out = p | f"Read_{name}" >> source_module(name).Read(config.sources[name])
         read_docs.append(out["documents"])
         read_drops.append(out["dropped"])
-    docs = read_docs | "AllSources" >> beam.Flatten()
+    docs = tuple(read_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths["spill"], "read"))
     drops_at_read = read_drops | "AllReadDrops" >> beam.Flatten()
     if progress:
         progress.count(docs, "read")
@@ -111,14 +126,15 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
         ("ExtractText", ExtractText(config.extract, config.langid, config.filters)),
         ("LanguageId", LanguageId(config.langid)),
         ("QualityFilter", QualityFilter(config.filters.rules)),
-        ("Deduplicate", Deduplicate(config.dedup)),
-        ("LineDedup", LineDedup(config.line_dedup)),
+        ("Deduplicate", Deduplicate(config.dedup, FileSystems.join(paths["spill"], "dedup"))),
+        ("LineDedup", LineDedup(config.line_dedup, FileSystems.join(paths["spill"], "line_dedup"))),
         ("Perplexity", PerplexityBuckets(config.perplexity)),
     ]
     if config.classifier.enabled and set(config.classifier.sources) & set(config.enabled_sources()):
         wikipedia = docs | "WikipediaDocs" >> beam.Filter(lambda d: d["source"] == "wikipedia")
         stages.append(("ReferenceClassifier", _WithWikipedia(
-            ReferenceClassifier(config.classifier, paths["classifier"]), wikipedia)))
+            ReferenceClassifier(config.classifier, paths["classifier"],
+                                FileSystems.join(paths["spill"], "classifier")), wikipedia)))
     for label, stage in stages:
         out = current | label >> stage
         if label == "Deduplicate":
@@ -128,15 +144,18 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
         if progress:
             progress.count(current, PROGRESS_STEPS[label])
     kept = current
-    drops = stage_drops | "AllDrops" >> beam.Flatten()
+    # The rejects sample takes the texts it wants from each stage's drops; past it, drops carry none.
+    rejects = WriteRejects(paths["rejects"], config.rejects.rate, config.rejects.max_chars)
+    tuple(stage_drops) | "WriteRejects" >> rejects
+    drops = [d | f"WithoutText{i}" >> beam.Map(without_text) for i, d in enumerate(stage_drops)] | (
+        "AllDrops" >> beam.Flatten())
 
     kept | "WriteDocuments" >> WriteDocuments(paths["documents"], config.enabled_sources())
     (
         drops
-        | "DropsToJson" >> beam.Map(lambda d: json.dumps(without_text(d), ensure_ascii=False, sort_keys=True))
+        | "DropsToJson" >> beam.Map(lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True))
         | "WriteDrops" >> beam.io.WriteToText(paths["dropped"], file_name_suffix=".jsonl")
     )
-    drops | "WriteRejects" >> WriteRejects(paths["rejects"], config.rejects.rate, config.rejects.max_chars)
     (docs, drops_at_read, kept, drops) | "CountLedger" >> CountLedger(paths["ledger_parts"])
 
 

@@ -52,6 +52,11 @@ def _kept_events(doc: dict):
     yield (doc["source"], "kept_language", doc.get("language") or "none"), (1, 0, 0)
 
 
+def _add(values) -> tuple:
+    """Element-wise sum of (count, chars, bytes, ...) tuples."""
+    return tuple(map(sum, zip(*values, strict=True)))
+
+
 class CountLedger(beam.PTransform):
     """read outputs + final documents + every drop -> JSON lines of counts."""
 
@@ -67,10 +72,13 @@ class CountLedger(beam.PTransform):
             kept | "Kept" >> beam.FlatMap(_kept_events),
             drops | "Dropped" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), (1, 0, 0))),
         )
+        # Summed per input first (combiner lifting: a few values per bundle), then merged: a Flatten
+        # of the per-document events would be held whole by the local runners.
+        sums = [part | f"Sum{i}" >> beam.CombinePerKey(_add) for i, part in enumerate(events)]
         return (
-            events
-            | "AllEvents" >> beam.Flatten()
-            | "Sum" >> beam.CombinePerKey(lambda values: tuple(map(sum, zip(*values, strict=True))))
+            sums
+            | "AllSums" >> beam.Flatten()
+            | "Sum" >> beam.CombinePerKey(_add)
             | "ToJson" >> beam.MapTuple(
                 lambda key, value: json.dumps({
                     "source": key[0], "stage": key[1], "reason": key[2],

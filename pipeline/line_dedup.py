@@ -12,10 +12,11 @@ Two byte-identical copies of a page would otherwise strip each other empty, and 
 document dedup would keep would be lost with the other. Counted once, their lines survive, and
 exact dedup (pipeline/dedup.py) keeps one copy.
 
-Global, bounded: each document emits (line hash, text hash) for its distinct lines; a GroupByKey on
-the line hash decides, per line, whether two distinct texts hold it (the iterable is read until a
-second text is found, then once more to mark the holders); the marks are joined back to the
-documents by id. No step holds more than one line's holders or one document's marks.
+Global, bounded: each document is spilled to a file (`spill.py`) and emits (line hash, (text hash,
+id, file tag)) for its distinct lines; a GroupByKey on the line hash decides, per line, whether two
+distinct texts hold it (the iterable is read until a second text is found, then once more to mark
+the holders); the marks are grouped by file and each file is read back beside its marks. No step
+holds more than one line's holders or one file's marks, and no document crosses a shuffle.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import apache_beam as beam
 
 from llamapipe.pipeline.config import LineDedupConfig
 from llamapipe.pipeline.rejects import reject
+from llamapipe.pipeline.spill import FILES, SpillDocuments, read_spilled, spill_path
 from llamapipe.sources.base import DROPPED
 
 STAGE = "line_dedup"
@@ -72,28 +74,36 @@ def remove_lines(text: str, duplicated: set[bytes]) -> tuple[str, int]:
 
 
 class LineOccurrences(beam.DoFn):
-    """A document -> (line hash, (text hash, document id)) for each distinct line."""
+    """(file tag, document) -> (line hash, (text hash, document id, file tag)) for each distinct line
+    of a document of the configured sources."""
 
-    def process(self, doc: dict):
+    def __init__(self, sources: set[str]):
+        self._sources = sources
+
+    def process(self, spilled: tuple[str, dict]):
+        tag, doc = spilled
+        if doc["source"] not in self._sources:
+            return
         identity = text_hash(doc["text"])
         for h in {line_hash(line) for line in doc["text"].split("\n")}:
-            yield h, (identity, doc["id"])
+            yield h, (identity, doc["id"], tag)
 
 
 class MarkDuplicatedLine(beam.DoFn):
-    """(line hash, holders) -> (document id, line hash) for every holder, when two texts hold it."""
+    """(line hash, holders) -> (file tag, (document id, line hash)) for every holder, when two texts
+    hold it."""
 
     def process(self, element):
         h, holders = element
         if _two_distinct_texts(holders):
-            for _, doc_id in holders:
-                yield doc_id, h
+            for _, doc_id, tag in holders:
+                yield tag, (doc_id, h)
 
 
 def _two_distinct_texts(holders) -> bool:
     """Reads the holders only until a second distinct text shows up."""
     first = None
-    for identity, _ in holders:
+    for identity, *_ in holders:
         if first is None:
             first = identity
         elif identity != first:
@@ -102,14 +112,26 @@ def _two_distinct_texts(holders) -> bool:
 
 
 class RemoveDuplicatedLines(beam.DoFn):
-    def __init__(self, min_chars_after: int):
+    """(file tag, {files, marks}) -> the spilled file's documents, without their duplicated lines."""
+
+    def __init__(self, folder: str, sources: set[str], min_chars_after: int):
+        self._folder = folder
+        self._sources = sources
         self._min_chars = min_chars_after
 
     def process(self, element):
-        _, grouped = element
-        duplicated = set(grouped["marks"])
-        for doc in grouped["docs"]:
-            text, removed = remove_lines(doc["text"], duplicated)
+        tag, grouped = element
+        if not list(grouped["files"]):
+            raise RuntimeError(f"line dedup: marks for {spill_path(self._folder, tag)}, which no bundle "
+                               "completed")
+        duplicated: dict[str, set[bytes]] = {}
+        for doc_id, h in grouped["marks"]:
+            duplicated.setdefault(doc_id, set()).add(h)
+        for doc in read_spilled(self._folder, tag):
+            if doc["source"] not in self._sources:
+                yield doc
+                continue
+            text, removed = remove_lines(doc["text"], duplicated.get(doc["id"], set()))
             source = doc["source"]
             if removed:
                 beam.metrics.Metrics.counter(f"{source}.{STAGE}", "lines_removed").inc(removed)
@@ -124,29 +146,30 @@ class RemoveDuplicatedLines(beam.DoFn):
 
 
 class LineDedup(beam.PTransform):
-    """Documents of the configured sources lose their duplicated lines; others pass unchanged."""
+    """Documents of the configured sources lose their duplicated lines; others pass unchanged. Every
+    document goes through a spilled file in `work_folder` (one output from one step: a Flatten of
+    the two parts would be held in memory by the local runners)."""
 
-    def __init__(self, options: LineDedupConfig):
+    def __init__(self, options: LineDedupConfig, work_folder: str):
         super().__init__()
         self._options = options
+        self._folder = work_folder
 
     def expand(self, docs):
         sources = set(self._options.sources)
         if not self._options.enabled or not sources:
             return {"documents": docs, "dropped": docs | "NoDrops" >> beam.FlatMap(lambda _: [])}
-        parts = docs | "Split" >> beam.Partition(lambda d, _: 0 if d["source"] in sources else 1, 2)
-        candidates, others = parts[0], parts[1]
+        spilled = docs | "Spill" >> beam.ParDo(SpillDocuments(self._folder)).with_outputs(FILES, main="docs")
         marks = (
-            candidates
-            | "LineOccurrences" >> beam.ParDo(LineOccurrences())
+            spilled.docs
+            | "LineOccurrences" >> beam.ParDo(LineOccurrences(sources))
             | "GroupByLine" >> beam.GroupByKey()
             | "MarkDuplicatedLines" >> beam.ParDo(MarkDuplicatedLine())
         )
         out = (
-            {"docs": candidates | "KeyById" >> beam.Map(lambda d: (d["id"], d)), "marks": marks}
+            {"files": spilled[FILES] | "KeyByTag" >> beam.Map(lambda tag: (tag, None)), "marks": marks}
             | "JoinMarks" >> beam.CoGroupByKey()
-            | "RemoveLines" >> beam.ParDo(RemoveDuplicatedLines(self._options.min_chars_after)).with_outputs(
-                DROPPED, main="documents")
+            | "RemoveLines" >> beam.ParDo(RemoveDuplicatedLines(
+                self._folder, sources, self._options.min_chars_after)).with_outputs(DROPPED, main="documents")
         )
-        documents = (out.documents, others) | "Rejoin" >> beam.Flatten()
-        return {"documents": documents, "dropped": out[DROPPED]}
+        return {"documents": out.documents, "dropped": out[DROPPED]}

@@ -65,6 +65,12 @@ def _row(drop: dict, sampled_by: str, max_chars: int) -> dict:
     }
 
 
+def _smallest(candidates) -> tuple | None:
+    """The (hash, id, row) of smallest (hash, id) among `candidates` (None where an input had none)."""
+    present = [c for c in candidates if c is not None]
+    return min(present, key=lambda c: c[:2]) if present else None
+
+
 class _SmallestHash(beam.CombineFn):
     """The drop with the smallest id hash (its text cut to `max_chars`, so accumulators stay small)."""
 
@@ -79,8 +85,7 @@ class _SmallestHash(beam.CombineFn):
         return candidate if best is None or candidate[:2] < best[:2] else best
 
     def merge_accumulators(self, accumulators):
-        present = [a for a in accumulators if a is not None]
-        return min(present, key=lambda a: a[:2]) if present else None
+        return _smallest(accumulators)
 
     def extract_output(self, best):
         return best
@@ -96,22 +101,32 @@ class WriteRejects(beam.PTransform):
         self._max_chars = max_chars
 
     def expand(self, drops):
+        """`drops`: one collection of drops, or several (each stage's): each is sampled where it is
+        made, so only the sampled texts travel (a merge of all drops with their texts would be held in
+        memory by the local runners)."""
         rate, max_chars = self._rate, self._max_chars
-        by_rate = (
-            drops
-            | "SampleByRate" >> beam.Filter(lambda d: id_fraction(d["id"]) < rate)
-            | "RateRow" >> beam.Map(_row, "rate", max_chars)
-        )
+        rate_rows, best_of_reason = [], []
+        for i, part in enumerate([drops] if isinstance(drops, beam.pvalue.PCollection) else drops):
+            rate_rows.append(
+                part
+                | f"SampleByRate{i}" >> beam.Filter(lambda d: id_fraction(d["id"]) < rate)
+                | f"RateRow{i}" >> beam.Map(_row, "rate", max_chars)
+            )
+            best_of_reason.append(
+                part
+                | f"KeyByReason{i}" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), d))
+                | f"SmallestHashPerReason{i}" >> beam.CombinePerKey(_SmallestHash(max_chars))
+            )
         first_of_reason = (
-            drops
-            | "KeyByReason" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), d))
-            | "SmallestHashPerReason" >> beam.CombinePerKey(_SmallestHash(max_chars))
+            best_of_reason
+            | "AllReasons" >> beam.Flatten()
+            | "SmallestHashOfAll" >> beam.CombinePerKey(_smallest)  # a reason met in several inputs
             # Already in the rate sample when its hash is below the rate: written once.
             | "NotSampledYet" >> beam.Filter(lambda kv: kv[1] is not None and kv[1][0] >= rate)
             | "FirstRow" >> beam.Map(lambda kv: kv[1][2])
         )
         return (
-            (by_rate, first_of_reason)
+            [*rate_rows, first_of_reason]
             | "AllRejects" >> beam.Flatten()
             | "WriteParquet" >> beam.io.WriteToParquet(
                 self._prefix, schema=REJECT_SCHEMA, codec="zstd", file_name_suffix=".parquet",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ def output_paths(out: str) -> dict[str, str]:
         "dedup_examples": os.path.join(out, "dedup", "examples.jsonl"),
         "tokenizer": os.path.join(out, "tokenizer", "tokenizer.model"),
         "sample": os.path.join(work, "tokenizer-sample.txt"),
+        "spill": os.path.join(work, "spill"),  # documents between the cleaning pipeline's stages
         "shards": os.path.join(out, "shards"),
         "manifest": os.path.join(out, "shards", "manifest.json"),
         "train": os.path.join(out, "train"),
@@ -182,9 +184,11 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
             record["classifier"] = classifier
     else:
         log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
+        shutil.rmtree(paths["spill"], ignore_errors=True)  # an interrupted attempt's
         with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options) as progress, \
                 beam.Pipeline(options=options) as p:
             build_cleaning(p, config, paths, progress)
+        shutil.rmtree(paths["spill"], ignore_errors=True)  # a copy of the corpus, no longer needed
         ledger = collect_cleaning(paths, record)
         completed.mark("clean")
         record["stages"]["clean"] = round(time.time() - started, 2)

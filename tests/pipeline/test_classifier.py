@@ -50,7 +50,8 @@ def run(tmp_path, wikipedia, docs, **options) -> tuple[dict, list, list]:
     with TestPipeline() as p:
         out = (p | "Wiki" >> beam.Create(wikipedia or [{"id": "x", "source": "wikipedia", "meta": {}}])
                | "OnlyGiven" >> beam.Filter(lambda d: bool(wikipedia)),
-               p | "Docs" >> beam.Create(docs)) | ReferenceClassifier(config, str(tmp_path))
+               p | "Docs" >> beam.Create(docs)) | ReferenceClassifier(
+                   config, str(tmp_path), str(tmp_path / "work"))
         outputs = (("kept", out["documents"], kept_file), ("dropped", out["dropped"], dropped_file))
         for name, pcoll, path in outputs:
             (pcoll | f"Ids_{name}" >> beam.Map(lambda d: d["id"]) | f"All_{name}" >> beam.combiners.ToList()

@@ -2,6 +2,8 @@
 
 import json
 import random
+import shutil
+import tempfile
 
 import apache_beam as beam
 import pytest
@@ -12,6 +14,16 @@ from apache_beam.testing.util import assert_that, equal_to
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.dedup import Deduplicate, MinHasher, estimated_jaccard, shingles
 from llamapipe.pipeline.typed_yaml import ConfigError, from_dict
+
+# Where Deduplicate spills the documents while a test pipeline runs (removed after the module).
+WORK = tempfile.mkdtemp(prefix="llamapipe-test-dedup-")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_work_folder():
+    yield
+    shutil.rmtree(WORK, ignore_errors=True)
+
 
 WORDS = ("river stone garden window market winter summer teacher engine harbor forest candle "
          "village letter bridge mountain kitchen silver doctor planet").split()
@@ -75,7 +87,7 @@ def test_a_chain_of_near_duplicates_ends_as_one_cluster_kept_in_the_preferred_so
     assert estimate(a, b) >= 0.8 and estimate(b, c) >= 0.8 and estimate(a, c) < 0.8
     assert jaccard(a, c) < 0.75
     with TestPipeline() as p:
-        out = p | beam.Create([a, b, c, doc("other", "c4", words(99))]) | Deduplicate(DedupConfig())
+        out = p | beam.Create([a, b, c, doc("other", "c4", words(99))]) | Deduplicate(DedupConfig(), WORK)
         assert_that(ids(out["documents"], "k"), equal_to(["wikipedia:A", "c4:other"]), label="kept")
         assert_that(drops(out["dropped"], "d"), equal_to([
             ("commoncrawl:B", "near_duplicate", "near copy of wikipedia:A"),
@@ -91,7 +103,7 @@ def test_survivor_rule_priority_then_longest_then_smallest_id():
     web, wiki = doc("web", "commoncrawl", words(40)), doc("wiki", "wikipedia", replaced(words(40), 9, 4, 41))
     options = small(source_priority=["commoncrawl", "wikipedia", "c4"])  # a user's own order
     with TestPipeline() as p:
-        out = p | beam.Create([longer, shorter, same_b, same_a, web, wiki]) | Deduplicate(options)
+        out = p | beam.Create([longer, shorter, same_b, same_a, web, wiki]) | Deduplicate(options, WORK)
         kept = ["c4:long", "c4:a", "commoncrawl:web"]
         assert_that(ids(out["documents"], "k"), equal_to(kept), label="kept")
         assert_that(out["dropped"] | beam.Map(lambda d: (d["id"], d["reason"])), equal_to([
@@ -104,7 +116,7 @@ def test_exact_duplicates_across_sources_keep_the_higher_priority_source():
     docs = [doc("1", "commoncrawl", body), doc("2", "wikipedia", body.upper()), doc("3", "c4", body + " !"),
             doc("4", "c4", words(2))]
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | Deduplicate(DedupConfig(near=False))
+        out = p | beam.Create(docs) | Deduplicate(DedupConfig(near=False), WORK)
         assert_that(ids(out["documents"], "k"), equal_to(["wikipedia:2", "c4:4"]), label="kept")
         assert_that(drops(out["dropped"], "d"), equal_to([
             ("commoncrawl:1", "exact_duplicate", "copy of wikipedia:2"),
@@ -121,7 +133,7 @@ def test_books_are_dropped_only_above_the_book_threshold():
             doc("x", "c4", body), doc("y", "c4", similar)]  # the same pair as web pages
     assert 0.8 <= estimate(docs[0], docs[1]) < 0.9 and estimate(docs[0], docs[2]) >= 0.9
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | Deduplicate(small(scope="source"))
+        out = p | beam.Create(docs) | Deduplicate(small(scope="source"), WORK)
         assert_that(ids(out["documents"], "k"), equal_to(["books:a", "books:b", "c4:x"]), label="kept")
         assert_that(ids(out["dropped"], "d"), equal_to(["books:c", "c4:y"]), label="dropped")
 
@@ -130,7 +142,7 @@ def test_source_scope_keeps_cross_source_copies():
     body = words(5)
     docs = [doc("1", "commoncrawl", body), doc("2", "c4", body), doc("3", "c4", body)]
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | Deduplicate(small(scope="source"))
+        out = p | beam.Create(docs) | Deduplicate(small(scope="source"), WORK)
         assert_that(ids(out["documents"], "k"), equal_to(["commoncrawl:1", "c4:2"]), label="kept")
 
 
@@ -141,7 +153,7 @@ def test_dissimilar_documents_are_all_kept_and_make_no_cluster():
         assert stats[0]["clusters"] == 0 and stats[0]["lsh"]["pairs_confirmed"] == 0, stats
 
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | Deduplicate(small())
+        out = p | beam.Create(docs) | Deduplicate(small(), WORK)
         assert_that(out["dropped"], equal_to([]), label="nothing dropped")
         assert_that(out["stats"], no_clusters, label="stats")
 
@@ -172,7 +184,7 @@ def test_cluster_statistics_and_examples():
             assert member["text"] and 0.6 < member["jaccard_to_survivor"] <= 1.0
 
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | Deduplicate(small())
+        out = p | beam.Create(docs) | Deduplicate(small(), WORK)
         assert_that(out["stats"], check_stats, label="stats")
         assert_that(out["examples"], check_examples, label="examples")
 
@@ -192,7 +204,7 @@ def test_buckets_beyond_their_anchors_still_count_every_document_once():
         assert s["cross_source_pairs"] == {"c4~commoncrawl": 2, "c4~wikipedia": 2, "commoncrawl~wikipedia": 1}
 
     with TestPipeline() as p:
-        out = p | beam.Create([a, b, c, d]) | Deduplicate(small(bucket_anchors=2))
+        out = p | beam.Create([a, b, c, d]) | Deduplicate(small(bucket_anchors=2), WORK)
         assert_that(ids(out["documents"], "k"), equal_to(["wikipedia:a"]), label="kept")
         assert_that(out["dropped"] | beam.Map(lambda d: (d["id"], d["reason"])), equal_to([
             ("c4:b", "near_duplicate"), ("c4:c", "near_duplicate"), ("commoncrawl:d", "exact_duplicate"),
@@ -204,10 +216,10 @@ def test_without_exact_dedup_copies_are_near_duplicates_and_without_both_nothing
     body = words(95)
     docs = [doc("1", "c4", body), doc("2", "commoncrawl", body), doc("3", "c4", words(96))]
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | Deduplicate(small(exact=False))
+        out = p | beam.Create(docs) | Deduplicate(small(exact=False), WORK)
         assert_that(drops(out["dropped"], "d"), equal_to([
             ("commoncrawl:2", "near_duplicate", "near copy of c4:1")]), label="near only")
-        off = p | "Again" >> beam.Create(docs) | "Off" >> Deduplicate(small(exact=False, near=False))
+        off = p | "Again" >> beam.Create(docs) | "Off" >> Deduplicate(small(exact=False, near=False), WORK)
         assert_that(ids(off["documents"], "k"), equal_to(["c4:1", "commoncrawl:2", "c4:3"]), label="off")
 
 
@@ -224,7 +236,7 @@ def mixed_corpus() -> list[dict]:
 def run_and_collect(tmp_path, name: str, flags: list[str]) -> dict:
     options = PipelineOptions(flags)
     with beam.Pipeline(options=options) as p:
-        out = p | beam.Create(mixed_corpus()) | Deduplicate(DedupConfig())
+        out = p | beam.Create(mixed_corpus()) | Deduplicate(DedupConfig(), WORK)
         for key in ("documents", "dropped", "stats"):
             (out[key]
              | f"Json{key}" >> beam.Map(lambda e, key=key: json.dumps(

@@ -27,17 +27,17 @@ def test_repeats_inside_one_document_keep_the_first():
     assert (text, removed) == ("a line\nanother line\nlast", 1)
 
 
-def check(docs: list[dict], kept: dict, dropped: list, **options) -> None:
+def check(docs: list[dict], kept: dict, dropped: list, tmp_path, **options) -> None:
     config = LineDedupConfig(**{"min_chars_after": 0, **options})
     with TestPipeline() as p:
-        out = p | beam.Create(docs) | LineDedup(config)
+        out = p | beam.Create(docs) | LineDedup(config, str(tmp_path))
         assert_that(out["documents"] | "Kept" >> beam.Map(lambda d: (d["id"], d["text"])),
                     equal_to(list(kept.items())), label="kept")
         assert_that(out["dropped"] | "Dropped" >> beam.Map(lambda d: (d["id"], d["stage"], d["reason"])),
                     equal_to(dropped), label="dropped")
 
 
-def test_a_line_in_two_documents_is_removed_from_both_and_other_sources_are_untouched():
+def test_a_line_in_two_documents_is_removed_from_both_and_other_sources_are_untouched(tmp_path):
     boiler = "Subscribe to our newsletter for 5 new stories every week."
     docs = [
         doc("a", ["The mill on the river was built in 1820 by the town.", boiler]),
@@ -49,24 +49,24 @@ def test_a_line_in_two_documents_is_removed_from_both_and_other_sources_are_unto
     check(docs, {"commoncrawl:a": "The mill on the river was built in 1820 by the town.",
                  "c4:d": f"{boiler}\nA line only d has."},
           [("commoncrawl:b", "line_dedup", "no_lines_left"),
-           ("commoncrawl:c", "line_dedup", "no_lines_left")])
+           ("commoncrawl:c", "line_dedup", "no_lines_left")], tmp_path)
 
 
-def test_exact_copies_keep_their_lines_for_document_dedup():
+def test_exact_copies_keep_their_lines_for_document_dedup(tmp_path):
     lines = ["First paragraph of a page that was crawled twice.", "Second paragraph of the same page."]
     other = ["Another page quotes this.", "Second paragraph of the same page."]
     # The copies count as one text: only the line also in b leaves them.
     check([doc("a", lines), doc("a2", lines), doc("b", other)],
           {"commoncrawl:a": lines[0], "commoncrawl:a2": lines[0],
-           "commoncrawl:b": "Another page quotes this."}, [])
+           "commoncrawl:b": "Another page quotes this."}, [], tmp_path)
 
 
-def test_documents_left_too_short_are_dropped_with_their_own_reason():
+def test_documents_left_too_short_are_dropped_with_their_own_reason(tmp_path):
     shared = "A sentence that two pages share, word for word, and so neither keeps."
     check([doc("a", ["Short.", shared]), doc("b", ["x" * 400, shared])], {"commoncrawl:b": "x" * 400},
-          [("commoncrawl:a", "line_dedup", "too_short_after_line_dedup")], min_chars_after=300)
+          [("commoncrawl:a", "line_dedup", "too_short_after_line_dedup")], tmp_path, min_chars_after=300)
 
 
-def test_disabled_passes_everything():
+def test_disabled_passes_everything(tmp_path):
     check([doc("a", ["same"]), doc("b", ["same"])], {"commoncrawl:a": "same", "commoncrawl:b": "same"}, [],
-          enabled=False)
+          tmp_path, enabled=False)

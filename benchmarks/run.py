@@ -11,9 +11,10 @@ SentencePiece with as many threads), `--fresh`, with the whole process tree's me
 documents). End to end: documents/s, the speed-up of 2 workers over 1, and peak memory (the largest
 process, and all processes together) at 4x input against 1x.
 
-Read the memory figures knowing the local runner: it keeps every shuffled collection (GroupByKey,
-Reshuffle) of a pipeline in its own memory, so on it memory grows with the input whatever the stages
-do. Results are printed and saved as JSON (default benchmarks/results/run.json).
+Read the memory figures knowing the local runner: it keeps every collection crossing a stage boundary
+in its own memory, so the cleaning graph sends documents between stages through files
+(pipeline/spill.py) and only small records through shuffles; those still grow with the input. Results
+are printed and saved as JSON (default benchmarks/results/run.json).
 """
 
 from __future__ import annotations

@@ -117,8 +117,9 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
         read_drops.append(out["dropped"])
     docs = tuple(read_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths["spill"], "read"))
     drops_at_read = read_drops | "AllReadDrops" >> beam.Flatten()
-    if progress:
-        progress.count(docs, "read")
+    if progress:  # counted where each reader yields, not after the merge (which waits for all)
+        for name, source_docs in zip(config.enabled_sources(), read_docs, strict=True):
+            progress.count(source_docs, "read", f"Progress_read_{name}")
 
     stage_drops = [drops_at_read]
     current = docs

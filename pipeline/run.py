@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from contextlib import contextmanager
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
@@ -160,6 +160,12 @@ def beam_logs_to(path: str, enabled: bool = True):
         os.close(saved)
 
 
+def _remove_folder(path: str) -> None:
+    """Delete a folder and all below it, on any filesystem Beam has (the spill may be on gs://)."""
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+
+
 @sharing_a_local_cluster  # `--runner dask` without an address: one LocalCluster for both pipelines
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
         log=print, quiet_beam: bool = True, fresh: bool = False) -> dict:
@@ -184,11 +190,11 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
             record["classifier"] = classifier
     else:
         log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
-        shutil.rmtree(paths["spill"], ignore_errors=True)  # an interrupted attempt's
+        _remove_folder(paths["spill"])  # an interrupted attempt's
         with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options) as progress, \
                 beam.Pipeline(options=options) as p:
             build_cleaning(p, config, paths, progress)
-        shutil.rmtree(paths["spill"], ignore_errors=True)  # a copy of the corpus, no longer needed
+        _remove_folder(paths["spill"])  # a copy of the corpus, no longer needed
         ledger = collect_cleaning(paths, record)
         completed.mark("clean")
         record["stages"]["clean"] = round(time.time() - started, 2)

@@ -7,8 +7,8 @@ files in the work folder (`spill.py`) and read back twice, once for the samples,
    are joined with the (URL, file tag, id) of the CommonCrawl pages on the same key (a CoGroupByKey:
    no worker holds the URL list); each page comes out as (file tag, (id, cited)).
 2. Bounded samples: each file is read beside its pages' labels; up to `max_positives` cited pages
-   and `negatives_per_positive` times as many uncited ones (those of smallest id hash: `Top.Of`, a
-   heap per worker), each cut to `max_chars`.
+   and, of the uncited ones, those of smallest id hash (`Top.Of`, a heap per worker; only about twice
+   as many as training will draw are passed on), each cut to `max_chars`.
 3. `train_reference_model`, one call on one worker, with the two samples as side inputs: splits
    them by id hash into training and held-out parts, trains `fasttext.train_supervised`, measures the
    held-out accuracy, and writes `OUT/classifier/model.bin` and `metrics.json`. With a model file in
@@ -18,9 +18,9 @@ files in the work folder (`spill.py`) and read back twice, once for the samples,
 4. `ScoreReference` reads that status as a side input and each file again, and scores every page;
    documents of other sources pass through.
 
-Training in the graph (not in the driver between two pipelines, as the tokenizer is) avoids
-writing the whole CommonCrawl corpus to disk and reading it back just to score it after training:
-the side input makes scoring wait for the model, and only the bounded sample meets on one worker.
+Training in the graph (not in the driver between two pipelines, as the tokenizer is): the side input
+makes scoring wait for the model while the pages wait in their spilled files, and only the bounded
+sample meets on one worker. Training itself runs in a fresh process (`fasttext_train.py` says why).
 """
 
 from __future__ import annotations

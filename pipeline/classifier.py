@@ -38,7 +38,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import ClassifierConfig
 from llamapipe.pipeline.rejects import id_fraction, reject
-from llamapipe.pipeline.spill import FILES, SpillDocuments, read_spilled, spill_path
+from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED
 
 STAGE = "classifier"
@@ -228,11 +228,9 @@ def _finish(status: dict, out_dir: str) -> dict:
 def _labelled_file(folder: str, element, sources: set[str]):
     """(file tag, {files, pages}) -> (document, cited or None when its source is not classified) for
     each document of the spilled file."""
-    tag, grouped = element
-    if not list(grouped["files"]):
-        raise RuntimeError(f"classifier: pages of {spill_path(folder, tag)}, which no bundle completed")
+    grouped, documents = documents_beside(folder, element, STAGE)
     cited = dict(grouped["pages"])
-    for doc in read_spilled(folder, tag):
+    for doc in documents:
         yield doc, (cited.get(doc["id"], False) if doc["source"] in sources else None)
 
 
@@ -267,11 +265,12 @@ class ScoreReference(beam.DoFn):
     def __init__(self, options: ClassifierConfig, folder: str):
         self._options = options
         self._folder = folder
+        self._sources = set(options.sources)
         self._model = None
         self._model_path = None
 
     def process(self, element, status: dict):
-        for doc, cited in _labelled_file(self._folder, element, set(self._options.sources)):
+        for doc, cited in _labelled_file(self._folder, element, self._sources):
             if cited is None or status["status"] == "skipped":
                 yield doc
             else:
@@ -316,10 +315,7 @@ class ReferenceClassifier(beam.PTransform):
         spilled = docs | "Spill" >> beam.ParDo(SpillDocuments(folder)).with_outputs(FILES, main="docs")
         pages = spilled.docs | "PagesToClassify" >> beam.Filter(lambda tagged: tagged[1]["source"] in sources)
         labels = (wikipedia, pages) | "LabelCited" >> LabelCited()
-        by_file = (
-            {"files": spilled[FILES] | "KeyByTag" >> beam.Map(lambda tag: (tag, None)), "pages": labels}
-            | "PagesByFile" >> beam.CoGroupByKey()
-        )
+        by_file = {"pages": labels} | "PagesByFile" >> GroupByFile(spilled[FILES])
         max_negatives = options.max_positives * options.negatives_per_positive
         label_counts = (
             labels

@@ -36,7 +36,7 @@ import numpy as np
 
 from llamapipe.pipeline.components import ConnectedComponents, bundle_output
 from llamapipe.pipeline.config import DedupConfig
-from llamapipe.pipeline.spill import FILES, SpillDocuments, read_spilled, spill_path
+from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED, make_drop
 
 STAGE = "dedup"
@@ -379,27 +379,24 @@ class ApplyMarks(beam.DoFn):
         self._folder = folder
 
     def process(self, element):
-        tag, grouped = element
-        if not list(grouped["files"]):
-            raise RuntimeError(f"dedup: marks for {spill_path(self._folder, tag)}, which no bundle completed")
-        marks: dict[str, list[dict]] = {}
+        grouped, documents = documents_beside(self._folder, element, STAGE)
+        marks: dict[str, dict] = {}  # the mark each document is dropped with: an exact copy's first
         for doc_id, mark in grouped["marks"]:
-            marks.setdefault(doc_id, []).append(mark)
+            if doc_id not in marks or mark["reason"] == "exact_duplicate":
+                marks[doc_id] = mark
         examples = dict(grouped["examples"])
-        for doc in read_spilled(self._folder, tag):
+        for doc in documents:
             example = examples.get(doc["id"])
             if example is not None:
                 centre_id, copies = example
                 yield beam.pvalue.TaggedOutput(EXAMPLE_DOCS, (centre_id, (doc, copies)))
-            own = sorted(marks.get(doc["id"], ()), key=lambda mark: mark["reason"] != "exact_duplicate")
-            if own:
-                marks_first = own[0]
-                reason = marks_first["reason"]
-                beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{reason}").inc()
-                # the text rides along for the rejects sample (pipeline/rejects.py strips it elsewhere)
-                yield beam.pvalue.TaggedOutput(DROPPED, {**marks_first, "text": doc["text"]})
-            else:
+            mark = marks.get(doc["id"])
+            if mark is None:
                 yield doc
+                continue
+            beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{mark['reason']}").inc()
+            # the text rides along for the rejects sample (pipeline/rejects.py strips it elsewhere)
+            yield beam.pvalue.TaggedOutput(DROPPED, {**mark, "text": doc["text"]})
 
 
 def _empty(pcoll, label: str):
@@ -454,10 +451,8 @@ class Deduplicate(beam.PTransform):
             o, pair_counts, cc_report)
         # The documents stay in their files: the marks (and example memberships) meet each file's tag.
         joined = (
-            {"files": spilled[FILES] | "KeyByTag" >> beam.Map(lambda tag: (tag, None)),
-             "marks": marks | "AllMarks" >> beam.Flatten(),
-             "examples": report["example_members"]}
-            | "JoinMarks" >> beam.CoGroupByKey()
+            {"marks": marks | "AllMarks" >> beam.Flatten(), "examples": report["example_members"]}
+            | "JoinMarks" >> GroupByFile(spilled[FILES])
             | "KeepOrDrop" >> beam.ParDo(ApplyMarks(self._folder)).with_outputs(
                 DROPPED, EXAMPLE_DOCS, main="documents")
         )

@@ -28,7 +28,7 @@ import apache_beam as beam
 
 from llamapipe.pipeline.config import LineDedupConfig
 from llamapipe.pipeline.rejects import reject
-from llamapipe.pipeline.spill import FILES, SpillDocuments, read_spilled, spill_path
+from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED
 
 STAGE = "line_dedup"
@@ -120,14 +120,11 @@ class RemoveDuplicatedLines(beam.DoFn):
         self._min_chars = min_chars_after
 
     def process(self, element):
-        tag, grouped = element
-        if not list(grouped["files"]):
-            raise RuntimeError(f"line dedup: marks for {spill_path(self._folder, tag)}, which no bundle "
-                               "completed")
+        grouped, documents = documents_beside(self._folder, element, STAGE)
         duplicated: dict[str, set[bytes]] = {}
         for doc_id, h in grouped["marks"]:
             duplicated.setdefault(doc_id, set()).add(h)
-        for doc in read_spilled(self._folder, tag):
+        for doc in documents:
             if doc["source"] not in self._sources:
                 yield doc
                 continue
@@ -167,8 +164,8 @@ class LineDedup(beam.PTransform):
             | "MarkDuplicatedLines" >> beam.ParDo(MarkDuplicatedLine())
         )
         out = (
-            {"files": spilled[FILES] | "KeyByTag" >> beam.Map(lambda tag: (tag, None)), "marks": marks}
-            | "JoinMarks" >> beam.CoGroupByKey()
+            {"marks": marks}
+            | "JoinMarks" >> GroupByFile(spilled[FILES])
             | "RemoveLines" >> beam.ParDo(RemoveDuplicatedLines(
                 self._folder, sources, self._options.min_chars_after)).with_outputs(DROPPED, main="documents")
         )

@@ -27,7 +27,8 @@ STAGES = ("clean", "tokenizer", "tokenize")
 # What each stage writes, relative to OUT; deleted before the stage runs again.
 STAGE_OUTPUTS = {
     "clean": ("documents", "dropped", "rejects", "classifier", "dedup", "ledger.json",
-              os.path.join("_work", "ledger"), os.path.join("_work", "dedup")),
+              os.path.join("_work", "ledger"), os.path.join("_work", "dedup"),
+              os.path.join("_work", "spill")),
     "tokenizer": ("tokenizer", os.path.join("_work", "tokenizer-sample.txt")),
     "tokenize": ("shards",),
 }
@@ -86,12 +87,12 @@ class CompletedStages:
                 remove_incomplete_shards(os.path.join(self._out, "shards"))
                 continue
             for relative in STAGE_OUTPUTS[stage]:
-                _remove(os.path.join(self._out, relative))
+                remove_path(os.path.join(self._out, relative))
 
     def forget(self) -> None:
         """Start over (`--fresh`): no stage counts as done."""
         self._done = {}
-        _remove(self._path)
+        remove_path(self._path)
 
 
 def complete_shard_sources(shards_dir: str) -> set[str]:
@@ -115,11 +116,11 @@ def remove_incomplete_shards(shards_dir: str) -> None:
     for entry in os.listdir(shards_dir):
         path = os.path.join(shards_dir, entry)
         if entry not in keep:
-            _remove(path)
+            remove_path(path)
             continue
         for name in os.listdir(path):  # a complete source's hidden leftovers
             if name.startswith("."):
-                _remove(os.path.join(path, name))
+                remove_path(os.path.join(path, name))
 
 
 def _is_complete_set(folder: str, source: str) -> bool:
@@ -135,7 +136,8 @@ def _is_complete_set(folder: str, source: str) -> bool:
     return len(counts) == 1 and indices == set(range(counts.pop()))
 
 
-def _remove(path: str) -> None:
+def remove_path(path: str) -> None:
+    """A file, or a folder and all below it (a symlink itself, never what it points to)."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     elif os.path.lexists(path):

@@ -25,7 +25,6 @@ import time
 from contextlib import contextmanager
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
@@ -35,7 +34,7 @@ from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.progress import LiveProgress
 from llamapipe.pipeline.report import refresh_report
-from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources
+from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
 from llamapipe.pipeline.runners import normalize_flags, runner_class, sharing_a_local_cluster
 from llamapipe.pipeline.tokenize import chars_per_token
 from llamapipe.tokenizer.hf import write_hf_tokenizer
@@ -160,12 +159,6 @@ def beam_logs_to(path: str, enabled: bool = True):
         os.close(saved)
 
 
-def _remove_folder(path: str) -> None:
-    """Delete a folder and all below it, on any filesystem Beam has (the spill may be on gs://)."""
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-
-
 @sharing_a_local_cluster  # `--runner dask` without an address: one LocalCluster for both pipelines
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
         log=print, quiet_beam: bool = True, fresh: bool = False) -> dict:
@@ -190,11 +183,12 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
             record["classifier"] = classifier
     else:
         log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
-        _remove_folder(paths["spill"])  # an interrupted attempt's
         with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options) as progress, \
                 beam.Pipeline(options=options) as p:
             build_cleaning(p, config, paths, progress)
-        _remove_folder(paths["spill"])  # a copy of the corpus, no longer needed
+        # A copy of the corpus, no longer needed (an interrupted attempt's is removed with the stage's
+        # other unfinished outputs, by `prepare_output`).
+        remove_path(paths["spill"])
         ledger = collect_cleaning(paths, record)
         completed.mark("clean")
         record["stages"]["clean"] = round(time.time() - started, 2)

@@ -15,9 +15,11 @@ records; the runner holds the small records and the list of files.
 document) so the records derived from it can name its file. A file is complete when its bundle ends
 (or it reaches `max_bytes`); only then is its tag emitted (FILES). A bundle that fails and is retried
 writes new files under new tags; the files of the failed attempt are never listed, so never read.
-`read_spilled(folder, tag)` streams a file's documents back. `MergeThroughFiles` is a Flatten of
-document collections that does not hold them: each is spilled, the tags are spread over the workers,
-and each file is read back.
+`read_spilled(folder, tag)` streams a file's documents back. `GroupByFile` brings (file tag, record)
+collections together per complete file, and `documents_beside(folder, group)` opens one such group:
+its records, and its file's documents. `MergeThroughFiles` is a Flatten of document collections
+that does not hold them: each is spilled, the tags are spread over the workers, and each file is
+read back.
 
 Format: frames of a 4-byte big-endian length and a pickle of the document, zstd-compressed (Beam's
 FileSystems, so any filesystem Beam has works). The files are ours, written by this run in its work
@@ -104,6 +106,28 @@ def read_spilled(folder: str, tag: str) -> Iterator[dict]:
             if len(data) < size:
                 raise OSError(f"{path}: truncated document ({len(data)} of {size} bytes)")
             yield pickle.loads(data)
+
+
+class GroupByFile(beam.PTransform):
+    """{name: (file tag, record)} -> (tag, {"files": ..., name: records}) for every complete file,
+    given `files`, the FILES output of a SpillDocuments (so a file with no records is read too)."""
+
+    def __init__(self, files):
+        super().__init__()
+        self._files = files
+
+    def expand(self, records: dict):
+        files = self._files | "KeyByTag" >> beam.Map(lambda tag: (tag, None))
+        return {"files": files, **records} | "CoGroup" >> beam.CoGroupByKey()
+
+
+def documents_beside(folder: str, group: tuple, stage: str) -> tuple[dict, Iterator[dict]]:
+    """One group of `GroupByFile` -> (its records by name, the documents of its file). Records for a
+    file that no bundle completed are an error (a record derived from a failed bundle's attempt)."""
+    tag, grouped = group
+    if not list(grouped["files"]):
+        raise RuntimeError(f"{stage}: records for {spill_path(folder, tag)}, which no bundle completed")
+    return grouped, read_spilled(folder, tag)
 
 
 class _ReadSpilled(beam.DoFn):

@@ -22,12 +22,13 @@
    workers) and in memory (one process); /proc is sampled every 50 ms for every process of its tree.
    Printed: the runner process's peak RSS (VmHWM), the largest worker's, the peak total of the tree.
    Read them knowing the local runner: it keeps every GroupByKey's contents in the runner process's
-   memory and hands each worker its whole share of a stage as one bundle. The documents themselves
-   never cross a shuffle (they are spilled to files and read back beside their marks, spill.py); the
-   LSH band records (14 per document, each with its 128-byte signature) do, and they grow with the
-   input. What the stage itself holds at once is bounded by its data, not its size: one file's
-   marks, one LSH bucket's anchors (`bucket_anchors`), one node's neighbours; the largest cluster and
-   LSH bucket are printed with the results.
+   memory and hands each worker its whole share of a stage as one bundle. Neither the documents nor
+   the LSH band records (14 per document, each with its 128-byte signature) cross a shuffle: the
+   documents are spilled to files and read back beside their marks (spill.py), the band records are
+   written to run files and grouped one partition of keys at a time (lsh_buckets.py). What crosses
+   one is one text hash per document, the confirmed pairs and the marks. What the stage holds at once
+   is bounded: one run of band records, one partition of them (1/512 of all), one file's marks, one
+   node's neighbours; the largest cluster and LSH bucket are printed with the results.
 
 Results are printed and saved as JSON (default benchmarks/results/dedup.json).
 """

@@ -231,7 +231,7 @@ class DedupConfig:
     # by their estimated Jaccard, so a false positive only costs a comparison: misses weigh more.
     lsh_weights: list[float] = field(default_factory=lambda: [0.1, 0.9])
     # Bits kept of each signature value for verification (b-bit MinHash, Li & Koenig 2010): what every
-    # LSH band record carries through the shuffle. With 8 bits two values also match by chance 1 time in
+    # LSH band record carries to its bucket. With 8 bits two values also match by chance 1 time in
     # 256, which the estimator removes: its standard error stays that of full values (0.035 at J = 0.8
     # with 128 permutations) at a quarter of the bytes.
     signature_bits: int = 8
@@ -241,6 +241,10 @@ class DedupConfig:
     # An LSH bucket's members are verified against its `bucket_anchors` best-ranked members (all pairs
     # when the bucket is no larger): bounded work and memory for a bucket of any size.
     bucket_anchors: int = 100
+    # LSH band records are grouped through run files (pipeline/lsh_buckets.py), one partition of band
+    # keys at a time: a worker holds about bands x 200 bytes x documents / lsh_partitions (some 6 MB per
+    # million documents with the defaults). Raise it for corpora of more than some 50 million documents.
+    lsh_partitions: int = 512
     # Connected-component rounds unrolled in the Beam graph (each: two GroupByKeys; rounds after the
     # graph settles pass edges through). 16 rounds settle chains of ~50,000 documents.
     max_rounds: int = 16
@@ -266,7 +270,7 @@ class DedupConfig:
             raise ValueError(f"dedup.lsh_weights must be two non-negative numbers, got {self.lsh_weights}")
         if self.signature_bits not in (8, 16, 32):
             raise ValueError(f"dedup.signature_bits must be 8, 16 or 32, got {self.signature_bits}")
-        for name in ("bucket_anchors", "max_rounds"):
+        for name in ("bucket_anchors", "max_rounds", "lsh_partitions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"dedup.{name} must be >= 1, got {getattr(self, name)}")
         if self.examples < 0:

@@ -6,8 +6,10 @@ Every document is normalised once (lowercase, no punctuation, single spaces) and
 2. Near: a datasketch MinHash (affine32 scheme, xxhash-32 of word n-gram shingles instead of the
    default SHA-1, which takes about as long as all the rest). LSH bands x rows come from datasketch's
    optimal-parameter routine for the threshold. Every document emits one (band, band-hash) key per
-   band with a compact b-bit signature; a bucket's members (one per distinct text) are verified
-   against each other by estimated Jaccard similarity (two books: the recipe's stricter book rule).
+   band with a compact b-bit signature; the records are grouped by key through run files
+   (`lsh_buckets.py`: the local runner would hold them all), and a bucket's members (one per distinct
+   text) are verified against each other by estimated Jaccard similarity (two books: the recipe's
+   stricter book rule).
 3. Connected components of the confirmed pairs, distributed (`components.py`): chains A~B~C end as one
    cluster. Nodes are ordered by the survivor rule, so each component's centre is its survivor; every
    other member gets a `near_duplicate` mark.
@@ -36,6 +38,7 @@ import numpy as np
 
 from llamapipe.pipeline.components import ConnectedComponents, bundle_output
 from llamapipe.pipeline.config import DedupConfig
+from llamapipe.pipeline.lsh_buckets import GroupBuckets, read_buckets
 from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED, make_drop
 
@@ -54,7 +57,7 @@ _SIGNATURE_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 # digits), then longer text first (12 digits of 10**12 - length), then the id; the source and the tag
 # of the file holding the document follow, each after a NUL (which sorts before any character, so ids
 # still order as strings). One short string instead of a tuple: it is repeated in every LSH band
-# record, and the local runner holds those in memory.
+# record (14 per document, written to run files and read back, lsh_buckets.py).
 _LENGTH_DIGITS = 12
 
 
@@ -289,16 +292,16 @@ class _Forest:
 
 
 class ConfirmedPairs(beam.DoFn):
-    """One LSH bucket -> edges (node, node) between members whose estimated Jaccard reaches the
-    threshold (book_threshold between two books).
+    """The frames of one partition of LSH buckets (lsh_buckets.py) -> for each bucket, edges (node, node)
+    between members whose estimated Jaccard reaches the threshold (book_threshold between two books).
 
     The bucket's `bucket_anchors` best-ranked members (the anchors; one per text when exact dedup is
     on, exact copies being its business) are compared with each other; every other member is
     compared with the anchors only. Up to that size this is every pair; beyond,
     work and memory stay bounded (members similar to no anchor are left to the other bands). An edge is
     emitted only when it joins two groups of anchors not yet joined (a spanning forest: connectivity,
-    not every pair). Which edges come out may depend on the order of the members; the components they
-    form do not. Also emits, per bundle, (PAIR_COUNTS) (pairs compared, confirmed between two books,
+    not every pair). Members come sorted (`read_buckets`), so the edges do not depend on the runner.
+    Also emits, per bundle, (PAIR_COUNTS) (pairs compared, confirmed between two books,
     other confirmed, members of the largest bucket)."""
 
     def __init__(self, options: DedupConfig):
@@ -312,11 +315,18 @@ class ConfirmedPairs(beam.DoFn):
             yield beam.pvalue.TaggedOutput(PAIR_COUNTS, bundle_output(tuple(self._counts)))
 
     def process(self, element):
-        _, packed = element
+        _, frames = element
+        for _, packed in read_buckets(frames):
+            if len(packed) > 1:
+                yield from self._bucket_edges(packed)
+            else:
+                self._counts[3] = max(self._counts[3], 1)
+
+    def _bucket_edges(self, packed: list[bytes]):
         o = self._options
         signature_bytes = o.num_perm * o.signature_bits // 8
 
-        def members():  # the grouped values can be iterated again: unpacked on the way
+        def members():  # unpacked on the way, in each of the (at most two) passes
             return (unpack_member(value, signature_bytes) for value in packed)
 
         anchors, size = distinct_anchors(members(), o.bucket_anchors, by_text=o.exact)
@@ -439,7 +449,7 @@ class Deduplicate(beam.PTransform):
         if o.near:
             bucketed = (
                 prints.bands
-                | "GroupBuckets" >> beam.GroupByKey()
+                | "GroupBuckets" >> GroupBuckets(self._folder, o.lsh_partitions)
                 | "ConfirmedPairs" >> beam.ParDo(ConfirmedPairs(o)).with_outputs(PAIR_COUNTS, main="edges")
             )
             components = bucketed.edges | "Components" >> ConnectedComponents(o.max_rounds)

@@ -122,8 +122,9 @@ def bench_beam(documents_dir: str, shards_dir: str, tokenizer: dict, tokens: int
             p
             | "Read" >> beam.io.ReadFromParquet(os.path.join(documents_dir, "*.parquet"),
                                                  columns=["id", "text"])
-            | "Tokenize" >> WriteTokenShards("bench", shards_dir, tokenizer["path"], tokenizer["vocab_size"],
-                                             tokenizer["sha256"], estimated_tokens=tokens,
+            | "AsBench" >> beam.Map(lambda doc: {**doc, "source": "bench"})
+            | "Tokenize" >> WriteTokenShards(shards_dir, tokenizer["path"], tokenizer["vocab_size"],
+                                             tokenizer["sha256"], estimated_tokens={"bench": tokens},
                                              target_shard_tokens=target_shard_tokens)
         )
     return {"seconds": time.perf_counter() - started}

@@ -44,7 +44,7 @@ class TrainConfig:
     num_workers: int = 0  # dataloader worker processes per rank
 
     def __post_init__(self) -> None:
-        from llamapipe.model.llama import PRESETS  # here, not at the top: loading a config needs no torch
+        from llamapipe.model.presets import PRESETS  # torch-free: loading a config needs no torch
 
         if self.model not in PRESETS:
             raise ValueError(f"unknown model preset {self.model!r}; known: {', '.join(PRESETS)}")

@@ -176,34 +176,34 @@ def build_tokenization(
     p: beam.Pipeline, config: Config, paths: dict[str, str], tokenizer: dict, chars_kept: dict[str, int],
     progress: LiveProgress | None = None,
 ) -> None:
-    for name in config.enabled_sources():
-        if chars_kept.get(name, 0) <= 0:
-            continue
-        pattern = FileSystems.join(paths["documents"], name, "*.parquet")
-        # A Create of the pattern and ReadAll rather than ReadFromParquet: a `beam.io.Read` needs a
-        # runner that translates Read (or Impulse and splittable DoFns), which Beam's Dask runner
-        # does not; a Create and ParDos run on every runner.
-        documents = (
-            p
-            | f"DocumentsPattern_{name}" >> beam.Create([pattern])
-            | f"ReadDocuments_{name}" >> beam.io.ReadAllFromParquet(columns=["id", "text"])
+    sources = [name for name in config.enabled_sources() if chars_kept.get(name, 0) > 0]
+    if not sources:
+        return
+    # A Create of the patterns and ReadAll rather than ReadFromParquet: a `beam.io.Read` needs a runner
+    # that translates Read (or Impulse and splittable DoFns), which Beam's Dask runner does not; a Create
+    # and ParDos run on every runner. All sources in one flow: their files split over the workers together.
+    documents = (
+        p
+        | "DocumentsPatterns" >> beam.Create([FileSystems.join(paths["documents"], name, "*.parquet")
+                                              for name in sources])
+        | "ReadDocuments" >> beam.io.ReadAllFromParquet(columns=["id", "source", "text"])
+    )
+    if progress:
+        progress.count(documents, "tokenize", "Progress_tokenize")
+    chars_per_token = tokenizer["chars_per_token"]
+    (
+        documents
+        | "Tokenize" >> WriteTokenShards(
+            paths["shards"],
+            tokenizer["path"],
+            tokenizer["vocab_size"],
+            tokenizer["sha256"],
+            # only used to choose each source's number of shards
+            estimated_tokens={name: estimate_tokens(chars_kept[name], chars_per_token.get(name, 4.0))
+                              for name in sources},
+            target_shard_tokens=config.shards.target_shard_tokens,
+            add_eos=config.shards.add_eos,
+            row_group_documents=config.shards.row_group_documents,
+            row_group_tokens=config.shards.row_group_tokens,
         )
-        if progress:
-            progress.count(documents, "tokenize", f"Progress_tokenize_{name}")
-        (
-            documents
-            | f"Tokenize_{name}" >> WriteTokenShards(
-                name,
-                paths["shards"],
-                tokenizer["path"],
-                tokenizer["vocab_size"],
-                tokenizer["sha256"],
-                # only used to choose the number of shards
-                estimated_tokens=estimate_tokens(chars_kept[name],
-                                                 tokenizer["chars_per_token"].get(name, 4.0)),
-                target_shard_tokens=config.shards.target_shard_tokens,
-                add_eos=config.shards.add_eos,
-                row_group_documents=config.shards.row_group_documents,
-                row_group_tokens=config.shards.row_group_tokens,
-            )
-        )
+    )

@@ -1,6 +1,10 @@
 """Tokenization in Beam: cleaned documents -> token shards, one folder per source (format: `shard_format`).
 
-    documents -> Batch -> Encode -> (shard index, row) -> GroupByKey(shard) -> WriteShard
+    documents -> Batch -> Encode -> ((source, shard index), row) -> GroupByKey(source, shard) -> WriteShard
+
+All sources go through one flow: a local runner runs stages one after another, so one flow per source
+left a worker idle whenever a source had too little to split (the 46 books) and paid seven times the
+stages.
 
 The SentencePiece model is read once per worker (`setup`, through FileSystems so remote paths work);
 documents are encoded in batches by SentencePiece's batch call (one thread a worker); every document starts
@@ -45,9 +49,9 @@ def read_model(model_path: str) -> bytes:
 
 
 class EncodeDocuments(beam.DoFn):
-    """A batch of documents -> (shard index, (doc_id, token bytes, escaped)) per document."""
+    """A batch of documents -> ((source, shard index), (doc_id, token bytes, escaped)) per document."""
 
-    def __init__(self, model_path: str, vocab_size: int, num_shards: int, add_eos: bool):
+    def __init__(self, model_path: str, vocab_size: int, num_shards: dict[str, int], add_eos: bool):
         self._model_path = model_path
         self._dtype = numpy_dtype(token_type(vocab_size))
         self._num_shards = num_shards
@@ -72,41 +76,42 @@ class EncodeDocuments(beam.DoFn):
         for doc, ids in zip(batch, encoded, strict=True):
             self._tokens.inc(len(ids))
             row = (doc["id"], np.asarray(ids, self._dtype).tobytes(), "\u2581" in doc["text"])
-            yield shard_of(doc["id"], self._num_shards), row
+            source = doc["source"]
+            yield (source, shard_of(doc["id"], self._num_shards[source])), row
 
 
 class WriteShard(beam.DoFn):
-    """(shard index, rows) -> the shard file, rows sorted by doc_id, row groups of at most
+    """((source, shard index), rows) -> the shard file, rows sorted by doc_id, row groups of at most
     `row_group_documents` documents and about `row_group_tokens` tokens; yields the shard's record."""
 
-    def __init__(self, shards_dir: str, source: str, num_shards: int, schema_args: dict,
+    def __init__(self, shards_dir: str, num_shards: dict[str, int], schema_args: dict,
                  row_group_documents: int, row_group_tokens: int):
-        self._folder = FileSystems.join(shards_dir, source)
-        self._source = source
+        self._shards_dir = shards_dir
         self._num_shards = num_shards
         self._schema_args = schema_args
         self._row_group_documents = max(1, row_group_documents)
         self._row_group_tokens = max(1, row_group_tokens)
         self._written = beam.metrics.Metrics.counter("tokenize", "shards_written")
 
-    def process(self, element: tuple[int, Iterable[Row]]):
-        index, rows = element
+    def process(self, element: tuple[tuple[str, int], Iterable[Row]]):
+        (source, index), rows = element
+        count = self._num_shards[source]
         rows = sorted((row for row in rows if row[1]), key=itemgetter(0))
         escaped = sum(1 for row in rows if row[2])
-        schema = shard_schema(self._source, shard_index=index, num_shards=self._num_shards,
+        schema = shard_schema(source, shard_index=index, num_shards=count,
                               escaped_u2581_documents=escaped, **self._schema_args)
         value_type = schema.field("tokens").type.value_type
         itemsize = value_type.bit_width // 8
-        final = FileSystems.join(self._folder, shard_name(self._source, index, self._num_shards))
-        temporary = FileSystems.join(self._folder, f".{shard_name(self._source, index, self._num_shards)}"
-                                                   f".{uuid.uuid4().hex}.tmp")
+        folder = FileSystems.join(self._shards_dir, source)
+        final = FileSystems.join(folder, shard_name(source, index, count))
+        temporary = FileSystems.join(folder, f".{shard_name(source, index, count)}.{uuid.uuid4().hex}.tmp")
         tokens = 0
         try:
             sink = FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED)
             try:
                 with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
                     for group in self._row_groups(rows, itemsize):
-                        table = self._table(group, schema, value_type)
+                        table = self._table(group, schema, value_type, source)
                         writer.write_table(table, row_group_size=len(group))
                         tokens += sum(len(row[1]) for row in group) // itemsize
             finally:
@@ -117,7 +122,7 @@ class WriteShard(beam.DoFn):
                 FileSystems.delete([temporary])
             raise
         self._written.inc()
-        yield {"source": self._source, "path": final, "documents": len(rows), "tokens": tokens}
+        yield {"source": source, "path": final, "documents": len(rows), "tokens": tokens}
 
     def _row_groups(self, rows: list[Row], itemsize: int):
         group: list[Row] = []
@@ -131,7 +136,7 @@ class WriteShard(beam.DoFn):
         if group:
             yield group
 
-    def _table(self, group: list[Row], schema: pa.Schema, value_type: pa.DataType) -> pa.Table:
+    def _table(self, group: list[Row], schema: pa.Schema, value_type: pa.DataType, source: str) -> pa.Table:
         dtype = numpy_dtype(value_type)
         lengths = np.fromiter((len(row[1]) // dtype.itemsize for row in group), np.int64, len(group))
         offsets = np.zeros(len(group) + 1, np.int32)
@@ -141,26 +146,27 @@ class WriteShard(beam.DoFn):
             values = values.astype(dtype.newbyteorder("="))
         tokens = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
         return pa.Table.from_arrays(
-            [pa.array([row[0] for row in group], pa.string()), pa.array([self._source] * len(group)),
+            [pa.array([row[0] for row in group], pa.string()), pa.array([source] * len(group)),
              tokens, pa.array(lengths, pa.int64())],
             schema=schema,
         )
 
 
 class WriteTokenShards(beam.PTransform):
-    """Documents (`id`, `text`) of one source -> `OUT/shards/<source>/<source>-SSSSS-of-NNNNN.parquet`;
+    """Documents (`id`, `source`, `text`) -> `OUT/shards/<source>/<source>-SSSSS-of-NNNNN.parquet` for each
+    source of `estimated_tokens` (its estimated token count: only used to choose its number of shards);
     outputs one record per shard (source, path, documents, tokens)."""
 
-    def __init__(self, source: str, shards_dir: str, model_path: str, vocab_size: int,
-                 tokenizer_sha256: str, estimated_tokens: int, target_shard_tokens: int,
-                 add_eos: bool = False, row_group_documents: int = 1000, row_group_tokens: int = 1 << 20,
-                 bos_id: int = 1, eos_id: int = 2):
+    def __init__(self, shards_dir: str, model_path: str, vocab_size: int, tokenizer_sha256: str,
+                 estimated_tokens: dict[str, int], target_shard_tokens: int, add_eos: bool = False,
+                 row_group_documents: int = 1000, row_group_tokens: int = 1 << 20, bos_id: int = 1,
+                 eos_id: int = 2):
         super().__init__()
-        self._source = source
         self._shards_dir = shards_dir
         self._model_path = model_path
         self._vocab_size = vocab_size
-        self._num_shards = max(1, math.ceil(estimated_tokens / max(target_shard_tokens, 1)))
+        self._num_shards = {source: max(1, math.ceil(tokens / max(target_shard_tokens, 1)))
+                            for source, tokens in sorted(estimated_tokens.items())}
         self._add_eos = add_eos
         self._row_group_documents = row_group_documents
         self._row_group_tokens = row_group_tokens
@@ -168,8 +174,8 @@ class WriteTokenShards(beam.PTransform):
                                  eos_id=eos_id, add_eos=add_eos)
 
     @property
-    def num_shards(self) -> int:
-        return self._num_shards
+    def num_shards(self) -> dict[str, int]:
+        return dict(self._num_shards)
 
     def expand(self, docs):
         encoded = (
@@ -177,19 +183,21 @@ class WriteTokenShards(beam.PTransform):
             | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
             | "Encode" >> beam.ParDo(
                 EncodeDocuments(self._model_path, self._vocab_size, self._num_shards, self._add_eos)
-            ).with_output_types(tuple[int, tuple[str, bytes, bool]])
+            ).with_output_types(tuple[tuple[str, int], tuple[str, bytes, bool]])
         )
         every_shard = (
             docs.pipeline
-            | "ShardIndices" >> beam.Create([(i, _EMPTY) for i in range(self._num_shards)])
-            .with_output_types(tuple[int, tuple[str, bytes, bool]])
+            | "ShardIndices" >> beam.Create([((source, i), _EMPTY)
+                                              for source, count in self._num_shards.items()
+                                              for i in range(count)])
+            .with_output_types(tuple[tuple[str, int], tuple[str, bytes, bool]])
         )
         return (
             (encoded, every_shard)
             | "WithEveryShard" >> beam.Flatten()
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(
-                WriteShard(self._shards_dir, self._source, self._num_shards, self._schema_args,
+                WriteShard(self._shards_dir, self._num_shards, self._schema_args,
                            self._row_group_documents, self._row_group_tokens)
             )
         )

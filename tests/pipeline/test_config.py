@@ -151,3 +151,18 @@ def test_output_folder_holding_a_run_of_a_different_config_is_refused(tmp_path, 
     # The same config may run again into its own folder (its results are replaced).
     prepare_output(str(out), json.loads(json.dumps(config_as_dict(earlier))))
     assert not (out / "shards").exists() and (out / "run.json").exists()
+
+
+def test_loading_a_config_does_not_import_torch():
+    """`llamapipe run` validates the whole config, the trainer's model preset included, without paying
+    for torch's import (seconds at every start)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys; from llamapipe.pipeline.config import load_config; "
+            f"load_config({str(REPO / 'configs/demo.yaml')!r}, check_files=False); "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

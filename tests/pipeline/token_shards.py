@@ -18,16 +18,17 @@ from llamapipe.pipeline.tokenize import WriteTokenShards
 def tokenize(docs: list[dict], source: str, shards_dir: str, tokenizer: dict, num_shards: int = 1,
              add_eos: bool = False, row_group_documents: int = 1000, vocab_size: int | None = None,
              check=None) -> None:
-    """Run WriteTokenShards on `docs` ({id, text}); `check(records)` is asserted inside the pipeline."""
+    """Run WriteTokenShards on `docs` ({id, text}) of `source`; `check(records)` is asserted inside the
+    pipeline."""
     from apache_beam.testing.util import assert_that
 
     with TestPipeline() as p:
         records = (
             p
-            | "Docs" >> beam.Create(docs)
+            | "Docs" >> beam.Create([{**doc, "source": source} for doc in docs])
             | "Tokenize" >> WriteTokenShards(
-                source, shards_dir, tokenizer["path"], vocab_size or tokenizer["vocab_size"],
-                tokenizer["sha256"], estimated_tokens=num_shards * 1000, target_shard_tokens=1000,
+                shards_dir, tokenizer["path"], vocab_size or tokenizer["vocab_size"],
+                tokenizer["sha256"], estimated_tokens={source: num_shards * 1000}, target_shard_tokens=1000,
                 add_eos=add_eos, row_group_documents=row_group_documents)
         )
         if check is not None:

@@ -1,0 +1,94 @@
+"""Where a `llamapipe run` spends its time and where the runner's memory climbs, stage by stage.
+
+    python benchmarks/stages.py CONFIG [--top 20]
+
+Runs `llamapipe run CONFIG --fresh` in this process with Beam's local runner (FnApiRunner) timing each
+stage it executes (a wrapper around its `_execute_bundle`), and prints: the number of stages and their
+summed wall time per pipeline, the time outside stages (start-up, graph building, tokenizer training,
+report), the `--top` longest stages, and each stage after which the driver's peak RSS (VmHWM, the
+runner holds every collection crossing a stage boundary) had risen by more than 10 MB since the last
+such stage (what the driver does between stages, such as training the tokenizer between the
+pipelines, shows at the next stage). Used to find what keeps 2 workers from being twice as fast as 1
+(stages that run one after another, fixed costs) and what grows with the input in the runner
+(benchmarks/run.py gives the end-to-end figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+
+def _peak_rss_mb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def _short(stage_name: str) -> str:
+    """A fused stage's name is every transform's; keep its first and last."""
+    names = re.findall(r"ref_AppliedPTransform_([A-Za-z0-9_-]+?)_\d+", stage_name)
+    return f"{names[0]} .. {names[-1]}" if len(names) > 1 else (names[0] if names else stage_name[:100])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("--top", type=int, default=20, help="longest stages to print (default 20)")
+    args = parser.parse_args(argv)
+
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    started = time.perf_counter()
+    stages: list[tuple[int, str, float]] = []  # (pipeline, stage, seconds)
+    climbs: list[tuple[int, int, str]] = []
+    reported = [_peak_rss_mb()]
+    pipelines = [0]
+    execute_bundle, run_pipeline = fn_runner.FnApiRunner._execute_bundle, fn_runner.FnApiRunner.run_pipeline
+
+    def timed_bundle(self, context, bundle_context, bundle_input):
+        begun = time.perf_counter()
+        result = execute_bundle(self, context, bundle_context, bundle_input)
+        name = _short(bundle_context.stage.name)
+        stages.append((pipelines[0], name, time.perf_counter() - begun))
+        after = _peak_rss_mb()
+        if after > reported[0] + 10:  # since the last climb printed: slow climbs add up
+            climbs.append((reported[0], after, name))
+            reported[0] = after
+        return result
+
+    def counted_pipeline(self, pipeline, options):
+        pipelines[0] += 1
+        return run_pipeline(self, pipeline, options)
+
+    fn_runner.FnApiRunner._execute_bundle = timed_bundle
+    fn_runner.FnApiRunner.run_pipeline = counted_pipeline
+    from llamapipe.pipeline import cli
+
+    try:
+        code = cli.main(["run", args.config, "--fresh"])
+    except SystemExit as stop:
+        code = stop.code
+    if code:
+        raise SystemExit(code)
+    total = time.perf_counter() - started
+    in_stages = sum(seconds for _, _, seconds in stages)
+    print(f"\nend to end {total:.1f} s; in stages {in_stages:.1f} s; "
+          f"outside stages {total - in_stages:.1f} s")
+    for number in sorted({p for p, _, _ in stages}):
+        mine = [seconds for p, _, seconds in stages if p == number]
+        print(f"  pipeline {number}: {len(mine)} stages, {sum(mine):.1f} s")
+    print(f"longest {args.top} stages:")
+    for pipeline, name, seconds in sorted(stages, key=lambda s: -s[2])[:args.top]:
+        print(f"  {seconds:7.2f} s  [{pipeline}] {name[:110]}")
+    print("driver peak RSS climbs (> 10 MB) during:")
+    for before, after, name in climbs:
+        print(f"  {before:5d} -> {after:5d} MB  {name[:110]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -317,10 +317,9 @@ class ConfirmedPairs(beam.DoFn):
     def process(self, element):
         _, frames = element
         for _, packed in read_buckets(frames):
+            self._counts[3] = max(self._counts[3], len(packed))
             if len(packed) > 1:
                 yield from self._bucket_edges(packed)
-            else:
-                self._counts[3] = max(self._counts[3], 1)
 
     def _bucket_edges(self, packed: list[bytes]):
         o = self._options
@@ -330,7 +329,6 @@ class ConfirmedPairs(beam.DoFn):
             return (unpack_member(value, signature_bytes) for value in packed)
 
         anchors, size = distinct_anchors(members(), o.bucket_anchors, by_text=o.exact)
-        self._counts[3] = max(self._counts[3], size)
         if len(anchors) < 2:
             return
         dtype = _SIGNATURE_DTYPES[o.signature_bits]

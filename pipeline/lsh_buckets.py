@@ -95,7 +95,8 @@ class WriteBandRuns(beam.DoFn):
         yield from frames
 
 
-def read_frame(path: str, offset: int, length: int) -> list[tuple[bytes, bytes]]:
+def read_frame(path: str, offset: int, length: int,
+               decompressor: zstandard.ZstdDecompressor | None = None) -> list[tuple[bytes, bytes]]:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.seek(offset)
         data = f.read(length)
@@ -103,7 +104,7 @@ def read_frame(path: str, offset: int, length: int) -> list[tuple[bytes, bytes]]
         raise OSError(f"{path}: LSH run file truncated at {offset + len(data)} bytes "
                       f"(expected {offset + length}; the work folder was changed during the run?)")
     try:
-        return pickle.loads(zstandard.ZstdDecompressor().decompress(data))
+        return pickle.loads((decompressor or zstandard.ZstdDecompressor()).decompress(data))
     except (zstandard.ZstdError, pickle.UnpicklingError, EOFError) as error:
         raise OSError(f"{path}: unreadable LSH frame at offset {offset}: {error}") from error
 
@@ -112,8 +113,9 @@ def read_buckets(frames: Iterable[tuple[str, int, int]]) -> Iterator[tuple[bytes
     """(band key, members) of every bucket of one partition's frames, keys and members sorted: the
     result does not depend on how the runner split and ordered the bundles that wrote them."""
     buckets: dict[bytes, list[bytes]] = defaultdict(list)
+    decompressor = zstandard.ZstdDecompressor()  # one per partition, not one per frame
     for path, offset, length in frames:
-        for key, member in read_frame(path, offset, length):
+        for key, member in read_frame(path, offset, length, decompressor):
             buckets[key].append(member)
     for key in sorted(buckets):
         yield key, sorted(buckets[key])

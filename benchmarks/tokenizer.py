@@ -123,7 +123,8 @@ def bench_beam(documents_dir: str, shards_dir: str, tokenizer: dict, tokens: int
             | "Read" >> beam.io.ReadFromParquet(os.path.join(documents_dir, "*.parquet"),
                                                  columns=["id", "text"])
             | "AsBench" >> beam.Map(lambda doc: {**doc, "source": "bench"})
-            | "Tokenize" >> WriteTokenShards(shards_dir, tokenizer["path"], tokenizer["vocab_size"],
+            | "Tokenize" >> WriteTokenShards(shards_dir, shards_dir + "-runs", tokenizer["path"],
+                                             tokenizer["vocab_size"],
                                              tokenizer["sha256"], estimated_tokens={"bench": tokens},
                                              target_shard_tokens=target_shard_tokens)
         )

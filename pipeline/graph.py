@@ -195,6 +195,7 @@ def build_tokenization(
         documents
         | "Tokenize" >> WriteTokenShards(
             paths["shards"],
+            paths["token_runs"],
             tokenizer["path"],
             tokenizer["vocab_size"],
             tokenizer["sha256"],

@@ -30,7 +30,7 @@ STAGE_OUTPUTS = {
               os.path.join("_work", "ledger"), os.path.join("_work", "dedup"),
               os.path.join("_work", "spill")),
     "tokenizer": ("tokenizer", os.path.join("_work", "tokenizer-sample.txt")),
-    "tokenize": ("shards",),
+    "tokenize": ("shards", os.path.join("_work", "token_runs")),
 }
 RECORD = os.path.join("_work", "completed.json")
 _SHARD_FILE = re.compile(r"^(?P<source>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
@@ -85,6 +85,7 @@ class CompletedStages:
         for stage in pending:
             if stage == "tokenize" and "tokenizer" in self._done:
                 remove_incomplete_shards(os.path.join(self._out, "shards"))
+                remove_path(os.path.join(self._out, "_work", "token_runs"))
                 continue
             for relative in STAGE_OUTPUTS[stage]:
                 remove_path(os.path.join(self._out, relative))

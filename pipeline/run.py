@@ -60,6 +60,7 @@ def output_paths(out: str) -> dict[str, str]:
         "sample": os.path.join(work, "tokenizer-sample.txt"),
         "spill": os.path.join(work, "spill"),  # documents between the cleaning pipeline's stages
         "shards": os.path.join(out, "shards"),
+        "token_runs": os.path.join(work, "token_runs"),  # token rows on their way to their shard
         "manifest": os.path.join(out, "shards", "manifest.json"),
         "train": os.path.join(out, "train"),
     }
@@ -224,6 +225,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
         with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options, totals) as progress, \
                 beam.Pipeline(options=options) as p:
             build_tokenization(p, config, paths, tokenizer, pending, progress)
+        remove_path(paths["token_runs"])
     completed.mark("tokenize")
     record["stages"]["tokenize"] = round(time.time() - started, 2)
 

@@ -1,6 +1,11 @@
 """Tokenization in Beam: cleaned documents -> token shards, one folder per source (format: `shard_format`).
 
-    documents -> Batch -> Encode -> ((source, shard index), row) -> GroupByKey(source, shard) -> WriteShard
+    documents -> Batch -> Encode -> ((source, shard index), row) -> run files -> WriteShard
+
+The rows reach their shard through run files (`run_files.py`), not a GroupByKey: the token rows were
+the bulkiest collection a run shuffles, and Beam's local runners held them in the runner's memory
+about three times over (benchmarks/stages.py: the driver's peak grew by 77 MB at 8k documents and
+194 MB at 4x that). What crosses the shuffle now is one reference per (run file, shard).
 
 All sources go through one flow: a local runner runs stages one after another, so one flow per source
 left a worker idle whenever a source had too little to split (the 46 books) and paid seven times the
@@ -15,7 +20,7 @@ A document's shard is a stable hash of its id, and each shard's rows are written
 the files' names and contents do not depend on the number of workers or bundles. A shard is written to a
 hidden temporary name in its folder and renamed when complete. Every shard index gets a file, empty or
 not, so a folder always holds the complete `-of-NNNNN` set. Memory per worker is one shard's tokens
-(the configured target size), not the corpus.
+(the configured target size) or one run being written, not the corpus.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from llamapipe.pipeline.run_files import Frame, GroupThroughFiles, read_records
 from llamapipe.pipeline.shard_format import shard_name, shard_of, shard_schema, token_type
 
 Row = tuple[str, bytes, bool]  # doc_id, token ids as little-endian uint16/uint32 bytes, '▁' escaped
-_EMPTY: Row = ("", b"", False)  # marks a shard index; real rows always hold BOS, so never b""
+RUNS_NAMESPACE = "token_runs"  # run files' suffix and counter namespace
 
 
 def numpy_dtype(value_type: pa.DataType) -> np.dtype:
@@ -80,9 +86,15 @@ class EncodeDocuments(beam.DoFn):
             yield (source, shard_of(doc["id"], self._num_shards[source])), row
 
 
+def same_key(key):
+    """A record's partition is its key: (source, shard index)."""
+    return key
+
+
 class WriteShard(beam.DoFn):
-    """((source, shard index), rows) -> the shard file, rows sorted by doc_id, row groups of at most
-    `row_group_documents` documents and about `row_group_tokens` tokens; yields the shard's record."""
+    """((source, shard index), frames of its rows in run files) -> the shard file, rows sorted by
+    doc_id, row groups of at most `row_group_documents` documents and about `row_group_tokens` tokens;
+    yields the shard's record."""
 
     def __init__(self, shards_dir: str, num_shards: dict[str, int], schema_args: dict,
                  row_group_documents: int, row_group_tokens: int):
@@ -93,10 +105,10 @@ class WriteShard(beam.DoFn):
         self._row_group_tokens = max(1, row_group_tokens)
         self._written = beam.metrics.Metrics.counter("tokenize", "shards_written")
 
-    def process(self, element: tuple[tuple[str, int], Iterable[Row]]):
-        (source, index), rows = element
+    def process(self, element: tuple[tuple[str, int], Iterable[Frame]]):
+        (source, index), frames = element
         count = self._num_shards[source]
-        rows = sorted((row for row in rows if row[1]), key=itemgetter(0))
+        rows = sorted((row for _, row in read_records(frames)), key=itemgetter(0))
         escaped = sum(1 for row in rows if row[2])
         schema = shard_schema(source, shard_index=index, num_shards=count,
                               escaped_u2581_documents=escaped, **self._schema_args)
@@ -155,14 +167,17 @@ class WriteShard(beam.DoFn):
 class WriteTokenShards(beam.PTransform):
     """Documents (`id`, `source`, `text`) -> `OUT/shards/<source>/<source>-SSSSS-of-NNNNN.parquet` for each
     source of `estimated_tokens` (its estimated token count: only used to choose its number of shards);
-    outputs one record per shard (source, path, documents, tokens)."""
+    outputs one record per shard (source, path, documents, tokens). The rows travel through run files
+    in `runs_dir`, a work folder the caller removes when the pipeline is done."""
 
-    def __init__(self, shards_dir: str, model_path: str, vocab_size: int, tokenizer_sha256: str,
+    def __init__(self, shards_dir: str, runs_dir: str, model_path: str, vocab_size: int,
+                 tokenizer_sha256: str,
                  estimated_tokens: dict[str, int], target_shard_tokens: int, add_eos: bool = False,
                  row_group_documents: int = 1000, row_group_tokens: int = 1 << 20, bos_id: int = 1,
                  eos_id: int = 2):
         super().__init__()
         self._shards_dir = shards_dir
+        self._runs_dir = runs_dir
         self._model_path = model_path
         self._vocab_size = vocab_size
         self._num_shards = {source: max(1, math.ceil(tokens / max(target_shard_tokens, 1)))
@@ -178,24 +193,16 @@ class WriteTokenShards(beam.PTransform):
         return dict(self._num_shards)
 
     def expand(self, docs):
-        encoded = (
+        every_shard = [(source, i) for source, count in self._num_shards.items() for i in range(count)]
+        return (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
             | "Encode" >> beam.ParDo(
                 EncodeDocuments(self._model_path, self._vocab_size, self._num_shards, self._add_eos)
             ).with_output_types(tuple[tuple[str, int], tuple[str, bytes, bool]])
-        )
-        every_shard = (
-            docs.pipeline
-            | "ShardIndices" >> beam.Create([((source, i), _EMPTY)
-                                              for source, count in self._num_shards.items()
-                                              for i in range(count)])
-            .with_output_types(tuple[tuple[str, int], tuple[str, bytes, bool]])
-        )
-        return (
-            (encoded, every_shard)
-            | "WithEveryShard" >> beam.Flatten()
-            | "GroupByShard" >> beam.GroupByKey()
+            # zstd level 1: token ids barely compress, and the runs are read once
+            | "GroupByShard" >> GroupThroughFiles(self._runs_dir, same_key, RUNS_NAMESPACE, level=1,
+                                                  every_partition=every_shard)
             | "WriteShard" >> beam.ParDo(
                 WriteShard(self._shards_dir, self._num_shards, self._schema_args,
                            self._row_group_documents, self._row_group_tokens)

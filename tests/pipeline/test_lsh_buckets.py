@@ -11,7 +11,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from llamapipe.pipeline.lsh_buckets import WriteBandRuns, partition_of, read_buckets
+from llamapipe.pipeline.lsh_buckets import partition_of, read_buckets, write_band_runs
 
 
 def band_records(count: int, keys: int, seed: int = 0) -> list[tuple[bytes, bytes]]:
@@ -35,7 +35,7 @@ def test_every_record_reaches_its_bucket_once_however_many_runs_and_partitions(t
         buckets = (
             p
             | beam.Create(records)
-            | beam.ParDo(WriteBandRuns(str(tmp_path), partitions=7, run_bytes=run_bytes))
+            | beam.ParDo(write_band_runs(str(tmp_path), partitions=7, run_bytes=run_bytes))
             | beam.GroupByKey()
             | beam.FlatMap(lambda element: read_buckets(element[1]))
         )
@@ -45,7 +45,7 @@ def test_every_record_reaches_its_bucket_once_however_many_runs_and_partitions(t
 
 
 def test_frames_are_listed_only_once_their_run_file_is_closed_and_a_bucket_sorts_its_members(tmp_path):
-    writer = WriteBandRuns(str(tmp_path), partitions=3, run_bytes=1 << 30)
+    writer = write_band_runs(str(tmp_path), partitions=3, run_bytes=1 << 30)
     writer.setup()
     writer.start_bundle()
     records = band_records(50, keys=5)
@@ -60,7 +60,7 @@ def test_frames_are_listed_only_once_their_run_file_is_closed_and_a_bucket_sorts
 
 
 def test_a_truncated_run_file_is_an_error_naming_it(tmp_path):
-    writer = WriteBandRuns(str(tmp_path), partitions=1)
+    writer = write_band_runs(str(tmp_path), partitions=1)
     writer.setup()
     writer.start_bundle()
     for record in band_records(100, keys=10):

@@ -27,7 +27,8 @@ def tokenize(docs: list[dict], source: str, shards_dir: str, tokenizer: dict, nu
             p
             | "Docs" >> beam.Create([{**doc, "source": source} for doc in docs])
             | "Tokenize" >> WriteTokenShards(
-                shards_dir, tokenizer["path"], vocab_size or tokenizer["vocab_size"],
+                shards_dir, os.path.join(os.path.dirname(shards_dir), "_work", "token_runs"),
+                tokenizer["path"], vocab_size or tokenizer["vocab_size"],
                 tokenizer["sha256"], estimated_tokens={source: num_shards * 1000}, target_shard_tokens=1000,
                 add_eos=add_eos, row_group_documents=row_group_documents)
         )

@@ -64,6 +64,10 @@ def run_once(config: Path, out: Path) -> dict:
         "documents_bytes": sum(p.stat().st_size for p in (out / "documents").rglob("*.parquet")),
         "largest_process_mb": round(max(watch.peak_by_pid.values(), default=0) / 1024, 1),
         "tree_peak_total_mb": round(watch.peak_total_kb / 1024, 1),
+        # the largest peak of each kind of process: which one grows with the input
+        "peak_mb_by_role": {role: round(max(kb for pid, kb in watch.peak_by_pid.items()
+                                            if watch.name_by_pid.get(pid) == role) / 1024, 1)
+                            for role in sorted(set(watch.name_by_pid.values()))},
         "cpu_seconds": round(sum(watch.cpu_by_pid.values()), 1),
         # the busiest processes' CPU seconds: with 2 workers, two of similar size
         "cpu_seconds_busiest": [(watch.name_by_pid.get(pid, "?"), round(seconds, 1)) for pid, seconds in
@@ -147,6 +151,9 @@ def main(argv: list[str] | None = None) -> None:
             results["memory_ratio_4x"] = ratios
             print(f"peak memory at 4x / 1x input ({workers[-1]} workers): " + ", ".join(
                 f"{key} {two[key]} -> {four[key]} MB ({ratio}x)" for key, ratio in ratios.items()))
+            for role in sorted(set(two["peak_mb_by_role"]) & set(four["peak_mb_by_role"])):
+                before, after = two["peak_mb_by_role"][role], four["peak_mb_by_role"][role]
+                print(f"  largest {role}: {before} -> {after} MB ({after / before:.2f}x)")
     finally:
         if args.keep:
             print(f"corpora and outputs kept in {work}")

@@ -148,6 +148,14 @@ class LineDedupConfig:
     sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
     # CCNet keeps documents of at least this many characters after removing lines (0: keep any).
     min_chars_after: int = 300
+    # Line occurrences are grouped through run files (pipeline/run_files.py), one partition of line
+    # hashes at a time: a worker holds about 250 bytes x distinct lines / partitions (some 15 MB per
+    # million web pages with the default). Raise it for corpora of more than some 10 million pages.
+    partitions: int = 512
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"line_dedup.partitions must be >= 1, got {self.partitions}")
 
 
 @dataclass

@@ -13,25 +13,30 @@ document dedup would keep would be lost with the other. Counted once, their line
 exact dedup (pipeline/dedup.py) keeps one copy.
 
 Global, bounded: each document is spilled to a file (`spill.py`) and emits (line hash, (text hash,
-id, file tag)) for its distinct lines; a GroupByKey on the line hash decides, per line, whether two
-distinct texts hold it (the iterable is read until a second text is found, then once more to mark
-the holders); the marks are grouped by file and each file is read back beside its marks. No step
-holds more than one line's holders or one file's marks, and no document crosses a shuffle.
+id, file tag)) for its distinct lines. These occurrences, one per line of the corpus, go to their
+partition of line hashes through run files (`run_files.py`), not a GroupByKey, which Beam's local
+runners hold in the runner's memory several times over. Each partition is read back and decides,
+per line, whether two distinct texts hold it; the marks are grouped by file and each file is read
+back beside its marks. No step holds more than one partition's occurrences (`line_dedup.partitions`)
+or one file's marks, and no document crosses a shuffle.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections import defaultdict
 
 import apache_beam as beam
 
 from llamapipe.pipeline.config import LineDedupConfig
 from llamapipe.pipeline.rejects import reject
+from llamapipe.pipeline.run_files import GroupThroughFiles, HashPartition, read_records
 from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED
 
 STAGE = "line_dedup"
+RUNS_NAMESPACE = "line_runs"  # run files' suffix and counter namespace
 
 # CCNet's UNICODE_PUNCT keys (cc_net/text_normalizer.py) and the C0/C1 control characters.
 _CCNET_PUNCT = "，。、„”“«»１」「《》´∶：？！（）；–—．～’…━〈〉【】％►"
@@ -89,15 +94,19 @@ class LineOccurrences(beam.DoFn):
             yield h, (identity, doc["id"], tag)
 
 
-class MarkDuplicatedLine(beam.DoFn):
-    """(line hash, holders) -> (file tag, (document id, line hash)) for every holder, when two texts
-    hold it."""
+class MarkDuplicatedLines(beam.DoFn):
+    """(partition, frames of its line occurrences) -> (file tag, (document id, line hash)) for every
+    holder of a line that two distinct texts hold."""
 
     def process(self, element):
-        h, holders = element
-        if _two_distinct_texts(holders):
-            for _, doc_id, tag in holders:
-                yield tag, (doc_id, h)
+        _, frames = element
+        holders: dict[bytes, list[tuple]] = defaultdict(list)
+        for h, holder in read_records(frames):
+            holders[h].append(holder)
+        for h, line_holders in holders.items():
+            if _two_distinct_texts(line_holders):
+                for _, doc_id, tag in line_holders:
+                    yield tag, (doc_id, h)
 
 
 def _two_distinct_texts(holders) -> bool:
@@ -160,8 +169,9 @@ class LineDedup(beam.PTransform):
         marks = (
             spilled.docs
             | "LineOccurrences" >> beam.ParDo(LineOccurrences(sources))
-            | "GroupByLine" >> beam.GroupByKey()
-            | "MarkDuplicatedLines" >> beam.ParDo(MarkDuplicatedLine())
+            | "GroupByLine" >> GroupThroughFiles(self._folder, HashPartition(self._options.partitions),
+                                                 RUNS_NAMESPACE)
+            | "MarkDuplicatedLines" >> beam.ParDo(MarkDuplicatedLines())
         )
         out = (
             {"marks": marks}

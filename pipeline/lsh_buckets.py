@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from llamapipe.pipeline.run_files import RUN_BYTES, Frame, GroupThroughFiles, WriteRuns, read_records
+from llamapipe.pipeline.run_files import (
+    RUN_BYTES,
+    Frame,
+    GroupThroughFiles,
+    HashPartition,
+    WriteRuns,
+    read_records,
+)
 
 NAMESPACE = "lsh"  # run files' suffix and counter namespace
 
@@ -27,22 +34,12 @@ NAMESPACE = "lsh"  # run files' suffix and counter namespace
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition of a band key: its last 4 bytes (part of the band's 64-bit hash) modulo
     `partitions`."""
-    return int.from_bytes(key[-4:], "little") % partitions
-
-
-class BandPartition:
-    """`partition_of` with its modulus bound (picklable, for the DoFn that calls it)."""
-
-    def __init__(self, partitions: int):
-        self.partitions = partitions
-
-    def __call__(self, key: bytes) -> int:
-        return partition_of(key, self.partitions)
+    return HashPartition(partitions)(key)
 
 
 def write_band_runs(folder: str, partitions: int, run_bytes: int = RUN_BYTES) -> WriteRuns:
     """(band key, member) -> (partition, (run file, offset, length)), once each run file is complete."""
-    return WriteRuns(folder, BandPartition(partitions), NAMESPACE, run_bytes)
+    return WriteRuns(folder, HashPartition(partitions), NAMESPACE, run_bytes)
 
 
 def read_buckets(frames: Iterable[Frame]) -> Iterator[tuple[bytes, list[bytes]]]:
@@ -59,4 +56,4 @@ class GroupBuckets(GroupThroughFiles):
     """(band key, member) -> (partition, frames of that partition): the input of `read_buckets`."""
 
     def __init__(self, folder: str, partitions: int):
-        super().__init__(folder, BandPartition(partitions), NAMESPACE)
+        super().__init__(folder, HashPartition(partitions), NAMESPACE)

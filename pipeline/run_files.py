@@ -43,6 +43,17 @@ _RECORD_OVERHEAD = 64  # bytes counted per record beyond its bytes and strings (
 Frame = tuple[str, int, int]  # run file, offset, length
 
 
+class HashPartition:
+    """The partition of a hash key (bytes): its last 4 bytes modulo `partitions` (picklable, for the
+    DoFn that calls it)."""
+
+    def __init__(self, partitions: int):
+        self.partitions = partitions
+
+    def __call__(self, key: bytes) -> int:
+        return int.from_bytes(key[-4:], "little") % self.partitions
+
+
 def approximate_bytes(value) -> int:
     """The bytes and strings of a record (nested tuples), plus a fixed overhead: what a run buffers."""
     if isinstance(value, (bytes, str)):

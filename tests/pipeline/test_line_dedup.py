@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -37,7 +38,8 @@ def check(docs: list[dict], kept: dict, dropped: list, tmp_path, **options) -> N
                     equal_to(dropped), label="dropped")
 
 
-def test_a_line_in_two_documents_is_removed_from_both_and_other_sources_are_untouched(tmp_path):
+@pytest.mark.parametrize("partitions", [1, 3, 512])  # of line hashes: the result cannot depend on them
+def test_a_line_in_two_documents_is_removed_from_both_and_other_sources_are_untouched(tmp_path, partitions):
     boiler = "Subscribe to our newsletter for 5 new stories every week."
     docs = [
         doc("a", ["The mill on the river was built in 1820 by the town.", boiler]),
@@ -49,7 +51,7 @@ def test_a_line_in_two_documents_is_removed_from_both_and_other_sources_are_unto
     check(docs, {"commoncrawl:a": "The mill on the river was built in 1820 by the town.",
                  "c4:d": f"{boiler}\nA line only d has."},
           [("commoncrawl:b", "line_dedup", "no_lines_left"),
-           ("commoncrawl:c", "line_dedup", "no_lines_left")], tmp_path)
+           ("commoncrawl:c", "line_dedup", "no_lines_left")], tmp_path, partitions=partitions)
 
 
 def test_exact_copies_keep_their_lines_for_document_dedup(tmp_path):

@@ -20,12 +20,43 @@ import re
 import time
 
 
-def _peak_rss_mb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
+def _peak_rss_mb(pid: int | str = "self") -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
     return 0
+
+
+def _worker_peak_mb() -> int:
+    """The largest peak RSS among this process's Beam worker processes (the multi-process runner
+    starts them through a shell, so they are grandchildren)."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    peak, stack = 0, list(children.get(os.getpid(), []))
+    while stack:
+        pid = stack.pop()
+        stack += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().split(b"\0")
+        except OSError:
+            continue
+        if command[0].endswith(b"python") and b"apache_beam.runners.worker.sdk_worker_main" in command:
+            peak = max(peak, _peak_rss_mb(pid))
+    return peak
 
 
 def _short(stage_name: str) -> str:
@@ -46,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     stages: list[tuple[int, str, float]] = []  # (pipeline, stage, seconds)
     climbs: list[tuple[int, int, str]] = []
+    worker_climbs: list[tuple[int, int, str]] = []
     reported = [_peak_rss_mb()]
+    worker_reported = [0]
     pipelines = [0]
     execute_bundle, run_pipeline = fn_runner.FnApiRunner._execute_bundle, fn_runner.FnApiRunner.run_pipeline
 
@@ -59,6 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         if after > reported[0] + 10:  # since the last climb printed: slow climbs add up
             climbs.append((reported[0], after, name))
             reported[0] = after
+        worker = _worker_peak_mb()
+        if worker > worker_reported[0] + 10:
+            worker_climbs.append((worker_reported[0], worker, name))
+            worker_reported[0] = worker
         return result
 
     def counted_pipeline(self, pipeline, options):
@@ -88,6 +125,10 @@ def main(argv: list[str] | None = None) -> None:
     print("driver peak RSS climbs (> 10 MB) during:")
     for before, after, name in climbs:
         print(f"  {before:5d} -> {after:5d} MB  {name[:110]}")
+    if worker_climbs:  # multi-process runner: its workers are child processes
+        print("largest worker's peak RSS climbs (> 10 MB) during:")
+        for before, after, name in worker_climbs:
+            print(f"  {before:5d} -> {after:5d} MB  {name[:110]}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ files in the work folder (`spill.py`) and read back twice, once for the samples,
    no worker holds the URL list); each page comes out as (file tag, (id, cited)).
 2. Bounded samples: each file is read beside its pages' labels; up to `max_positives` cited pages
    and, of the uncited ones, those of smallest id hash (`Top.Of`, a heap per worker; only about twice
-   as many as training will draw are passed on), each cut to `max_chars`.
+   as many as training will draw are passed on), each cut to `max_chars`. The texts wait in run
+   files (`run_files.py`) and only (id, frame reference) pairs are sampled: through the runner, the
+   samples' texts were what grew most with the input (Beam's local runners hold side inputs and
+   what crosses a stage in the runner's memory).
 3. `train_reference_model`, one call on one worker, with the two samples as side inputs: splits
    them by id hash into training and held-out parts, trains `fasttext.train_supervised`, measures the
    held-out accuracy, and writes `OUT/classifier/model.bin` and `metrics.json`. With a model file in
@@ -38,6 +41,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import ClassifierConfig
 from llamapipe.pipeline.rejects import id_fraction, reject
+from llamapipe.pipeline.run_files import WriteRuns, read_records, same_key
 from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED
 
@@ -146,12 +150,20 @@ def _write_bytes(path: str, data: bytes) -> None:
         f.write(data)
 
 
+def example_texts(examples: list) -> list[tuple[str, str]]:
+    """(id, frame of its text in a run file) -> (id, training text), sorted by id."""
+    by_frame = sorted(examples, key=lambda example: example[1])  # each run file opened once
+    texts = read_records(frame for _, frame in by_frame)
+    return sorted(((doc_id, text) for (doc_id, _), text in texts))
+
+
 def train_reference_model(_, positives: list, negatives: list, cited_pages: int,
                           options: ClassifierConfig, out_dir: str) -> dict:
-    """Train (or load) the model and write it with its metrics; returns the status for scoring."""
+    """Train (or load) the model and write it with its metrics; returns the status for scoring.
+    `positives` and `negatives` are (id, frame of the text) pairs (`example_texts`)."""
     status = {"cited_pages_found": cited_pages, "threshold": options.threshold}
     rng = random.Random(options.seed)
-    positives, negatives = sorted(positives), sorted(negatives)
+    positives, negatives = example_texts(positives), example_texts(negatives)
     wanted_negatives = round(len(positives) * options.negatives_per_positive)
     if len(negatives) > wanted_negatives:
         negatives = rng.sample(negatives, wanted_negatives)
@@ -235,7 +247,7 @@ def _labelled_file(folder: str, element, sources: set[str]):
 
 
 class _Examples(beam.DoFn):
-    """A file's labelled pages -> ((id, training text), cited) of each cited page, and of the uncited
+    """A file's labelled pages -> ((id, cited), training text) of each cited page, and of the uncited
     pages whose id hash is small enough to be among the negatives the training can use.
 
     Training uses `negatives_per_positive` uncited pages per cited one, drawn from the uncited pages
@@ -255,7 +267,7 @@ class _Examples(beam.DoFn):
         below = min(1.0, (2 * wanted + 100) / uncited) if uncited else 1.0
         for doc, cited in _labelled_file(self._folder, element, self._sources):
             if cited or (cited is False and id_fraction("sample:" + doc["id"]) < below):
-                yield (doc["id"], training_text(doc["text"], o.max_chars)), cited
+                yield (doc["id"], cited), training_text(doc["text"], o.max_chars)
 
 
 class ScoreReference(beam.DoFn):
@@ -322,18 +334,21 @@ class ReferenceClassifier(beam.PTransform):
             | "IsCited" >> beam.Map(lambda label: label[1][1])
             | "CountLabels" >> beam.combiners.Count.PerElement()
         )
-        examples = by_file | "ReadExamples" >> beam.ParDo(_Examples(folder, options),
-                                                          beam.pvalue.AsDict(label_counts))
+        examples = (
+            by_file
+            | "ReadExamples" >> beam.ParDo(_Examples(folder, options), beam.pvalue.AsDict(label_counts))
+            | "WriteExamples" >> beam.ParDo(WriteRuns(folder, same_key, "examples"))
+        )  # ((id, cited), frame of its text)
         positives = (
             examples
-            | "CitedExamples" >> beam.Filter(lambda pair: pair[1])
-            | "PositiveText" >> beam.Keys()
+            | "CitedExamples" >> beam.Filter(lambda example: example[0][1])
+            | "PositiveFrames" >> beam.MapTuple(lambda key, frame: (key[0], frame))
             | "SamplePositives" >> _sample(options.max_positives)
         )
         negatives = (
             examples
-            | "UncitedExamples" >> beam.Filter(lambda pair: not pair[1])
-            | "NegativeText" >> beam.Keys()
+            | "UncitedExamples" >> beam.Filter(lambda example: not example[0][1])
+            | "NegativeFrames" >> beam.MapTuple(lambda key, frame: (key[0], frame))
             | "SampleNegatives" >> _sample(max(1, round(max_negatives)))
         )
         cited = labels | "Cited" >> beam.Filter(lambda label: label[1][1])

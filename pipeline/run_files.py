@@ -43,6 +43,11 @@ _RECORD_OVERHEAD = 64  # bytes counted per record beyond its bytes and strings (
 Frame = tuple[str, int, int]  # run file, offset, length
 
 
+def same_key(key):
+    """A record's partition is its key (one frame per key and run)."""
+    return key
+
+
 class HashPartition:
     """The partition of a hash key (bytes): its last 4 bytes modulo `partitions` (picklable, for the
     DoFn that calls it)."""
@@ -113,25 +118,36 @@ class WriteRuns(beam.DoFn):
         yield from frames
 
 
-def read_frame(path: str, offset: int, length: int,
-               decompressor: zstandard.ZstdDecompressor | None = None) -> list[tuple]:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.seek(offset)
-        data = f.read(length)
+def _read_at(f, path: str, offset: int, length: int) -> bytes:
+    f.seek(offset)
+    data = f.read(length)
     if len(data) != length:
         raise OSError(f"{path}: run file truncated at {offset + len(data)} bytes "
                       f"(expected {offset + length}; the work folder was changed during the run?)")
-    try:
-        return pickle.loads((decompressor or zstandard.ZstdDecompressor()).decompress(data))
-    except (zstandard.ZstdError, pickle.UnpicklingError, EOFError) as error:
-        raise OSError(f"{path}: unreadable run frame at offset {offset}: {error}") from error
+    return data
 
 
 def read_records(frames: Iterable[Frame]) -> Iterator[tuple]:
-    """The (key, value) records of one partition's frames, frame by frame (in the order given)."""
-    decompressor = zstandard.ZstdDecompressor()  # one per partition, not one per frame
-    for path, offset, length in frames:
-        yield from read_frame(path, offset, length, decompressor)
+    """The (key, value) records of frames, frame by frame in the order given (a file is opened once
+    for consecutive frames of it: sort the frames to read many of one file)."""
+    decompressor = zstandard.ZstdDecompressor()  # one for all frames, not one per frame
+    path, f = None, None
+    try:
+        for frame_path, offset, length in frames:
+            if frame_path != path:
+                if f is not None:
+                    f.close()
+                path = frame_path
+                f = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+            data = _read_at(f, path, offset, length)
+            try:
+                records = pickle.loads(decompressor.decompress(data))
+            except (zstandard.ZstdError, pickle.UnpicklingError, EOFError) as error:
+                raise OSError(f"{path}: unreadable run frame at offset {offset}: {error}") from error
+            yield from records
+    finally:
+        if f is not None:
+            f.close()
 
 
 class GroupThroughFiles(beam.PTransform):

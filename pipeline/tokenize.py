@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.run_files import Frame, GroupThroughFiles, read_records
+from llamapipe.pipeline.run_files import Frame, GroupThroughFiles, read_records, same_key
 from llamapipe.pipeline.shard_format import shard_name, shard_of, shard_schema, token_type
 
 Row = tuple[str, bytes, bool]  # doc_id, token ids as little-endian uint16/uint32 bytes, '▁' escaped
@@ -84,11 +84,6 @@ class EncodeDocuments(beam.DoFn):
             row = (doc["id"], np.asarray(ids, self._dtype).tobytes(), "\u2581" in doc["text"])
             source = doc["source"]
             yield (source, shard_of(doc["id"], self._num_shards[source])), row
-
-
-def same_key(key):
-    """A record's partition is its key: (source, shard index)."""
-    return key
 
 
 class WriteShard(beam.DoFn):

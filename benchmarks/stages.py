@@ -16,8 +16,13 @@ pipelines, shows at the next stage). Used to find what keeps 2 workers from bein
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from memory import _children  # noqa: E402
 
 
 def _peak_rss_mb(pid: int | str = "self") -> int:
@@ -34,17 +39,7 @@ def _peak_rss_mb(pid: int | str = "self") -> int:
 def _worker_peak_mb() -> int:
     """The largest peak RSS among this process's Beam worker processes (the multi-process runner
     starts them through a shell, so they are grandchildren)."""
-    import os
-
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
+    children = _children()
     peak, stack = 0, list(children.get(os.getpid(), []))
     while stack:
         pid = stack.pop()

@@ -16,6 +16,7 @@ pipelines, shows at the next stage). Used to find what keeps 2 workers from bein
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -60,17 +61,36 @@ def _short(stage_name: str) -> str:
     return f"{names[0]} .. {names[-1]}" if len(names) > 1 else (names[0] if names else stage_name[:100])
 
 
+def _print_gaps(spans: list[tuple[float, float]], stages: list, total: float) -> None:
+    """The driver's time outside stages, where it is: before the first stage, between pipelines (the
+    tokenizer is trained there) and after the last (manifest, report); and between the stages of a
+    pipeline (the runner's scheduling)."""
+    if not spans:
+        return
+    print(f"  before the first stage {spans[0][0]:.1f} s, after the last {total - spans[-1][1]:.1f} s")
+    within = 0.0
+    for i in range(1, len(spans)):
+        gap = spans[i][0] - spans[i - 1][1]
+        if stages[i][0] != stages[i - 1][0]:
+            print(f"  between pipelines {stages[i - 1][0]} and {stages[i][0]}: {gap:.1f} s")
+        else:
+            within += gap
+    print(f"  between the stages of a pipeline, in all: {within:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("--top", type=int, default=20, help="longest stages to print (default 20)")
+    parser.add_argument("--json", help="also save every stage (pipeline, name, seconds) to this file")
     args = parser.parse_args(argv)
 
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
     started = time.perf_counter()
     stages: list[tuple[int, str, float]] = []  # (pipeline, stage, seconds)
+    spans: list[tuple[float, float]] = []  # (start, end) of each stage, since `started`
     climbs: list[tuple[int, int, str]] = []
     worker_climbs: list[tuple[int, int, str]] = []
     reported = [_peak_rss_mb()]
@@ -82,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
         begun = time.perf_counter()
         result = execute_bundle(self, context, bundle_context, bundle_input)
         name = _short(bundle_context.stage.name)
-        stages.append((pipelines[0], name, time.perf_counter() - begun))
+        ended = time.perf_counter()
+        stages.append((pipelines[0], name, ended - begun))
+        spans.append((begun - started, ended - started))
         after = _peak_rss_mb()
         if after > reported[0] + 10:  # since the last climb printed: slow climbs add up
             climbs.append((reported[0], after, name))
@@ -114,9 +136,13 @@ def main(argv: list[str] | None = None) -> None:
     for number in sorted({p for p, _, _ in stages}):
         mine = [seconds for p, _, seconds in stages if p == number]
         print(f"  pipeline {number}: {len(mine)} stages, {sum(mine):.1f} s")
+    _print_gaps(spans, stages, total)
     print(f"longest {args.top} stages:")
     for pipeline, name, seconds in sorted(stages, key=lambda s: -s[2])[:args.top]:
         print(f"  {seconds:7.2f} s  [{pipeline}] {name[:110]}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"seconds": total, "stages": stages}, f, indent=1)
     print("driver peak RSS climbs (> 10 MB) during:")
     for before, after, name in climbs:
         print(f"  {before:5d} -> {after:5d} MB  {name[:110]}")

@@ -106,13 +106,15 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
 
     Memory: no collection of documents crosses a shuffle or a multi-input Flatten, both of which
     Beam's local runners hold whole in the runner's memory (and hand whole to the workers). The seven
-    readers' documents are merged through files, the joins of dedup, line dedup and the classifier
-    go through files (`spill.py`, under `paths["spill"]`), drop records lose their text (kept only
+    readers' documents are merged through files (and GitHub's exact dedup and Stack Exchange's threads,
+    within their readers, under `paths["spill"]/read_<source>`), the joins of dedup, line dedup and the
+    classifier go through files (`spill.py`, under `paths["spill"]`), drop records lose their text (kept only
     for the rejects sample, taken before any merge), and the ledger's counts are summed per input
     before they meet."""
     read_docs, read_drops = [], []
     for name in config.enabled_sources():
-        out = p | f"Read_{name}" >> source_module(name).Read(config.sources[name])
+        out = p | f"Read_{name}" >> source_module(name).Read(
+            config.sources[name], work_folder=FileSystems.join(paths["spill"], f"read_{name}"))
         read_docs.append(out["documents"])
         read_drops.append(out["dropped"])
     docs = tuple(read_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths["spill"], "read"))

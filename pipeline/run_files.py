@@ -60,11 +60,14 @@ class HashPartition:
 
 
 def approximate_bytes(value) -> int:
-    """The bytes and strings of a record (nested tuples), plus a fixed overhead: what a run buffers."""
+    """The bytes and strings of a record (nested tuples, lists and dicts), plus a fixed overhead: what
+    a run buffers."""
     if isinstance(value, (bytes, str)):
         return len(value)
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return sum(approximate_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(approximate_bytes(k) + approximate_bytes(v) for k, v in value.items())
     return 8
 
 

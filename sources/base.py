@@ -428,9 +428,9 @@ class ReadSourceFiles(beam.PTransform):
     dofn_class: type[ReadFileDoFn]
     step_label = "ReadFiles"
 
-    def __init__(self, options: SourceOptions):
+    def __init__(self, options: SourceOptions, work_folder: str | None = None):
         super().__init__()
-        self._options = options
+        self._options = options  # every reader takes a `work_folder`; these need none
 
     def expand(self, pbegin):
         return pbegin | self.step_label >> ReadFiles(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import pyarrow.parquet as pq
 
+from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import (
     DROPPED,
     FileSplit,
@@ -327,44 +329,76 @@ class CleanCodeFileDoFn(beam.DoFn):
         yield {**document, "text": text}
 
 
-class KeepFirstOfDuplicatesDoFn(beam.DoFn):
-    """(content hash, documents) -> the document with the smallest id; the others become drops.
+class MarkCopiesDoFn(beam.DoFn):
+    """(content hash, (id, file tag) of each file with that content) -> (file tag, (id, digest)) for
+    every copy but the one with the smallest id: the marks that `KeepFirstOfDuplicatesDoFn` applies.
 
-    One pass, one document held: a hot key (the same file in thousands of forks) stays cheap.
-    """
+    One pass, one id held: a hot key (the same file in thousands of forks) stays cheap."""
 
-    def process(self, keyed: tuple[str, Iterable[dict]]) -> Iterator:
-        digest, documents = keyed
+    def process(self, keyed: tuple[str, Iterable[tuple[str, str]]]) -> Iterator:
+        digest, copies = keyed
         kept = None
-        for document in documents:
+        for copy in copies:
             if kept is None:
-                kept = document
+                kept = copy
                 continue
-            if document["id"] < kept["id"]:
-                kept, document = document, kept
-            yield dropped(SOURCE, "clean", "exact_duplicate_file", document["id"], f"sha256 {digest}")
-        if kept is not None:
-            yield kept
+            if copy[0] < kept[0]:
+                kept, copy = copy, kept
+            doc_id, tag = copy
+            yield tag, (doc_id, digest)
+
+
+class KeepFirstOfDuplicatesDoFn(beam.DoFn):
+    """(file tag, {files, copies}) -> each file of the spilled file: itself, or a drop when it is a
+    marked copy."""
+
+    def __init__(self, folder: str):
+        self._folder = folder
+
+    def process(self, element) -> Iterator:
+        grouped, documents = documents_beside(self._folder, element, f"{SOURCE} exact dedup")
+        copies = dict(grouped["copies"])
+        for document in documents:
+            digest = copies.get(document["id"])
+            if digest is None:
+                yield document
+            else:
+                yield dropped(SOURCE, "clean", "exact_duplicate_file", document["id"], f"sha256 {digest}")
 
 
 class Read(beam.PTransform):
-    """GitHub code exports -> {"documents": ..., "dropped": ...}, cleaned and exact-deduplicated."""
+    """GitHub code exports -> {"documents": ..., "dropped": ...}, cleaned and exact-deduplicated.
 
-    def __init__(self, options: Options):
+    The exact dedup shuffles only (content hash, id, file) records: the cleaned files wait in
+    `work_folder` (`pipeline/spill.py`; Beam's local runners hold whatever crosses a GroupByKey in
+    their memory, and a GitHub export is hundreds of GB). The pipeline passes a folder of its work
+    folder; without one, a local temporary folder (for tests and local runners only)."""
+
+    def __init__(self, options: Options, work_folder: str | None = None):
         super().__init__()
         self._options = options
+        self._folder = work_folder
 
     def expand(self, pbegin):
+        folder = self._folder or tempfile.mkdtemp(prefix="llamapipe-github-")
         read = pbegin | "ReadCodeFiles" >> ReadFiles(
             self._options.inputs, ReadCodeFileDoFn(self._options), split_bytes=self._options.split_bytes)
         cleaned = read["documents"] | "CleanFiles" >> beam.ParDo(
             CleanCodeFileDoFn(self._options)).with_outputs(DROPPED, main="documents")
         # Dedup after cleaning: files that differ only in their licence header are duplicates too.
-        deduped = (
-            cleaned.documents
-            | "KeyByContentHash" >> beam.Map(lambda document: (content_key(document), document))
+        spilled = cleaned.documents | "Spill" >> beam.ParDo(SpillDocuments(folder)).with_outputs(
+            FILES, main="documents")
+        copies = (
+            spilled.documents
+            | "KeyByContentHash" >> beam.MapTuple(
+                lambda tag, document: (content_key(document), (document["id"], tag)))
             | "GroupByContentHash" >> beam.GroupByKey()
-            | "KeepFirstOfDuplicates" >> beam.ParDo(KeepFirstOfDuplicatesDoFn()).with_outputs(
+            | "MarkCopies" >> beam.ParDo(MarkCopiesDoFn())
+        )
+        deduped = (
+            {"copies": copies}
+            | "JoinCopies" >> GroupByFile(spilled[FILES])
+            | "KeepFirstOfDuplicates" >> beam.ParDo(KeepFirstOfDuplicatesDoFn(folder)).with_outputs(
                 DROPPED, main="documents")
         )
         drops = (read["dropped"], cleaned[DROPPED], deduped[DROPPED]) | "AllDrops" >> beam.Flatten()

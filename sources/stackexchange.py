@@ -2,14 +2,18 @@
 
 Reading is streamed row by row (a site's Posts.xml reaches ~100 GB), each row parsed on its own
 (sources/xmlrecords.py): a malformed row is one drop, `malformed_xml` with its line and cause, and
-the rows after it are read. Answers are brought to their question with a GroupByKey on
-`site/question id`, so no worker holds more than one thread. HTML is stripped after the shuffle:
+the rows after it are read. Answers are brought to their question through run files
+(`pipeline/run_files.py`): each post goes to a partition of `site/question id` hashes
+(`thread_partitions`), the runner shuffles only references to the runs, and a worker reads one
+partition at a time and assembles its threads. (Beam's local runners hold whatever crosses a
+GroupByKey in their memory; a site's posts are tens of GB.) HTML is stripped after the shuffle:
 reading one file is serial, turning posts into text then runs in parallel.
 Document text: "Q: <title>\\n<question>\\nA: <best answer>\\nA: <next answer>..." (RedPajama's format).
 
 Only the `max_sites` largest sites by post count are kept (paper: 28). The count needs every input:
 posts are counted per site in the pipeline, the largest sites become a side input, and the questions
-of the other sites are dropped (`site_not_largest`), one drop per question, before the shuffle.
+of the other sites are dropped (`site_not_largest`), one drop per question, as their partition is
+read.
 
 Both dump schemas are read: the pre-2021 one and the 2021+ one (which adds `ContentLicense`, and
 whose tags are written `|a|b|` instead of `<a><b>`). Only `Id`, `PostTypeId` and, for answers,
@@ -22,6 +26,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+import tempfile
+import zlib
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -29,6 +36,7 @@ import apache_beam as beam
 import lxml.html
 from lxml import etree
 
+from llamapipe.pipeline.run_files import GroupThroughFiles, read_records
 from llamapipe.sources.base import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     DROPPED,
@@ -53,6 +61,13 @@ ANSWER = "2"
 class Options(SourceOptions):
     min_answers: int = 0
     max_sites: int = 28  # keep the N largest sites by number of posts (questions + answers); 0: all
+    # Posts wait in run files and are brought to their thread this many partitions at a time: a worker
+    # holds about 1/thread_partitions of the posts at once.
+    thread_partitions: int = 512
+
+    def __post_init__(self) -> None:
+        if self.thread_partitions < 1:
+            raise ValueError(f"stackexchange.thread_partitions must be >= 1, got {self.thread_partitions}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,59 +311,84 @@ def site_of(keyed_post: tuple[str, dict]) -> str:
     return keyed_post[0].rsplit("/", 1)[0]
 
 
-class KeepLargestSitesDoFn(beam.DoFn):
-    """Posts of the largest sites pass; each question of another site becomes one drop (its answers
-    are part of that question's thread, so they go with it, uncounted)."""
-
-    def process(self, keyed_post: tuple[str, dict], largest_sites: list[tuple[str, int]]) -> Iterator:
-        if site_of(keyed_post) in {site for site, _ in largest_sites}:
-            yield keyed_post
-        elif keyed_post[1]["type"] == "question":
-            yield dropped(SOURCE, "read", "site_not_largest", f"{SOURCE}:{keyed_post[0]}",
-                          f"not among the {len(largest_sites)} largest sites by posts")
-
-
-class KeepLargestSites(beam.PTransform):
-    """Count posts per site, keep the posts of the `max_sites` largest sites (ties: by name)."""
+class LargestSites(beam.PTransform):
+    """Posts -> one list of the `max_sites` largest sites by posts, (site, posts), ties by name."""
 
     def __init__(self, max_sites: int):
         super().__init__()
         self._max_sites = max_sites
 
     def expand(self, posts):
-        largest = (
+        return (
             posts
             | "SiteOfPost" >> beam.Map(site_of)
             | "CountPostsPerSite" >> beam.combiners.Count.PerElement()
-            | "LargestSites" >> beam.combiners.Top.Of(self._max_sites, key=lambda kv: (kv[1], kv[0]))
+            | "Top" >> beam.combiners.Top.Of(self._max_sites, key=lambda kv: (kv[1], kv[0]))
         )
-        return posts | "KeepPostsOfLargestSites" >> beam.ParDo(
-            KeepLargestSitesDoFn(), largest_sites=beam.pvalue.AsSingleton(largest)
-        ).with_outputs(DROPPED, main="posts")
 
 
-class Read(beam.PTransform):
-    """Stack Exchange Posts.xml files -> {"documents": ..., "dropped": ...}, one document per question."""
+class ThreadPartition:
+    """The partition of a `site/question id` key: a stable hash (not Python's, which varies by process)."""
+
+    def __init__(self, partitions: int):
+        self.partitions = partitions
+
+    def __call__(self, key: str) -> int:
+        return zlib.crc32(key.encode("utf-8")) % self.partitions
+
+
+class AssemblePartitionDoFn(beam.DoFn):
+    """(partition, run frames) -> the threads of that partition: posts of the largest sites go to
+    `AssembleThreadDoFn`, each question of another site becomes one drop (its answers are part of that
+    question's thread, so they go with it, uncounted). Holds one partition's posts."""
 
     def __init__(self, options: Options):
         super().__init__()
+        self._assemble = AssembleThreadDoFn(options)
+        self._filter_sites = options.max_sites > 0
+
+    def process(self, element, largest: list[tuple[str, int]] | None = None) -> Iterator:
+        _, frames = element
+        kept_sites = {site for site, _ in largest or []}
+        threads: dict[str, list[dict]] = defaultdict(list)
+        for key, post in read_records(sorted(frames)):
+            if self._filter_sites and site_of((key, post)) not in kept_sites:
+                if post["type"] == "question":
+                    yield dropped(SOURCE, "read", "site_not_largest", f"{SOURCE}:{key}",
+                                  f"not among the {len(kept_sites)} largest sites by posts")
+                continue
+            threads[key].append(post)
+        for key in sorted(threads):
+            yield from self._assemble.process((key, threads.pop(key)))
+
+
+class Read(beam.PTransform):
+    """Stack Exchange Posts.xml files -> {"documents": ..., "dropped": ...}, one document per question.
+    `work_folder` holds the posts' run files while the pipeline runs (the pipeline passes a folder of
+    its work folder; without one, a local temporary folder, for tests and local runners only)."""
+
+    def __init__(self, options: Options, work_folder: str | None = None):
+        super().__init__()
         self._options = options
+        self._folder = work_folder
 
     def expand(self, pbegin):
+        options = self._options
+        folder = self._folder or tempfile.mkdtemp(prefix="llamapipe-stackexchange-")
         read = pbegin | "ReadPostsFiles" >> ReadFiles(
-            self._options.inputs, ReadPostsDoFn(self._options.max_decompressed_bytes),
-            split_bytes=self._options.split_bytes)
-        drops = [read["dropped"]]
+            options.inputs, ReadPostsDoFn(options.max_decompressed_bytes), split_bytes=options.split_bytes)
         posts = read["documents"]
-        if self._options.max_sites > 0:
-            kept = posts | "KeepLargestSites" >> KeepLargestSites(self._options.max_sites)
-            posts = kept.posts
-            drops.append(kept[DROPPED])
+        side_inputs = {}
+        if options.max_sites > 0:
+            side_inputs["largest"] = beam.pvalue.AsSingleton(
+                posts | "LargestSites" >> LargestSites(options.max_sites))
         threads = (
             posts
-            | "GroupAnswersUnderQuestion" >> beam.GroupByKey()
-            | "AssembleThreads" >> beam.ParDo(AssembleThreadDoFn(self._options)).with_outputs(
+            | "PostsToThreads" >> GroupThroughFiles(folder, ThreadPartition(options.thread_partitions),
+                                                    "stackexchange_posts")
+            | "AssembleThreads" >> beam.ParDo(AssemblePartitionDoFn(options), **side_inputs).with_outputs(
                 DROPPED, main="documents")
         )
-        drops.append(threads[DROPPED])
-        return {"documents": threads.documents, "dropped": tuple(drops) | "AllDrops" >> beam.Flatten()}
+        drops = (read["dropped"], threads[DROPPED]) | "AllDrops" >> beam.Flatten()
+        return {"documents": threads.documents, "dropped": drops}
+

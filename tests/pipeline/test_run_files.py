@@ -35,3 +35,18 @@ def test_records_come_back_per_partition_and_an_empty_partition_still_comes_out(
         )
         assert_that(grouped, equal_to(expected))
     assert list(tmp_path.glob("*.test_runs"))
+
+
+def test_a_run_of_dict_records_is_written_once_it_holds_about_run_bytes(tmp_path):
+    # Stack Exchange posts are dicts: their bodies must count, or a worker buffers far past run_bytes.
+    from llamapipe.pipeline.run_files import WriteRuns
+
+    posts = [(f"site/{i}", {"id": str(i), "body": "x" * 1000}) for i in range(100)]
+    writer = WriteRuns(str(tmp_path), by_key, "test_runs", run_bytes=10_000)
+    writer.setup()
+    writer.start_bundle()
+    frames = [frame for post in posts for frame in writer.process(post)]
+    frames += [value.value for value in writer.finish_bundle()]
+    runs = list(tmp_path.glob("*.test_runs"))
+    assert 9 <= len(runs) <= 11  # about 100 KB of bodies in runs of 10 KB
+    assert sorted(read_records(sorted(frame for _, frame in frames))) == sorted(posts)

@@ -96,7 +96,7 @@ def run(inputs, options, expected_documents, expected_drops):
     """Run Read; documents compared as (id, text), drops as (id, stage, reason)."""
     options.inputs = [str(path) for path in inputs]
     pipeline = TestPipeline()
-    out = pipeline | Read(options)
+    out = pipeline | Read(options, work_folder=str(inputs[0].parent / "work"))
     assert_that(out["documents"] | "IdAndText" >> beam.Map(lambda d: (d["id"], d["text"])),
                 equal_to(expected_documents), label="CheckDocuments")
     assert_that(out["dropped"] | "IdStageReason" >> beam.Map(lambda d: (d["id"], d["stage"], d["reason"])),
@@ -153,7 +153,7 @@ def test_document_fields_and_meta(tmp_path):
                                    license="MIT", language=[{"name": "TypeScript", "bytes": 9},
                                                             {"name": "CSS", "bytes": 2}])) + "\n")
     pipeline = TestPipeline()
-    out = pipeline | Read(Options(inputs=[str(path)]))
+    out = pipeline | Read(Options(inputs=[str(path)]), work_folder=str(tmp_path / "work"))
     assert_that(out["documents"], equal_to([{
         "id": "github:acme/tool/src/app.ts",
         "source": "github",
@@ -196,7 +196,8 @@ def test_parquet_is_split_by_row_groups_with_the_same_result_and_row_provenance(
 
     expected = [(f"src/file_{n}.py", str(path), n // 20, n) for n in range(300)]
     with TestPipeline() as pipeline:
-        out = pipeline | Read(Options(inputs=[str(path)], split_bytes=size // 5))
+        out = pipeline | Read(Options(inputs=[str(path)], split_bytes=size // 5),
+                              work_folder=str(tmp_path / "work"))
         assert_that(out["documents"] | beam.Map(provenance), equal_to(expected))
 
 
@@ -209,3 +210,19 @@ def test_options_change_the_filters(tmp_path):
     run([path], Options(licenses=["gpl-3.0"], extensions=[".py"]),
         expected_documents=[("github:gnu/thing/a.py", GOOD_PY)],
         expected_drops=[("github:acme/tool/notes.txt", "clean", "license_not_allowed")])
+
+
+def test_copies_in_different_exports_are_found_and_the_smallest_id_kept(tmp_path):
+    # The two exports are read by different bundles and spilled to different files: the copy marks
+    # must meet the file that holds each copy.
+    first, second = tmp_path / "github_000.jsonl.gz", tmp_path / "github_001.jsonl.gz"
+    other = GOOD_PY + "# x\n"
+    exports = {first: [row("zz/fork", "main.py", GOOD_PY), row("acme/tool", "x.py", other)],
+               second: [row("aa/copy", "main.py", GOOD_PY)]}
+    for path, rows in exports.items():
+        with gzip.open(path, "wt", encoding="utf-8") as out:
+            for item in rows:
+                out.write(json.dumps(item) + "\n")
+    run([first, second], Options(),
+        expected_documents=[("github:aa/copy/main.py", GOOD_PY), ("github:acme/tool/x.py", other)],
+        expected_drops=[("github:zz/fork/main.py", "clean", "exact_duplicate_file")])

@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import apache_beam as beam
+import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -49,7 +50,7 @@ def answer(post_id, parent_id, body, score=0):
 def run(paths, options, check_documents, expected_drops) -> dict:
     options.inputs = [str(path) for path in paths]
     pipeline = TestPipeline()
-    out = pipeline | Read(options)
+    out = pipeline | Read(options, work_folder=str(Path(paths[0]).parent / "work"))
     assert_that(out["documents"], check_documents, label="CheckDocuments")
     assert_that(out["dropped"] | "IdStageReason" >> beam.Map(lambda d: (d["id"], d["stage"], d["reason"])),
                 equal_to(expected_drops), label="CheckDrops")
@@ -257,7 +258,9 @@ def site_rows(questions: int, answers_each: int) -> list[dict]:
     return rows
 
 
-def test_only_the_largest_sites_by_post_count_are_kept(tmp_path):
+@pytest.mark.parametrize("partitions", [1, 3, 512])
+def test_only_the_largest_sites_by_post_count_are_kept(tmp_path, partitions):
+    # (the posts reach their threads through `partitions` partitions: the result is the same)
     # posts: cooking 3 x 3 = 9, gardening 2 x 4 = 8 (fewer questions than bikes, more posts), bikes 4 x 1
     paths = [write_posts(tmp_path / "cooking.stackexchange.com" / "Posts.xml", site_rows(3, 2)),
              write_posts(tmp_path / "gardening.stackexchange.com" / "Posts.xml", site_rows(2, 3)),
@@ -268,8 +271,15 @@ def test_only_the_largest_sites_by_post_count_are_kept(tmp_path):
             ["cooking.stackexchange.com"] * 3 + ["gardening.stackexchange.com"] * 2)
 
     bikes = [f"stackexchange:bikes.stackexchange.com/{100 * n}" for n in range(1, 5)]
-    run(paths, Options(max_sites=2), sites, [(doc_id, "read", "site_not_largest") for doc_id in bikes])
-    run(paths, Options(max_sites=0), lambda docs: equal_to([9])([len(docs)]), [])  # 0: every site
+    run(paths, Options(max_sites=2, thread_partitions=partitions), sites,
+        [(doc_id, "read", "site_not_largest") for doc_id in bikes])
+    run(paths, Options(max_sites=0, thread_partitions=partitions),  # 0: every site
+        lambda docs: equal_to([9])([len(docs)]), [])
+
+
+def test_thread_partitions_must_be_positive():
+    with pytest.raises(ValueError, match="thread_partitions must be >= 1"):
+        Options(thread_partitions=0)
 
 
 # Rows as written before 2021 and after (ContentLicense, |tag| lists, no Title on answers, editor names).

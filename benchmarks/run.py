@@ -13,7 +13,8 @@ documents). End to end: documents/s, the speed-up of 2 workers over 1 (at 1x, an
 --speedup-at-4x), and peak memory (the largest process, and all processes together) at 4x input against
 1x. A run has fixed costs that do not split over workers (starting the driver and the workers, building
 and scheduling about 190 stages one after another, training the tokenizer and the classifier, the
-report): about half of a 2-worker run of 8,000 documents, so the speed-up grows with the input.
+report; `benchmarks/stages.py` breaks them down): about 40% of a 2-worker run of 8,000 documents, so
+the speed-up grows with the input.
 
 Read the memory figures knowing the local runner: it keeps every collection crossing a stage boundary
 in its own memory, so the cleaning graph sends documents between stages through files

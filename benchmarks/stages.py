@@ -4,13 +4,14 @@
 
 Runs `llamapipe run CONFIG --fresh` in this process with Beam's local runner (FnApiRunner) timing each
 stage it executes (a wrapper around its `_execute_bundle`), and prints: the number of stages and their
-summed wall time per pipeline, the time outside stages (start-up, graph building, tokenizer training,
-report), the `--top` longest stages, and each stage after which the driver's peak RSS (VmHWM, the
-runner holds every collection crossing a stage boundary) had risen by more than 10 MB since the last
-such stage (what the driver does between stages, such as training the tokenizer between the
-pipelines, shows at the next stage). Used to find what keeps 2 workers from being twice as fast as 1
-(stages that run one after another, fixed costs) and what grows with the input in the runner
-(benchmarks/run.py gives the end-to-end figures).
+summed wall time per pipeline; the time outside stages (start-up, graph building, tokenizer training,
+report) before the first stage, between the pipelines and after the last; the `--top` longest stages;
+and each stage after which the driver's peak RSS (VmHWM, the runner holds every collection crossing a
+stage boundary) had risen by more than 10 MB since the last such stage (what the driver does between
+stages, such as training the tokenizer between the pipelines, shows at the next stage), and the same
+for the largest worker. `--json PATH` saves every stage's time. Used to find what keeps 2 workers from
+being twice as fast as 1 (stages that run one after another, fixed costs) and what grows with the
+input in the runner (benchmarks/run.py gives the end-to-end figures).
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def format_progress(counts: Counter, steps: list[str], elapsed: float, totals: d
 def progress_enabled(options: PipelineOptions) -> bool:
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     runner = runner if isinstance(runner, str) else type(runner).__name__
-    return runner.split(".")[-1] in ("DirectRunner", "SwitchingDirectRunner") and \
+    return runner.split(".")[-1] in ("DirectRunner", "SwitchingDirectRunner", "LocalRunner") and \
         os.environ.get(SWITCH, "1") != "0"
 
 

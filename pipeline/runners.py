@@ -20,12 +20,15 @@ import warnings
 from contextlib import contextmanager
 
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineRunner
 
 from llamapipe.pipeline.typed_yaml import ConfigError
 
 DASK_RUNNER = "llamapipe.pipeline.dask_runner.DaskRunner"
+LOCAL_RUNNER = "llamapipe.pipeline.runners.LocalRunner"
 RUNNER_ALIASES = {
-    "direct": "DirectRunner",
+    "direct": LOCAL_RUNNER,
+    "directrunner": LOCAL_RUNNER,
     "dask": DASK_RUNNER,
     "daskrunner": DASK_RUNNER,
     "dataflow": "DataflowRunner",
@@ -37,8 +40,30 @@ _ADDRESS_FLAG = re.compile(r"^--dask[-_]address(=(?P<value>.*))?$")
 
 
 def runner_class(name: str) -> str:
-    """A `--runner` value: an alias (direct, dask, dataflow, flink, spark) or what Beam accepts."""
+    """A `--runner` value: an alias (direct, dask, dataflow, flink, spark) or what Beam accepts.
+    `DirectRunner` is `LocalRunner`, below."""
     return RUNNER_ALIASES.get(name.lower(), name)
+
+
+class LocalRunner(PipelineRunner):
+    """Beam's DirectRunner for batch pipelines (its FnApiRunner, in one process or with
+    `direct_running_mode=multi_processing` worker processes), without its first attempt at Prism.
+
+    Since Beam 2.6x the DirectRunner first tries to run a pipeline on Prism, a Go binary it downloads
+    from GitHub at run time: offline that costs a translation of the whole graph (about 1.3 s for the
+    cleaning pipeline) and a failed download before it falls back; online it would run our pipelines on
+    an engine our tests and benchmarks do not exercise, after a download at run time.
+    This is the DirectRunner's own FnApiRunner branch (`direct_runner.SwitchingDirectRunner`), with the
+    pipeline options handed to the workers the same way."""
+
+    def run_pipeline(self, pipeline, options):
+        from apache_beam.portability.api import beam_provision_api_pb2
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+        provision_info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(
+            pipeline_options=JobServiceHandle.encode_pipeline_options(options.get_all_options())))
+        return fn_runner.FnApiRunner(provision_info=provision_info).run_pipeline(pipeline, options)
 
 
 def normalize_flags(flags: list[str]) -> list[str]:

@@ -364,6 +364,12 @@ def parse_config(data: Any) -> Config:
     config.sources = sources
     if not config.enabled_sources():
         raise ConfigError("sources: no source is enabled")
+    if "://" in config.output:
+        # The driver writes its records (run.json, ledger, manifest, report) and trains the tokenizer
+        # there with plain file calls; the workers' outputs go through Beam's FileSystems.
+        raise ConfigError(f"output: {config.output!r}: must be a folder path that the driver and every "
+                          "worker reach (a local disk for local runners, a shared mount such as NFS or "
+                          "gcsfuse on a cluster); gs:// and s3:// outputs are not supported (inputs may be)")
     return config
 
 

@@ -31,12 +31,6 @@ from llamapipe.pipeline.run_files import (
 NAMESPACE = "lsh"  # run files' suffix and counter namespace
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition of a band key: its last 4 bytes (part of the band's 64-bit hash) modulo
-    `partitions`."""
-    return HashPartition(partitions)(key)
-
-
 def write_band_runs(folder: str, partitions: int, run_bytes: int = RUN_BYTES) -> WriteRuns:
     """(band key, member) -> (partition, (run file, offset, length)), once each run file is complete."""
     return WriteRuns(folder, HashPartition(partitions), NAMESPACE, run_bytes)

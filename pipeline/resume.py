@@ -83,12 +83,12 @@ class CompletedStages:
         are recorded (`complete_shard_sources` decides)."""
         pending = [s for s in STAGES if s not in self._done]
         for stage in pending:
-            if stage == "tokenize" and "tokenizer" in self._done:
-                remove_incomplete_shards(os.path.join(self._out, "shards"))
-                remove_path(os.path.join(self._out, "_work", "token_runs"))
-                continue
             for relative in STAGE_OUTPUTS[stage]:
-                remove_path(os.path.join(self._out, relative))
+                path = os.path.join(self._out, relative)
+                if relative == "shards" and "tokenizer" in self._done:
+                    remove_incomplete_shards(path)
+                else:
+                    remove_path(path)
 
     def forget(self) -> None:
         """Start over (`--fresh`): no stage counts as done."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import pickle
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 
@@ -57,6 +58,17 @@ class HashPartition:
 
     def __call__(self, key: bytes) -> int:
         return int.from_bytes(key[-4:], "little") % self.partitions
+
+
+class TextHashPartition:
+    """The partition of a text key: a stable hash (crc32; Python's `hash` of a str varies by process)
+    modulo `partitions`."""
+
+    def __init__(self, partitions: int):
+        self.partitions = partitions
+
+    def __call__(self, key: str) -> int:
+        return zlib.crc32(key.encode("utf-8")) % self.partitions
 
 
 def approximate_bytes(value) -> int:

@@ -39,6 +39,7 @@ import io
 import logging
 import lzma
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -413,6 +414,13 @@ class ReadFiles(beam.PTransform):
 
 def _first(values: Iterable):
     return next(iter(values))
+
+
+def reader_work_folder(work_folder: str | None, source: str) -> str:
+    """Where a reader keeps its files while the pipeline runs: the folder the pipeline passes (in its
+    work folder), else a local temporary folder (tests and local runners only: cluster workers do not
+    share it)."""
+    return work_folder or tempfile.mkdtemp(prefix=f"llamapipe-{source}-")
 
 
 class ReadSourceFiles(beam.PTransform):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from llamapipe.sources.base import (
     open_raw,
     plan_line_splits,
     provenance,
+    reader_work_folder,
     short_name,
 )
 from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
@@ -380,7 +380,7 @@ class Read(beam.PTransform):
         self._folder = work_folder
 
     def expand(self, pbegin):
-        folder = self._folder or tempfile.mkdtemp(prefix="llamapipe-github-")
+        folder = reader_work_folder(self._folder, SOURCE)
         read = pbegin | "ReadCodeFiles" >> ReadFiles(
             self._options.inputs, ReadCodeFileDoFn(self._options), split_bytes=self._options.split_bytes)
         cleaned = read["documents"] | "CleanFiles" >> beam.ParDo(

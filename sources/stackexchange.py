@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-import tempfile
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ import apache_beam as beam
 import lxml.html
 from lxml import etree
 
-from llamapipe.pipeline.run_files import GroupThroughFiles, read_records
+from llamapipe.pipeline.run_files import GroupThroughFiles, TextHashPartition, read_records
 from llamapipe.sources.base import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     DROPPED,
@@ -47,6 +45,7 @@ from llamapipe.sources.base import (
     make_document,
     open_input,
     provenance,
+    reader_work_folder,
     short_name,
 )
 from llamapipe.sources.xmlrecords import BadRecord, parse_records
@@ -307,8 +306,9 @@ class AssembleThreadDoFn(beam.DoFn):
         )
 
 
-def site_of(keyed_post: tuple[str, dict]) -> str:
-    return keyed_post[0].rsplit("/", 1)[0]
+def site_of(key: str) -> str:
+    """`site/question id` -> the site."""
+    return key.rsplit("/", 1)[0]
 
 
 class LargestSites(beam.PTransform):
@@ -321,20 +321,10 @@ class LargestSites(beam.PTransform):
     def expand(self, posts):
         return (
             posts
-            | "SiteOfPost" >> beam.Map(site_of)
+            | "SiteOfPost" >> beam.MapTuple(lambda key, _: site_of(key))
             | "CountPostsPerSite" >> beam.combiners.Count.PerElement()
             | "Top" >> beam.combiners.Top.Of(self._max_sites, key=lambda kv: (kv[1], kv[0]))
         )
-
-
-class ThreadPartition:
-    """The partition of a `site/question id` key: a stable hash (not Python's, which varies by process)."""
-
-    def __init__(self, partitions: int):
-        self.partitions = partitions
-
-    def __call__(self, key: str) -> int:
-        return zlib.crc32(key.encode("utf-8")) % self.partitions
 
 
 class AssemblePartitionDoFn(beam.DoFn):
@@ -352,7 +342,7 @@ class AssemblePartitionDoFn(beam.DoFn):
         kept_sites = {site for site, _ in largest or []}
         threads: dict[str, list[dict]] = defaultdict(list)
         for key, post in read_records(sorted(frames)):
-            if self._filter_sites and site_of((key, post)) not in kept_sites:
+            if self._filter_sites and site_of(key) not in kept_sites:
                 if post["type"] == "question":
                     yield dropped(SOURCE, "read", "site_not_largest", f"{SOURCE}:{key}",
                                   f"not among the {len(kept_sites)} largest sites by posts")
@@ -374,7 +364,7 @@ class Read(beam.PTransform):
 
     def expand(self, pbegin):
         options = self._options
-        folder = self._folder or tempfile.mkdtemp(prefix="llamapipe-stackexchange-")
+        folder = reader_work_folder(self._folder, SOURCE)
         read = pbegin | "ReadPostsFiles" >> ReadFiles(
             options.inputs, ReadPostsDoFn(options.max_decompressed_bytes), split_bytes=options.split_bytes)
         posts = read["documents"]
@@ -384,7 +374,7 @@ class Read(beam.PTransform):
                 posts | "LargestSites" >> LargestSites(options.max_sites))
         threads = (
             posts
-            | "PostsToThreads" >> GroupThroughFiles(folder, ThreadPartition(options.thread_partitions),
+            | "PostsToThreads" >> GroupThroughFiles(folder, TextHashPartition(options.thread_partitions),
                                                     "stackexchange_posts")
             | "AssembleThreads" >> beam.ParDo(AssemblePartitionDoFn(options), **side_inputs).with_outputs(
                 DROPPED, main="documents")

@@ -11,7 +11,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from llamapipe.pipeline.lsh_buckets import partition_of, read_buckets, write_band_runs
+from llamapipe.pipeline.lsh_buckets import read_buckets, write_band_runs
+from llamapipe.pipeline.run_files import HashPartition
 
 
 def band_records(count: int, keys: int, seed: int = 0) -> list[tuple[bytes, bytes]]:
@@ -53,7 +54,7 @@ def test_frames_are_listed_only_once_their_run_file_is_closed_and_a_bucket_sorts
     assert not list(tmp_path.glob("*.lsh"))  # nothing is written, so nothing listed, before the run ends
     frames = [output.value for output in writer.finish_bundle()]
     assert sorted({partition for partition, _ in frames}) == sorted(
-        {partition_of(key, 3) for key, _ in records})
+        {HashPartition(3)(key) for key, _ in records})
     shuffled = [frame for _, frame in frames]
     random.Random(1).shuffle(shuffled)
     assert list(read_buckets(shuffled)) == expected_buckets(records)

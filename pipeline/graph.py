@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import apache_beam as beam
-import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.classifier import ReferenceClassifier
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.dedup import Deduplicate
 from llamapipe.pipeline.dedup_stats import WriteDedupReport
+from llamapipe.pipeline.documents import WriteDocuments
 from llamapipe.pipeline.extract import ExtractText
 from llamapipe.pipeline.filters import QualityFilter
 from llamapipe.pipeline.langid import LanguageId
@@ -25,65 +25,6 @@ from llamapipe.pipeline.rejects import WriteRejects, without_text
 from llamapipe.pipeline.spill import MergeThroughFiles
 from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
 from llamapipe.sources import source_module
-
-DOCUMENT_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("source", pa.string()),
-        ("text", pa.string()),
-        ("url", pa.string()),
-        ("language", pa.string()),
-        ("language_score", pa.float32()),
-        ("meta", pa.string()),  # JSON object: source-specific metadata (dates, licence, ref_urls, ...)
-    ],
-    metadata={"llamapipe.schema_version": "1"},
-)
-
-
-ROW_GROUP_BYTES = 8 << 20  # of cleaned documents per Parquet row group (the readers' unit)
-
-
-def document_row(doc: dict) -> dict:
-    return {
-        "id": doc["id"],
-        "source": doc["source"],
-        "text": doc["text"],
-        "url": doc.get("url") or "",
-        "language": doc.get("language") or "",
-        "language_score": float(doc.get("language_score") or 0.0),
-        "meta": json.dumps(doc.get("meta") or {}, ensure_ascii=False, sort_keys=True),
-    }
-
-
-class WriteDocuments(beam.PTransform):
-    """Kept documents -> `OUT/documents/<source>/<source>-SSSSS-of-NNNNN.parquet`."""
-
-    def __init__(self, documents_dir: str, sources: list[str]):
-        super().__init__()
-        self._dir = documents_dir
-        self._sources = list(sources)
-
-    def expand(self, docs):
-        index = {name: i for i, name in enumerate(self._sources)}
-        parts = docs | "BySource" >> beam.Partition(lambda d, n: index[d["source"]], len(self._sources))
-        for name, part in zip(self._sources, parts, strict=True):
-            (
-                part
-                | f"Row_{name}" >> beam.Map(document_row)
-                | f"Write_{name}" >> beam.io.WriteToParquet(
-                    FileSystems.join(self._dir, name, name),
-                    schema=DOCUMENT_SCHEMA,
-                    codec="zstd",
-                    # Beam buffers up to 64 MB of rows per sink and bundle before it writes a row group;
-                    # with one sink per source that was 7 x 64 MB per worker at scale.
-                    row_group_buffer_size=ROW_GROUP_BYTES,
-                    record_batch_size=256,
-                    file_name_suffix=".parquet",
-                    shard_name_template="-SSSSS-of-NNNNN",
-                )
-            )
-        return docs
-
 
 # The ledger's stage names, for the live progress line.
 PROGRESS_STEPS = {

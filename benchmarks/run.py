@@ -12,9 +12,9 @@ SentencePiece with as many threads), `--fresh`, with the whole process tree's me
 documents). End to end: documents/s, the speed-up of 2 workers over 1 (at 1x, and at 4x with
 --speedup-at-4x), and peak memory (the largest process, and all processes together) at 4x input against
 1x. A run has fixed costs that do not split over workers (starting the driver and the workers, building
-and scheduling about 190 stages one after another, training the tokenizer and the classifier, the
-report; `benchmarks/stages.py` breaks them down): about 40% of a 2-worker run of 8,000 documents, so
-the speed-up grows with the input.
+and scheduling about 160 stages one after another, training the tokenizer and the classifier, the
+report; `benchmarks/stages.py` breaks them down), so the speed-up grows with the input (1.47x at 8,000
+documents, 1.68x at 32,000 on the 2-core development machine).
 
 Read the memory figures knowing the local runner: it keeps every collection crossing a stage boundary
 in its own memory, so the cleaning graph sends documents between stages through files

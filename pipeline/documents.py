@@ -31,6 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.components import bundle_output
 from llamapipe.pipeline.run_files import approximate_bytes
+from llamapipe.pipeline.shard_format import shard_name
 
 DOCUMENT_SCHEMA = pa.schema(
     [
@@ -62,10 +63,6 @@ def document_row(doc: dict) -> dict:
     }
 
 
-def document_file_name(source: str, index: int, count: int) -> str:
-    return f"{source}-{index:05d}-of-{count:05d}.parquet"
-
-
 class WriteDocuments(beam.PTransform):
     """Kept documents -> `documents_dir/<source>/<source>-SSSSS-of-NNNNN.parquet` for each of `sources`.
     Outputs the final paths (one small list), once every file is in place."""
@@ -87,7 +84,7 @@ class WriteDocuments(beam.PTransform):
             docs
             | "WriteBundleFiles" >> beam.ParDo(
                 _WriteBundleFiles(temp_dir, self._sources, self._row_group_bytes, self._buffer_bytes))
-            # (source, temporary path, rows): one small record per file
+            # (source, temporary path): one small record per file
             | "AllFiles" >> beam.combiners.ToList()
             | "Finalize" >> beam.FlatMap(_finalize, self._dir, temp_dir, self._sources)
         )
@@ -95,7 +92,7 @@ class WriteDocuments(beam.PTransform):
 
 class _WriteBundleFiles(beam.DoFn):
     """Documents -> one Parquet file per source per bundle under `temp_dir`, row groups written as the
-    budget fills; emits (source, path, rows) for each file when the bundle finishes."""
+    budget fills; emits (source, path) for each file when the bundle finishes."""
 
     def __init__(self, temp_dir: str, sources: list[str], row_group_bytes: int, buffer_bytes: int):
         self._temp_dir = temp_dir
@@ -107,8 +104,7 @@ class _WriteBundleFiles(beam.DoFn):
     def start_bundle(self):
         self._rows: dict[str, list[dict]] = defaultdict(list)
         self._bytes: dict[str, int] = defaultdict(int)
-        self._total = 0
-        self._files: dict[str, _BundleFile] = {}
+        self._files: dict[str, _DocumentFile] = {}
 
     def process(self, doc: dict):
         source = doc["source"]
@@ -116,13 +112,11 @@ class _WriteBundleFiles(beam.DoFn):
             raise ValueError(
                 f"document {doc.get('id')!r} of source {source!r}, not one of {sorted(self._sources)}")
         row = document_row(doc)
-        size = approximate_bytes(row) + _ROW_OVERHEAD
         self._rows[source].append(row)
-        self._bytes[source] += size
-        self._total += size
+        self._bytes[source] += approximate_bytes(row) + _ROW_OVERHEAD
         if self._bytes[source] >= self._row_group_bytes:
             self._write_row_group(source)
-        elif self._total >= self._buffer_bytes:
+        elif sum(self._bytes.values()) >= self._buffer_bytes:
             self._write_row_group(max(self._bytes, key=self._bytes.__getitem__))
 
     def finish_bundle(self):
@@ -130,45 +124,41 @@ class _WriteBundleFiles(beam.DoFn):
             self._write_row_group(source)
         for source, file in sorted(self._files.items()):
             file.close()
-            yield bundle_output((source, file.path, file.rows))
+            yield bundle_output((source, file.path))
         self._files = {}
 
     def _write_row_group(self, source: str) -> None:
-        rows = self._rows.pop(source, None)
-        self._total -= self._bytes.pop(source, 0)
-        if not rows:
-            return
+        rows = self._rows.pop(source)
+        del self._bytes[source]
         if source not in self._files:
-            self._files[source] = _BundleFile(
+            self._files[source] = _DocumentFile(
                 FileSystems.join(self._temp_dir, f"{source}-{uuid.uuid4().hex}.parquet"))
         self._files[source].write(rows)
         self._row_groups.inc()
 
 
-class _BundleFile:
-    """One source's Parquet file of one bundle, written a row group at a time."""
+class _DocumentFile:
+    """One Parquet file of documents (a bundle's file of one source), written a row group at a time."""
 
     def __init__(self, path: str):
         self.path = path
-        self.rows = 0
         self._handle = FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
         self._writer = pq.ParquetWriter(self._handle, DOCUMENT_SCHEMA, compression="zstd")
 
     def write(self, rows: list[dict]) -> None:
         self._writer.write_table(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), row_group_size=len(rows))
-        self.rows += len(rows)
 
     def close(self) -> None:
         self._writer.close()  # the footer; a writer given a file object leaves it open
         self._handle.close()
 
 
-def _finalize(files: list[tuple[str, str, int]], documents_dir: str, temp_dir: str, sources: list[str]):
+def _finalize(files: list[tuple[str, str]], documents_dir: str, temp_dir: str, sources: list[str]):
     """Renames the bundles' files to `<source>/<source>-SSSSS-of-NNNNN.parquet` (a source with no rows
     gets one empty file) and deletes the temporary folder. Safe to run again after a failure part-way:
     a file already renamed is not renamed twice."""
     by_source: dict[str, list[str]] = {name: [] for name in sources}
-    for source, path, _rows in sorted(files):
+    for source, path in sorted(files):
         by_source[source].append(path)
     final = []
     for source, paths in by_source.items():
@@ -176,16 +166,17 @@ def _finalize(files: list[tuple[str, str, int]], documents_dir: str, temp_dir: s
         if not FileSystems.exists(folder):
             FileSystems.mkdirs(folder)
         if not paths:
-            target = FileSystems.join(folder, document_file_name(source, 0, 1))
-            with FileSystems.create(target, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                pq.write_table(DOCUMENT_SCHEMA.empty_table(), f, compression="zstd")
+            target = FileSystems.join(folder, shard_name(source, 0, 1))
+            _DocumentFile(target).close()  # no row group: an empty file with the schema
             final.append(target)
             continue
-        targets = [FileSystems.join(folder, document_file_name(source, i, len(paths)))
-                   for i in range(len(paths))]
-        pending = [(p, t) for p, t in zip(paths, targets, strict=True) if FileSystems.exists(p)]
-        missing = [t for p, t in zip(paths, targets, strict=True)
-                   if not FileSystems.exists(p) and not FileSystems.exists(t)]
+        targets = [FileSystems.join(folder, shard_name(source, i, len(paths))) for i in range(len(paths))]
+        pending, missing = [], []
+        for path, target in zip(paths, targets, strict=True):
+            if FileSystems.exists(path):
+                pending.append((path, target))
+            elif not FileSystems.exists(target):  # renamed by an earlier attempt, or lost
+                missing.append(target)
         if missing:
             raise OSError(f"cleaned documents lost before they were renamed into place: {missing[:3]} "
                           f"(the temporary folder {temp_dir} was changed during the run?)")

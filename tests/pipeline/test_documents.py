@@ -66,7 +66,7 @@ def test_finalize_run_again_after_a_failure_part_way_renames_nothing_twice(tmp_p
     for i in range(3):
         path = temp / f"wikipedia-{i}.parquet"
         pq.write_table(DOCUMENT_SCHEMA.empty_table(), path)
-        files.append(("wikipedia", str(path), 1))
+        files.append(("wikipedia", str(path)))
     first = _finalize(files, str(tmp_path / "documents"), str(temp), ["wikipedia"])
     again = _finalize(files, str(tmp_path / "documents"), str(temp), ["wikipedia"])
     assert first == again and len(first) == 3 and not temp.exists()

@@ -18,12 +18,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import os
 import zlib
 
 import apache_beam as beam
 from apache_beam.pvalue import AsList
 
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.components import bundle_output
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.dedup import lsh_params, node_id, node_source, node_tag, shingles
@@ -326,10 +326,9 @@ class WriteDedupReport(beam.PTransform):
 
 def read_dedup_stats(path: str) -> dict | None:
     """The stats line written by WriteDedupReport (None when the run wrote none)."""
-    if not os.path.exists(path):
+    if not storage.is_file(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip()]
+    lines = [line for line in storage.read_text(path).splitlines() if line.strip()]
     return json.loads(lines[0]) if lines else None
 
 

@@ -17,12 +17,11 @@ Lengths are in characters, as read (the page's HTML for web pages) and as kept; 
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 
 import apache_beam as beam
 
+from llamapipe.pipeline import storage
 from llamapipe.sources.base import SOURCE_NAMES
 
 STAGE_ORDER = [
@@ -92,33 +91,32 @@ class CountLedger(beam.PTransform):
 def merge_ledger(parts_glob: str) -> dict:
     """Merge the JSON-lines counts written by CountLedger into the ledger structure."""
     sources: dict[str, dict] = {}
-    for path in sorted(glob.glob(parts_glob)):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                entry = sources.setdefault(
-                    row["source"],
-                    {"in": 0, "kept": 0, "dropped": 0, "chars_in": 0, "chars_kept": 0, "bytes_in": 0,
-                     "bytes_kept": 0, "dropped_by_stage": {}, "length_histogram": {"in": {}, "kept": {}},
-                     "kept_languages": {}},
-                )
-                stage = row["stage"]
-                if stage in ("in", "kept"):
-                    entry[stage] += row["count"]
-                    entry[f"chars_{stage}"] += row["chars"]
-                    entry[f"bytes_{stage}"] += row.get("bytes", 0)
-                elif stage in ("length_in", "length_kept"):
-                    histogram = entry["length_histogram"][stage[len("length_"):]]
-                    histogram[row["reason"]] = histogram.get(row["reason"], 0) + row["count"]
-                elif stage == "kept_language":
-                    languages = entry["kept_languages"]
-                    languages[row["reason"]] = languages.get(row["reason"], 0) + row["count"]
-                else:
-                    entry["dropped"] += row["count"]
-                    by_reason = entry["dropped_by_stage"].setdefault(row["stage"], {})
-                    by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
+    for path in storage.glob(parts_glob):
+        for line in storage.read_text(path).splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            entry = sources.setdefault(
+                row["source"],
+                {"in": 0, "kept": 0, "dropped": 0, "chars_in": 0, "chars_kept": 0, "bytes_in": 0,
+                 "bytes_kept": 0, "dropped_by_stage": {}, "length_histogram": {"in": {}, "kept": {}},
+                 "kept_languages": {}},
+            )
+            stage = row["stage"]
+            if stage in ("in", "kept"):
+                entry[stage] += row["count"]
+                entry[f"chars_{stage}"] += row["chars"]
+                entry[f"bytes_{stage}"] += row.get("bytes", 0)
+            elif stage in ("length_in", "length_kept"):
+                histogram = entry["length_histogram"][stage[len("length_"):]]
+                histogram[row["reason"]] = histogram.get(row["reason"], 0) + row["count"]
+            elif stage == "kept_language":
+                languages = entry["kept_languages"]
+                languages[row["reason"]] = languages.get(row["reason"], 0) + row["count"]
+            else:
+                entry["dropped"] += row["count"]
+                by_reason = entry["dropped_by_stage"].setdefault(row["stage"], {})
+                by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + row["count"]
     ordered = {name: sources[name] for name in SOURCE_NAMES if name in sources}
     for entry in ordered.values():
         entry["dropped_by_stage"] = {
@@ -143,10 +141,7 @@ def _stage_index(stage: str) -> int:
 
 
 def write_ledger(ledger: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(ledger, f, indent=2)
-    os.replace(tmp, path)
+    storage.write_json(path, ledger)
 
 
 def format_funnel(ledger: dict) -> str:

@@ -13,8 +13,6 @@ the one place where a manifest is validated (`validate_manifest`), for the train
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.shard_format import SCHEMA_VERSION, footer
-from llamapipe.tokenizer.train import file_sha256
 
 if TYPE_CHECKING:
     from llamapipe.pipeline.config import MixtureConfig
@@ -33,11 +31,12 @@ MANIFEST_NAME = "manifest.json"
 
 def shard_stats(path: str) -> dict:
     """Documents and tokens of one shard, read column-wise (only `num_tokens`)."""
-    parquet = pq.ParquetFile(path)
-    tokens = 0
-    for batch in parquet.iter_batches(columns=["num_tokens"], batch_size=65536):
-        tokens += pc.sum(batch.column(0)).as_py() or 0
-    return {"documents": parquet.metadata.num_rows, "tokens": int(tokens)}
+    with storage.open_read(path) as f:
+        parquet = pq.ParquetFile(f)
+        tokens = 0
+        for batch in parquet.iter_batches(columns=["num_tokens"], batch_size=65536):
+            tokens += pc.sum(batch.column(0)).as_py() or 0
+        return {"documents": parquet.metadata.num_rows, "tokens": int(tokens)}
 
 
 def mixture_weights(tokens: dict[str, int], mixture: MixtureConfig) -> tuple[dict, dict, int]:
@@ -66,28 +65,30 @@ def mixture_weights(tokens: dict[str, int], mixture: MixtureConfig) -> tuple[dic
 def _source_folders(shards_dir: str) -> list[str]:
     from llamapipe.sources.base import SOURCE_NAMES  # imports Beam: only the pipeline builds manifests
 
-    present = [d for d in os.listdir(shards_dir) if os.path.isdir(os.path.join(shards_dir, d))]
+    present = [d for d in storage.list_names(shards_dir) if storage.is_dir(storage.join(shards_dir, d))]
     return [s for s in SOURCE_NAMES if s in present] + sorted(set(present) - set(SOURCE_NAMES))
 
 
 def build_manifest(shards_dir: str, tokenizer_path: str, vocab_size: int, mixture: MixtureConfig) -> dict:
     import sentencepiece as spm
 
-    tokenizer_sha256 = file_sha256(tokenizer_path)
+    tokenizer_sha256 = storage.sha256(tokenizer_path)
     sources = {}
     for source in _source_folders(shards_dir):
-        paths = sorted(str(p) for p in Path(shards_dir, source).glob("*.parquet"))
+        paths = storage.glob(storage.join(shards_dir, source, "*.parquet"))
         if not paths:
             continue
         shards, escaped = [], 0
         for path in paths:
-            meta = footer(path)
+            with storage.open_read(path) as f:
+                meta = footer(f)
             if meta.get("tokenizer_sha256") != tokenizer_sha256:
                 raise ValueError(f"{path} was tokenized by tokenizer {meta.get('tokenizer_sha256')}, "
                                  f"not by {tokenizer_path} ({tokenizer_sha256})")
             escaped += int(meta.get("escaped_u2581_documents", 0))
             stats = shard_stats(path)
-            shards.append({"path": os.path.relpath(path, shards_dir), "sha256": file_sha256(path), **stats})
+            shards.append({"path": storage.relative(path, shards_dir), "sha256": storage.sha256(path),
+                           **stats})
         sources[source] = {
             "documents": sum(s["documents"] for s in shards),
             "tokens": sum(s["tokens"] for s in shards),
@@ -103,12 +104,12 @@ def build_manifest(shards_dir: str, tokenizer_path: str, vocab_size: int, mixtur
         configured = mixture.sources.get(source)
         entry["configured_share"] = configured.share if configured else 0.0
         entry["configured_epochs"] = configured.epochs if configured else 0.0
-    sp = spm.SentencePieceProcessor(model_file=tokenizer_path)
+    sp = spm.SentencePieceProcessor(model_proto=storage.read_bytes(tokenizer_path))
     return {
         "schema_version": SCHEMA_VERSION,
         "mixture_mode": "token_budget" if mixture.token_budget else "epochs",
         "tokenizer": {
-            "path": os.path.relpath(tokenizer_path, shards_dir),
+            "path": storage.relative(tokenizer_path, shards_dir),
             "sha256": tokenizer_sha256,
             "vocab_size": vocab_size,
             "bos_id": sp.bos_id(),
@@ -121,16 +122,12 @@ def build_manifest(shards_dir: str, tokenizer_path: str, vocab_size: int, mixtur
 
 
 def write_manifest(manifest: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, path)
+    storage.write_json(path, manifest)
 
 
 def read_manifest(path: str | Path) -> dict:
     """The parsed manifest, unchecked (see `validate_manifest`)."""
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return storage.read_json(str(path))
 
 
 def validate_manifest(
@@ -149,11 +146,11 @@ def validate_manifest(
     `check_footers`, one small read per shard) and shards whose content changed (with `check_sha256`,
     which reads every shard once). Returns the parsed manifest."""
     if not isinstance(manifest, dict):
-        root = Path(manifest).parent if root is None else Path(root)
+        root = storage.dirname(str(manifest)) if root is None else root
         manifest = read_manifest(manifest)
     elif root is None:
         raise ValueError("validate_manifest needs `root` (the manifest's folder) when given a parsed dict")
-    problems = manifest_problems(manifest, Path(root), tokenizer_path, check_sha256=check_sha256,
+    problems = manifest_problems(manifest, str(root), tokenizer_path, check_sha256=check_sha256,
                                  check_footers=check_footers)
     if problems:
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
@@ -161,7 +158,7 @@ def validate_manifest(
     return manifest
 
 
-def manifest_problems(manifest: dict, root: Path, tokenizer_path: str | Path | None = None, *,
+def manifest_problems(manifest: dict, root: str | Path, tokenizer_path: str | Path | None = None, *,
                       check_sha256: bool = True, check_footers: bool = True) -> list[str]:
     problems: list[str] = []
     if manifest.get("schema_version") != SCHEMA_VERSION:
@@ -170,10 +167,10 @@ def manifest_problems(manifest: dict, root: Path, tokenizer_path: str | Path | N
     if not isinstance(tokenizer.get("vocab_size"), int) or tokenizer["vocab_size"] <= 0:
         problems.append("tokenizer.vocab_size is missing or not a positive integer")
     if tokenizer_path is not None:
-        if not Path(tokenizer_path).is_file():
+        if not storage.is_file(str(tokenizer_path)):
             problems.append(f"tokenizer file {tokenizer_path} does not exist")
         else:
-            actual = file_sha256(str(tokenizer_path))
+            actual = storage.sha256(str(tokenizer_path))
             if actual != tokenizer.get("sha256"):
                 problems.append(
                     f"tokenizer {tokenizer_path} has sha256 {actual} but the shards were tokenized with "
@@ -194,19 +191,20 @@ def manifest_problems(manifest: dict, root: Path, tokenizer_path: str | Path | N
         if not entry.get("shards"):
             problems.append(f"source {name} has {entry['tokens']} tokens but no shards")
         for shard in entry.get("shards", []):
-            path = root / shard["path"]
-            if not path.is_file():
+            path = storage.resolve(str(root), shard["path"])
+            if not storage.is_file(path):
                 problems.append(f"shard {path} of source {name} does not exist")
                 continue
             if check_footers:
                 try:
-                    shard_tokenizer = footer(path).get("tokenizer_sha256")
+                    with storage.open_read(path) as f:
+                        shard_tokenizer = footer(f).get("tokenizer_sha256")
                 except (pa.ArrowException, OSError):
                     shard_tokenizer = None  # unreadable: the sha256 check (or the reader) reports it
                 if shard_tokenizer is not None and shard_tokenizer != tokenizer.get("sha256"):
                     problems.append(f"shard {path} of source {name} was tokenized by another tokenizer "
                                     f"(sha256 {shard_tokenizer}, manifest {tokenizer.get('sha256')})")
-            if check_sha256 and file_sha256(str(path)) != shard.get("sha256"):
+            if check_sha256 and storage.sha256(path) != shard.get("sha256"):
                 problems.append(f"shard {path} of source {name} does not match its sha256 in the manifest")
     sampled = [n for n, e in (manifest.get("sources") or {}).items()
                if e.get("tokens", 0) > 0 and e.get("shards") and e.get("share", 0.0) > 0]

@@ -18,22 +18,18 @@ one); `llamapipe run --fresh` starts over.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
+from llamapipe.pipeline import storage
+from llamapipe.pipeline.shard_format import SHARD_NAME
 
 STAGES = ("clean", "tokenizer", "tokenize")
 # What each stage writes, relative to OUT; deleted before the stage runs again.
 STAGE_OUTPUTS = {
     "clean": ("documents", "dropped", "rejects", "classifier", "dedup", "ledger.json",
-              os.path.join("_work", "ledger"), os.path.join("_work", "dedup"),
-              os.path.join("_work", "spill")),
-    "tokenizer": ("tokenizer", os.path.join("_work", "tokenizer-sample.txt")),
-    "tokenize": ("shards", os.path.join("_work", "token_runs")),
+              "_work/ledger", "_work/dedup", "_work/spill"),
+    "tokenizer": ("tokenizer", "_work/tokenizer-sample.txt"),
+    "tokenize": ("shards", "_work/token_runs"),
 }
-RECORD = os.path.join("_work", "completed.json")
-_SHARD_FILE = re.compile(r"^(?P<source>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+RECORD = "_work/completed.json"
 
 
 class CompletedStages:
@@ -42,12 +38,11 @@ class CompletedStages:
 
     def __init__(self, out: str):
         self._out = out
-        self._path = os.path.join(out, RECORD)
+        self._path = storage.join(out, RECORD)
         self._done: dict[str, dict] = {}
-        if os.path.exists(self._path):
+        if storage.is_file(self._path):
             try:
-                with open(self._path, encoding="utf-8") as f:
-                    loaded = json.load(f)
+                loaded = storage.read_json(self._path)
                 self._done = {k: v for k, v in loaded.items() if k in STAGES and isinstance(v, dict)}
             except (OSError, ValueError):
                 self._done = {}  # unreadable: nothing is trusted, everything runs again
@@ -69,13 +64,7 @@ class CompletedStages:
 
     def mark(self, stage: str, info: dict | None = None) -> None:
         self._done[stage] = dict(info or {})
-        os.makedirs(os.path.dirname(self._path), exist_ok=True)
-        tmp = self._path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self._done, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
+        storage.write_json(self._path, self._done)  # complete or absent, on any filesystem
 
     def clear_unfinished(self) -> None:
         """Delete the outputs of every stage not recorded (a half-finished one's included). The
@@ -84,7 +73,7 @@ class CompletedStages:
         pending = [s for s in STAGES if s not in self._done]
         for stage in pending:
             for relative in STAGE_OUTPUTS[stage]:
-                path = os.path.join(self._out, relative)
+                path = storage.join(self._out, relative)
                 if relative == "shards" and "tokenizer" in self._done:
                     remove_incomplete_shards(path)
                 else:
@@ -99,11 +88,9 @@ class CompletedStages:
 def complete_shard_sources(shards_dir: str) -> set[str]:
     """Sources whose folder holds one whole `-of-NNNNN` set of shard files."""
     complete = set()
-    if not os.path.isdir(shards_dir):
-        return complete
-    for source in sorted(os.listdir(shards_dir)):
-        folder = os.path.join(shards_dir, source)
-        if os.path.isdir(folder) and _is_complete_set(folder, source):
+    for source in storage.list_names(shards_dir):
+        folder = storage.join(shards_dir, source)
+        if storage.is_dir(folder) and _is_complete_set(folder, source):
             complete.add(source)
     return complete
 
@@ -111,25 +98,23 @@ def complete_shard_sources(shards_dir: str) -> set[str]:
 def remove_incomplete_shards(shards_dir: str) -> None:
     """Keep the folders of complete sources; delete every other entry (partial sources, temporary
     files, the manifest, which is rebuilt)."""
-    if not os.path.isdir(shards_dir):
-        return
     keep = complete_shard_sources(shards_dir)
-    for entry in os.listdir(shards_dir):
-        path = os.path.join(shards_dir, entry)
+    for entry in storage.list_names(shards_dir):
+        path = storage.join(shards_dir, entry)
         if entry not in keep:
             remove_path(path)
             continue
-        for name in os.listdir(path):  # a complete source's hidden leftovers
+        for name in storage.list_names(path):  # a complete source's hidden leftovers
             if name.startswith("."):
-                remove_path(os.path.join(path, name))
+                remove_path(storage.join(path, name))
 
 
 def _is_complete_set(folder: str, source: str) -> bool:
     indices, counts = set(), set()
-    for name in os.listdir(folder):
+    for name in storage.list_names(folder):
         if name.startswith("."):
             continue  # temporary names of shards being written
-        match = _SHARD_FILE.match(name)
+        match = SHARD_NAME.fullmatch(name)
         if not match or match["source"] != source:
             return False
         indices.add(int(match["index"]))
@@ -137,9 +122,4 @@ def _is_complete_set(folder: str, source: str) -> bool:
     return len(counts) == 1 and indices == set(range(counts.pop()))
 
 
-def remove_path(path: str) -> None:
-    """A file, or a folder and all below it (a symlink itself, never what it points to)."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
+remove_path = storage.remove

@@ -18,15 +18,19 @@ Output folder layout (OUT = config.output):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
 from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stats
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
@@ -44,25 +48,29 @@ RUN_MARKER = "run.json"
 
 
 def output_paths(out: str) -> dict[str, str]:
-    work = os.path.join(out, "_work")
+    """Every path of a run under OUT (a local folder, or an s3:// or gs:// prefix)."""
+    join = storage.join
+    work = join(out, "_work")
     return {
         "out": out,
         "work": work,
-        "documents": os.path.join(out, "documents"),
-        "dropped": os.path.join(out, "dropped", "dropped"),
-        "ledger_parts": os.path.join(work, "ledger", "counts"),
-        "rejects": os.path.join(out, "rejects", "rejects"),
-        "classifier": os.path.join(out, "classifier"),
-        "ledger": os.path.join(out, "ledger.json"),
-        "dedup_stats": os.path.join(work, "dedup", "stats.json"),
-        "dedup_examples": os.path.join(out, "dedup", "examples.jsonl"),
-        "tokenizer": os.path.join(out, "tokenizer", "tokenizer.model"),
-        "sample": os.path.join(work, "tokenizer-sample.txt"),
-        "spill": os.path.join(work, "spill"),  # documents between the cleaning pipeline's stages
-        "shards": os.path.join(out, "shards"),
-        "token_runs": os.path.join(work, "token_runs"),  # token rows on their way to their shard
-        "manifest": os.path.join(out, "shards", "manifest.json"),
-        "train": os.path.join(out, "train"),
+        "documents": join(out, "documents"),
+        "dropped": join(out, "dropped", "dropped"),
+        "ledger_parts": join(work, "ledger", "counts"),
+        "rejects": join(out, "rejects", "rejects"),
+        "classifier": join(out, "classifier"),
+        "ledger": join(out, "ledger.json"),
+        "dedup_stats": join(work, "dedup", "stats.json"),
+        "dedup_examples": join(out, "dedup", "examples.jsonl"),
+        "tokenizer": join(out, "tokenizer", "tokenizer.model"),
+        "sample": join(work, "tokenizer-sample.txt"),
+        "spill": join(work, "spill"),  # documents between the cleaning pipeline's stages
+        "shards": join(out, "shards"),
+        "token_runs": join(work, "token_runs"),  # token rows on their way to their shard
+        "manifest": join(out, "shards", "manifest.json"),
+        "train": join(out, "train"),
+        "run": join(out, RUN_MARKER),
+        "beam_log": join(out, "beam.log"),
     }
 
 
@@ -100,18 +108,17 @@ def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> 
     With `fresh` every stage runs again (its outputs replaced); without it the stages a previous
     attempt finished are kept (see `resume.py`) and only the outputs of unfinished ones are deleted.
     Returns the record of the finished stages."""
-    if os.path.exists(out):
-        if not os.path.isdir(out):
-            raise ConfigError(f"output: {out!r} exists and is not a folder")
-        entries = [e for e in os.listdir(out) if not e.startswith(".")]
-        if entries and RUN_MARKER not in entries:
+    if storage.is_file(out):
+        raise ConfigError(f"output: {out!r} exists and is not a folder")
+    entries = [e for e in storage.list_names(out) if not e.startswith(".")]
+    if entries:
+        if RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
-        if entries and config is not None:
-            marker = os.path.join(out, RUN_MARKER)
+        if config is not None:
+            marker = storage.join(out, RUN_MARKER)
             try:
-                with open(marker, encoding="utf-8") as stream:
-                    previous = json.load(stream).get("config")
+                previous = storage.read_json(marker).get("config")
             except (OSError, ValueError, AttributeError) as exc:
                 raise ConfigError(f"output: {marker!r} is not a readable llamapipe run record ({exc}); "
                                   "choose another folder") from None
@@ -120,7 +127,7 @@ def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> 
             if differs:
                 raise ConfigError(f"output: {out!r} holds a run of a different config ({differs} differs); "
                                   "choose another folder or delete it")
-    os.makedirs(out, exist_ok=True)
+    storage.makedirs(out)
     completed = CompletedStages(out)
     if fresh or config is None:
         completed.forget()
@@ -138,6 +145,7 @@ def beam_logs_to(path: str, enabled: bool = True):
     if not enabled:
         yield
         return
+    target, path = path, _local_log(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     sys.stderr.flush()
     saved = os.dup(2)
@@ -158,6 +166,17 @@ def beam_logs_to(path: str, enabled: bool = True):
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+        if path != target:
+            storage.upload(path, target)
+
+
+def _local_log(path: str) -> str:
+    """Where the log is written while a pipeline runs: `path` itself, or for an object store a local
+    file (one per output folder, so both pipelines of a run append to it) uploaded after each."""
+    if not storage.is_remote(path):
+        return path
+    digest = hashlib.sha1(path.encode()).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"llamapipe-beam-{digest}.log")
 
 
 @sharing_a_local_cluster  # `--runner dask` without an address: one LocalCluster for both pipelines
@@ -166,19 +185,20 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     """The whole data job. A rerun of the same config into the same folder resumes: stages a previous
     attempt finished are skipped (`resume.py`); `fresh=True` runs everything again."""
     paths = output_paths(config.output)
+    options = beam_options(config, runner, extra_args or [])
+    storage.use_options(options)  # the driver's own reads and writes, with the workers' settings
     record = {"config": config_as_dict(config), "stages": {}}
     completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh)
     if completed.names():
         record["resumed"] = completed.names()
         log(f"resuming {config.output}: {', '.join(completed.names())} finished in an earlier attempt")
-    _write_json(record, os.path.join(config.output, RUN_MARKER))
-    options = beam_options(config, runner, extra_args or [])
-    beam_log = os.path.join(config.output, "beam.log")
+    _write_json(record, paths["run"])
+    beam_log = paths["beam_log"]
 
     started = time.time()
     if completed.done("clean"):
         log(f"[1/4] cleaning: done in an earlier attempt, kept ({paths['documents']})")
-        ledger = _read_json(paths["ledger"])
+        ledger = storage.read_json(paths["ledger"])
         classifier = read_classifier_status(paths["classifier"])
         if classifier:
             record["classifier"] = classifier
@@ -235,35 +255,67 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     record["stages"]["manifest"] = round(time.time() - started, 2)
     log(f"[4/4] manifest -> {paths['manifest']}")
     log(format_mixture(manifest))
-    _write_json(record, os.path.join(config.output, RUN_MARKER))
+    _write_json(record, paths["run"])
     log(refresh_report(config.output))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
 
 
 def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[str, int]) -> dict:
-    """SentencePiece on a share-weighted sample of the cleaned documents, plus the Hugging Face files."""
+    """SentencePiece on a share-weighted sample of the cleaned documents, plus the Hugging Face files.
+
+    SentencePiece reads and writes local files only: with OUT on an object store, the sample and the
+    model are made in a local temporary folder and uploaded (each file complete or absent; the stage
+    counts once `completed.json` records it)."""
     shares = {s: m.share for s, m in config.mixture.sources.items()}
     probes: dict[str, list[str]] = {}
-    lines = write_sample(
-        sample_sentences(paths["documents"], shares, chars_kept, config.tokenizer.sample_chars,
-                         config.tokenizer.seed, probes),
-        paths["sample"],
-    )
-    tokenizer = train_tokenizer(
-        paths["sample"],
-        paths["tokenizer"],
-        vocab_size=config.tokenizer.vocab_size,
-        input_sentence_size=config.tokenizer.input_sentence_size,
-        max_sentence_length=config.tokenizer.max_sentence_length,
-        num_threads=config.tokenizer.num_threads,
-    )
-    tokenizer["sample_lines"] = lines
-    # Chooses each source's number of shards; measured on sampled documents in hash order, not on
-    # whichever documents come first in its files (that varies with the workers: so would the shards).
-    tokenizer["chars_per_token"] = chars_per_token(paths["tokenizer"], probes)
-    # tokenizer.json + tokenizer_config.json beside tokenizer.model: LlamaTokenizerFast loads the folder
-    tokenizer["hf_files"] = [os.path.basename(p) for p in write_hf_tokenizer(paths["tokenizer"])]
+    with _local_twin(storage.dirname(paths["sample"])) as work, \
+            _local_twin(storage.dirname(paths["tokenizer"])) as folder:
+        sample = os.path.join(work, storage.basename(paths["sample"]))
+        model = os.path.join(folder, storage.basename(paths["tokenizer"]))
+        lines = write_sample(
+            sample_sentences(paths["documents"], shares, chars_kept, config.tokenizer.sample_chars,
+                             config.tokenizer.seed, probes, files=storage),
+            sample,
+        )
+        tokenizer = train_tokenizer(
+            sample,
+            model,
+            vocab_size=config.tokenizer.vocab_size,
+            input_sentence_size=config.tokenizer.input_sentence_size,
+            max_sentence_length=config.tokenizer.max_sentence_length,
+            num_threads=config.tokenizer.num_threads,
+        )
+        tokenizer["path"] = paths["tokenizer"]
+        tokenizer["sample_lines"] = lines
+        # Chooses each source's number of shards; measured on sampled documents in hash order, not on
+        # whichever documents come first in its files (that varies with the workers: so would the shards).
+        tokenizer["chars_per_token"] = chars_per_token(model, probes)
+        # tokenizer.json + tokenizer_config.json beside tokenizer.model: LlamaTokenizerFast loads the folder
+        tokenizer["hf_files"] = [os.path.basename(p) for p in write_hf_tokenizer(model)]
+        # The model last: once it is there the other files are too
+        for name in tokenizer["hf_files"] + [os.path.basename(model)]:
+            _upload_twin(os.path.join(folder, name), storage.join(storage.dirname(paths["tokenizer"]), name))
+        _upload_twin(sample, paths["sample"])
     return tokenizer
+
+
+@contextmanager
+def _local_twin(folder: str):
+    """`folder` itself when local; else a local temporary folder standing in for it (removed after)."""
+    if not storage.is_remote(folder):
+        os.makedirs(folder, exist_ok=True)
+        yield folder
+        return
+    local = tempfile.mkdtemp(prefix="llamapipe-")
+    try:
+        yield local
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _upload_twin(local: str, target: str) -> None:
+    if storage.is_remote(target):
+        storage.upload(local, target)
 
 
 def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
@@ -282,11 +334,10 @@ def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
 
 def read_classifier_status(folder: str) -> dict | None:
     """OUT/classifier/metrics.json, written by the classifier stage (None when it did not run)."""
-    path = os.path.join(folder, "metrics.json")
-    if not os.path.exists(path):
+    path = storage.join(folder, "metrics.json")
+    if not storage.is_file(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return storage.read_json(path)
 
 
 def format_classifier(status: dict) -> str:
@@ -314,13 +365,5 @@ def format_mixture(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-def _read_json(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _write_json(data: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    storage.write_json(path, data)

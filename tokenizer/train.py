@@ -58,6 +58,23 @@ def _position(doc_id: str, seed: int) -> float:
     return int.from_bytes(digest, "little") / 2**64
 
 
+class LocalFiles:
+    """How the sample finds and opens the documents' files: on a local disk. The pipeline passes its
+    storage layer instead (the same two calls, for s3:// and gs:// too)."""
+
+    @staticmethod
+    def join(*parts: str) -> str:
+        return os.path.join(*parts)
+
+    @staticmethod
+    def glob(pattern: str) -> list[str]:
+        return sorted(glob.glob(pattern))
+
+    @staticmethod
+    def open_read(path: str):
+        return open(path, "rb")
+
+
 def sample_sentences(
     documents_dir: str,
     shares: dict[str, float],
@@ -65,10 +82,13 @@ def sample_sentences(
     sample_chars: int,
     seed: int = 0,
     probes: dict[str, list[str]] | None = None,
+    files=LocalFiles,
 ) -> Iterator[str]:
     """Lines of a share-weighted sample of the cleaned documents under `documents_dir/<source>/`,
     source by source, each source's documents in the order of their seeded id hash. With `probes`,
-    the first `PROBE_CHARS` of each source's sampled texts (in that order) are collected there."""
+    the first `PROBE_CHARS` of each source's sampled texts (in that order) are collected there.
+    `files` lists and opens them (`LocalFiles`, or any object with the same `join`, `glob` and
+    `open_read`)."""
     total_share = sum(shares.get(s, 0.0) for s, c in chars_by_source.items() if c > 0) or 1.0
     for source in sorted(chars_by_source):
         available = chars_by_source[source]
@@ -77,7 +97,8 @@ def sample_sentences(
         wanted = sample_chars * shares.get(source, 0.0) / total_share
         probe = probes.setdefault(source, []) if probes is not None else None
         probe_chars = 0
-        chosen = _in_hash_order(documents_dir, source, wanted / available, seed, min(wanted, available))
+        chosen = _in_hash_order(documents_dir, source, wanted / available, seed, min(wanted, available),
+                                files)
         for text in chosen:
             if probe is not None and probe_chars < PROBE_CHARS:
                 probe.append(text)
@@ -88,29 +109,31 @@ def sample_sentences(
 
 
 def _in_hash_order(documents_dir: str, source: str, probability: float, seed: int,
-                   expected_chars: float) -> Iterator[str]:
+                   expected_chars: float, files=LocalFiles) -> Iterator[str]:
     """Texts of the chosen documents of a source, by hash position: spread over bucket files by
     position range, each bucket sorted in memory."""
     share = min(probability, 1.0)
     buckets = max(1, math.ceil(expected_chars / BUCKET_CHARS))
     with tempfile.TemporaryDirectory(prefix="llamapipe-sample-") as folder:
-        files = [open(os.path.join(folder, f"{i}.jsonl"), "w+", encoding="utf-8") for i in range(buckets)]
+        bucket_files = [open(os.path.join(folder, f"{i}.jsonl"), "w+", encoding="utf-8")
+                        for i in range(buckets)]
         try:
-            for path in sorted(glob.glob(os.path.join(documents_dir, source, "*.parquet"))):
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=["id", "text"]):
-                    for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist(),
-                                            strict=True):
-                        position = _position(doc_id, seed)
-                        if text and position < share:
-                            bucket = min(buckets - 1, int(position / share * buckets))
-                            row = json.dumps([position, doc_id, text], ensure_ascii=False)
-                            files[bucket].write(row + "\n")
-            for bucket in files:
+            for path in files.glob(files.join(documents_dir, source, "*.parquet")):
+                with files.open_read(path) as stream:
+                    for batch in pq.ParquetFile(stream).iter_batches(batch_size=256, columns=["id", "text"]):
+                        for doc_id, text in zip(batch.column("id").to_pylist(),
+                                                batch.column("text").to_pylist(), strict=True):
+                            position = _position(doc_id, seed)
+                            if text and position < share:
+                                bucket = min(buckets - 1, int(position / share * buckets))
+                                row = json.dumps([position, doc_id, text], ensure_ascii=False)
+                                bucket_files[bucket].write(row + "\n")
+            for bucket in bucket_files:
                 bucket.seek(0)
                 for _, _, text in sorted(json.loads(line) for line in bucket):
                     yield text
         finally:
-            for bucket in files:
+            for bucket in bucket_files:
                 bucket.close()
 
 

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,10 +41,17 @@ _SCHEME = re.compile(r"(?P<scheme>[a-zA-Z][-a-zA-Z0-9+.]*)://")  # Beam's FileSy
 
 def use_options(options) -> None:
     """The `PipelineOptions` (`--s3_endpoint_url`, `--s3_access_key_id`, GCP project...) of the driver's
-    own calls, as the runner gives the workers theirs."""
+    own calls, as the runner gives the workers theirs; None: the environment's settings alone."""
     from apache_beam.io.filesystems import FileSystems
 
     FileSystems.set_options(options)
+
+
+def current_options():
+    """The options set by `use_options` (None: the environment's settings alone)."""
+    if "apache_beam.io.filesystems" not in sys.modules:
+        return None
+    return sys.modules["apache_beam.io.filesystems"].FileSystems._pipeline_options
 
 
 def _fs():
@@ -89,7 +97,10 @@ def basename(path: str) -> str:
 
 
 def dirname(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[0] if is_remote(path) else os.path.dirname(path)
+    if not is_remote(path):
+        return os.path.dirname(path)
+    parts = path.rstrip("/").split("/")
+    return "/".join(parts[:-1]) if len(parts) > 3 else "/".join(parts)  # a bucket is its own folder
 
 
 def absolute(path: str) -> str:
@@ -101,10 +112,13 @@ def relative(path: str, start: str) -> str:
     """`path` relative to the folder `start` (both local, or both under the same object-store root)."""
     if not is_remote(path):
         return os.path.relpath(_local(path), _local(start))
-    prefix = start.rstrip("/") + "/"
-    if not path.startswith(prefix):
-        raise ValueError(f"{path} is not under {start}")
-    return path[len(prefix):]
+    path_parts, start_parts = path.rstrip("/").split("/"), start.rstrip("/").split("/")
+    if path_parts[:3] != start_parts[:3]:  # scheme://bucket
+        raise ValueError(f"{path} and {start} are not in the same bucket")
+    common = 3
+    while common < min(len(path_parts), len(start_parts)) and path_parts[common] == start_parts[common]:
+        common += 1
+    return "/".join([".."] * (len(start_parts) - common) + path_parts[common:]) or "."
 
 
 def resolve(folder: str, relative_path: str) -> str:
@@ -163,7 +177,10 @@ def glob(pattern: str) -> list[str]:
     """Files matching `pattern` (`*` within a name, `**` across folders), sorted."""
     if not is_remote(pattern):
         return sorted(p for p in local_glob.glob(_local(pattern), recursive=True) if os.path.isfile(p))
-    return sorted(m.path for m in _fs().match([pattern])[0].metadata_list)
+    # Beam's `**` matches any characters, `/` included: `a/**/b` needs a folder between a and b, where
+    # a local glob also takes none. Both are asked for, so that `**/` means the same everywhere.
+    patterns = [pattern] + ([pattern.replace("/**/", "/")] if "/**/" in pattern else [])
+    return sorted({m.path for result in _fs().match(patterns) for m in result.metadata_list})
 
 
 def size(path: str) -> int:

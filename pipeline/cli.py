@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from llamapipe.pipeline.typed_yaml import ConfigError
 
     try:
+        _check_remote_arguments(args)
         if args.command == "demo-data":
             from llamapipe.pipeline.demo import write_demo_corpus
 
@@ -152,15 +153,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<14}{count}")
             return 0
         if args.command == "run":
-            from llamapipe.pipeline.config import load_config
-            from llamapipe.pipeline.run import run
+            from llamapipe.pipeline import storage
+            from llamapipe.pipeline.config import check_inputs, check_output, load_config
+            from llamapipe.pipeline.run import beam_options, run
 
-            config = load_config(args.config)
+            config = load_config(args.config, check_files=False)
             if args.verbose:
                 logging.getLogger().setLevel(logging.INFO)
             runner = args.runner or ("dask" if args.dask_address else None)
             if args.dask_address:
                 extra = [*extra, f"--dask_client_address={args.dask_address}"]
+            # Inputs and output are checked with the run's own storage settings (--s3_endpoint_url...)
+            storage.use_options(beam_options(config, runner, extra))
+            check_inputs(config)
+            check_output(config)
             run(config, runner=runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
             return 0
         if args.command == "train":
@@ -202,16 +208,31 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
+def _check_remote_arguments(args) -> None:
+    """An s3:// or gs:// folder given to `report` or `inspect` answers one bounded request first, so
+    that a wrong bucket, endpoint or credential is one clear error at once (exit 2), not minutes of
+    Beam's retries and a traceback."""
+    if args.command not in ("report", "inspect"):
+        return
+    from llamapipe.pipeline.config import check_reachable
+
+    for path in [args.dir] if args.command == "report" else args.words:
+        check_reachable(path, key=args.command)
+
+
 def _train(args) -> int:
     import dataclasses
 
     from llamapipe.model.train import train
-    from llamapipe.pipeline.config import load_config
+    from llamapipe.pipeline import storage
+    from llamapipe.pipeline.config import check_reachable, load_config
     from llamapipe.pipeline.run import output_paths
     from llamapipe.pipeline.typed_yaml import ConfigError
 
     config = load_config(args.config, check_files=False)
     paths = output_paths(config.output)
+    if not args.plan:
+        check_reachable(config.output, key="output")
     cfg = config.train
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
@@ -220,11 +241,11 @@ def _train(args) -> int:
         from llamapipe.model.plan import plan_text
 
         # The shards' vocabulary when they exist, else the one the config will train.
-        exists = os.path.exists(paths["manifest"])
+        exists = storage.is_file(paths["manifest"])  # OUT may be local or on s3:// / gs://
         vocab = read_manifest(paths["manifest"])["tokenizer"]["vocab_size"] if exists else None
         print(plan_text(cfg, vocab or config.tokenizer.vocab_size, gpus=args.gpus))
         return 0
-    if not os.path.exists(paths["manifest"]):
+    if not storage.is_file(paths["manifest"]):
         raise ConfigError(f"{paths['manifest']}: no manifest; run `llamapipe run {args.config}` first")
     summary = train(paths["manifest"], paths["train"], cfg, resume=not args.fresh)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports

@@ -14,14 +14,17 @@ Relative paths (inputs, output, model files) are relative to the current working
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
+import re
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from llamapipe.model.train_config import TrainConfig
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.typed_yaml import ConfigError, from_dict, to_dict
 from llamapipe.sources import SOURCE_NAMES, source_module
 
@@ -364,35 +367,82 @@ def parse_config(data: Any) -> Config:
     config.sources = sources
     if not config.enabled_sources():
         raise ConfigError("sources: no source is enabled")
-    if "://" in config.output:
-        # The driver writes its records (run.json, ledger, manifest, report) and trains the tokenizer
-        # there with plain file calls; the workers' outputs go through Beam's FileSystems.
-        raise ConfigError(f"output: {config.output!r}: must be a folder path that the driver and every "
-                          "worker reach (a local disk for local runners, a shared mount such as NFS or "
-                          "gcsfuse on a cluster); gs:// and s3:// outputs are not supported (inputs may be)")
     return config
 
 
-def check_inputs(config: Config) -> None:
-    """Every enabled source's every glob must match at least one readable file."""
-    from apache_beam.io.filesystems import FileSystems
+def anchor_local_paths(config: Config) -> None:
+    """Relative local paths (`output: out/demo`, `inputs: [demo-data/...]`) mean the folder the command
+    runs from: made absolute here, once, so that workers started elsewhere (a Dask cluster's, on a
+    shared mount) read and write the same files instead of matching nothing in their own folder."""
+    config.output = storage.absolute(config.output)
+    for options in config.sources.values():
+        options.inputs = [storage.absolute(pattern) for pattern in options.inputs]
 
+
+def check_inputs(config: Config) -> None:
+    """Every enabled source's every glob must match at least one readable file (on an object store:
+    the bucket exists, the endpoint answers and the credentials may list it)."""
     for name in config.enabled_sources():
         options = config.sources[name]
         if not options.inputs:
             raise ConfigError(f"sources.{name}.inputs: no input given (set enabled: false to skip it)")
         for i, pattern in enumerate(options.inputs):
             key = f"sources.{name}.inputs[{i}]"
-            if "://" in pattern:
-                matched = FileSystems.match([pattern])[0].metadata_list
-                paths = [m.path for m in matched]
-            else:
-                paths = [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
+            with storage_errors_named(key, pattern):
+                check_reachable(pattern)
+                paths = storage.glob(pattern)
             if not paths:
                 raise ConfigError(f"{key}: no file matches {pattern!r}")
-            unreadable = [p for p in paths if "://" not in p and not os.access(p, os.R_OK)]
+            unreadable = [p for p in paths if not storage.is_remote(p) and not os.access(p, os.R_OK)]
             if unreadable:
                 raise ConfigError(f"{key}: cannot read {unreadable[0]!r}")
+
+
+def check_output(config: Config) -> None:
+    """Before any work: an object-store output folder can be listed, written and deleted from (a probe
+    object under `_work/`), so that a wrong bucket, endpoint, credential or permission is one clear
+    error now, not a failure after hours of cleaning. A local folder is checked by `prepare_output`."""
+    if not storage.is_remote(config.output):
+        return
+    probe = storage.join(config.output, "_work", f".write-probe-{uuid.uuid4().hex}")
+    with storage_errors_named("output", config.output):
+        check_reachable(config.output)
+        storage.list_names(config.output)
+        storage.write_bytes(probe, b"probe")
+        storage.remove(probe)
+
+
+def check_reachable(path: str, key: str | None = None) -> None:
+    """One bounded request to an object-store path's bucket (`storage_faults.probe`), before any work:
+    Beam's own calls retry a missing endpoint or missing credentials for about eight minutes, which is
+    right for a blip in a long run and wrong for a typo. With `key`, a fault is a ConfigError naming
+    it and the path. Nothing for a local path."""
+    if not storage.is_remote(path):
+        return
+    from llamapipe.pipeline.storage_faults import probe
+
+    if key is None:
+        probe(path, storage.current_options())
+        return
+    with storage_errors_named(key, path):
+        probe(path, storage.current_options())
+
+
+@contextmanager
+def storage_errors_named(key: str, path: str):
+    """A storage fault we can explain (no bucket, no endpoint, no credentials, no permission) becomes a
+    ConfigError naming the config key and the path; anything else propagates as it is."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as exc:  # Beam wraps the client's errors in BeamIOError; explain() unwraps
+        from llamapipe.pipeline.storage_faults import explain
+
+        message = explain(exc, path)
+        if message is None:
+            raise
+        raise ConfigError(f"{key}: {message}") from None
 
 
 def load_config(path: str, check_files: bool = True) -> Config:
@@ -405,10 +455,23 @@ def load_config(path: str, check_files: bool = True) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     config = parse_config(data)
+    anchor_local_paths(config)
     if check_files:
         check_inputs(config)
     return config
 
 
+# Runner options whose values are secrets (Beam's --s3_secret_access_key, --s3_session_token, a
+# password or key of another runner): never written to OUT (run.json, the report) nor printed.
+_SECRET_OPTION = re.compile(r"secret|password|passwd|token|credential|private|access_key|api_key", re.I)
+REDACTED = "<redacted>"
+
+
 def config_as_dict(config: Config) -> dict:
-    return to_dict(config)
+    """The config as written to OUT/run.json: secret runner options replaced by `REDACTED`."""
+    data = to_dict(config)
+    options = data.get("runner", {}).get("options") or {}
+    for key in options:
+        if _SECRET_OPTION.search(key):
+            options[key] = REDACTED
+    return data

@@ -60,12 +60,6 @@ def test_invalid_value_is_named():
         parse_config({"output": "o", "sources": {"c4": {"inputs": ["x"]}}, "dedup": {"scope": "everywhere"}})
 
 
-def test_an_object_store_output_is_refused_before_anything_is_written():
-    # (the driver would otherwise make a local folder named "gs:" and the workers write to the bucket)
-    with pytest.raises(ConfigError, match=r"^output: 'gs://bucket/out': must be a folder path"):
-        parse_config({"output": "gs://bucket/out", "sources": {"c4": {"inputs": ["gs://bucket/c4/*.json.gz"]}}})
-
-
 def test_missing_input_is_named(tmp_path):
     path = write(tmp_path, f"""
         output: {tmp_path}/out

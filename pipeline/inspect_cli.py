@@ -19,8 +19,8 @@ ACTIONS = ("summary", "head", "show", "verify", "stats")
 HEAD_DEFAULT = 3
 
 DESCRIPTION = """\
-What is in token shards (a shard file, a source folder or OUT/shards). The manifest and the
-tokenizer are found next to the shards.
+What is in token shards (a shard file, a source folder or OUT/shards), local or on an object
+store (s3://..., gs://...). The manifest and the tokenizer are found next to the shards.
 
 actions:
   summary              per source: shards, documents, tokens, stored vs sampled vs target share, epochs

@@ -3,38 +3,35 @@
 Reads `OUT/ledger.json` ("dedup": the cluster statistics) and `OUT/dedup/examples.jsonl` (example
 clusters with their texts, written by the pipeline). Each duplicate is printed next to the document
 that survived, with their true Jaccard similarity on shingles, from a little before their first
-difference; words that differ are marked «so».
+difference; words that differ are marked «so». OUT may be local or on an object store (s3://, gs://).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import os
 import shutil
 import textwrap
 
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.dedup_stats import format_dedup_summary
 
 MARK_OPEN, MARK_CLOSE = "«", "»"
 
 
 def load_examples(out: str) -> list[dict]:
-    path = os.path.join(out, "dedup", "examples.jsonl")
-    if not os.path.exists(path):
+    path = storage.join(out, "dedup", "examples.jsonl")
+    if not storage.is_file(path):
         raise FileNotFoundError(f"{path}: no duplicate examples (is {out!r} the output folder of a run?)")
-    with open(path, encoding="utf-8") as f:
-        examples = [json.loads(line) for line in f if line.strip()]
+    # "\n" only: texts written with ensure_ascii=False may hold U+2028, which splitlines() would cut at
+    examples = [json.loads(line) for line in storage.read_text(path).split("\n") if line.strip()]
     # near-duplicate clusters (several distinct texts) first, bigger first
     return sorted(examples, key=lambda e: (-len(e["members"]), e["survivor"]))
 
 
 def load_stats(out: str) -> dict | None:
-    path = os.path.join(out, "ledger.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("dedup")
+    path = storage.join(out, "ledger.json")
+    return storage.read_json(path).get("dedup") if storage.is_file(path) else None
 
 
 def marked_words(left: str, right: str, context: int = 40) -> tuple[str, str]:

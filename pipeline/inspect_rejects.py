@@ -1,13 +1,13 @@
 """`llamapipe inspect OUT/rejects [--reason R] [--source S] [--show N]`: the sampled drops, by reason,
-and the text of some of them."""
+and the text of some of them. The rejects may be local or on an object store (s3://, gs://)."""
 
 from __future__ import annotations
 
-import glob
-import os
 from collections import Counter
 
 import pyarrow.parquet as pq
+
+from llamapipe.pipeline import storage
 
 
 def is_rejects(path: str) -> bool:
@@ -15,14 +15,15 @@ def is_rejects(path: str) -> bool:
     files = reject_files(path, must_exist=False)
     if not files:
         return False
-    metadata = pq.read_schema(files[0]).metadata or {}
+    with storage.open_read(files[0]) as f:
+        metadata = pq.read_schema(f).metadata or {}
     return metadata.get(b"llamapipe.kind") == b"rejects"
 
 
 def reject_files(path: str, must_exist: bool = True) -> list[str]:
-    if os.path.isfile(path):
+    if storage.is_file(path):
         return [path]
-    files = sorted(glob.glob(os.path.join(path, "*.parquet")))
+    files = storage.glob(storage.join(path, "*.parquet"))
     if not files and must_exist:
         raise FileNotFoundError(f"{path}: no rejects .parquet file found")
     return files
@@ -31,7 +32,9 @@ def reject_files(path: str, must_exist: bool = True) -> list[str]:
 def load_rejects(path: str, reason: str | None = None, source: str | None = None) -> list[dict]:
     rows = []
     for file in reject_files(path):
-        for row in pq.read_table(file).to_pylist():
+        with storage.open_read(file) as f:
+            table = pq.read_table(f)
+        for row in table.to_pylist():
             if reason and row["reason"] != reason:
                 continue
             if source and row["source"] != source:

@@ -1,55 +1,62 @@
 """What is in a token-shard file or folder: `summary`, `head`, `show`, `stats` (and `verify`, in
 `verify_shards`). Every function takes a shard file, a source folder or the shards folder; the manifest
-and the tokenizer are found next to the shards (up to three folders up) unless given."""
+and the tokenizer are found next to the shards (up to three folders up) unless given. Paths may be local
+or on an object store (s3://, gs://): files are read through `storage`."""
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.manifest import MANIFEST_NAME, read_manifest, shard_stats
 from llamapipe.pipeline.shard_format import SHARD_NAME, footer, shard_of
 
 
 def find_manifest(path: str) -> str | None:
-    folder = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path))
+    folder = storage.absolute(path if storage.is_dir(path) else storage.dirname(path))
     for _ in range(3):
-        candidate = os.path.join(folder, MANIFEST_NAME)
-        if os.path.exists(candidate):
+        candidate = storage.join(folder, MANIFEST_NAME)
+        if storage.is_file(candidate):
             return candidate
-        folder = os.path.dirname(folder)
+        parent = storage.dirname(folder)
+        if storage.scheme(parent) != storage.scheme(folder):
+            return None  # above an object store's bucket
+        folder = parent
     return None
 
 
 def shards_folder(path: str) -> str:
     """A run's output folder stands for its shards (`llamapipe inspect OUT` = `inspect OUT/shards`)."""
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "shards", MANIFEST_NAME)) \
-            and not os.path.exists(os.path.join(path, MANIFEST_NAME)):
-        return os.path.join(path, "shards")
+    if storage.is_dir(path) and storage.is_file(storage.join(path, "shards", MANIFEST_NAME)) \
+            and not storage.is_file(storage.join(path, MANIFEST_NAME)):
+        return storage.join(path, "shards")
     return path
 
 
 def shard_files(path: str) -> list[str]:
-    if os.path.isfile(path):
+    if storage.is_file(path):
         return [path]
-    if not os.path.isdir(path):
+    if not storage.is_dir(path):
         raise FileNotFoundError(f"{path}: no such file or folder")
-    files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
+    files = storage.glob(storage.join(path, "**", "*.parquet"))
     if not files:
         raise FileNotFoundError(f"{path}: no .parquet shard found")
     for file in files:  # a footer read each: a clear message instead of a KeyError deep in pyarrow
-        if "num_tokens" not in pq.read_schema(file).names:
+        with storage.open_read(file) as f:
+            columns = pq.read_schema(f).names
+        if "num_tokens" not in columns:
             raise FileNotFoundError(f"{file} is not a token shard (no num_tokens column); inspect reads a "
                                     "shard, a folder of shards, OUT/shards or OUT")
     return files
 
 
 def shard_source(path: str) -> str:
-    return footer(path).get("source") or os.path.basename(os.path.dirname(os.path.abspath(path)))
+    with storage.open_read(path) as f:
+        source = footer(f).get("source")
+    return source or storage.basename(storage.dirname(storage.absolute(path)))
 
 
 def tokenizer_for(path: str, tokenizer_path: str | None = None) -> str:
@@ -60,8 +67,8 @@ def tokenizer_for(path: str, tokenizer_path: str | None = None) -> str:
     if manifest_path is None:
         raise FileNotFoundError("no manifest.json found near the shards: pass --tokenizer")
     relative = read_manifest(manifest_path)["tokenizer"]["path"]
-    found = os.path.normpath(os.path.join(os.path.dirname(manifest_path), relative))
-    if not os.path.exists(found):
+    found = storage.resolve(storage.dirname(manifest_path), relative)
+    if not storage.is_file(found):
         raise FileNotFoundError(f"the manifest's tokenizer {found} does not exist: pass --tokenizer")
     return found
 
@@ -69,7 +76,7 @@ def tokenizer_for(path: str, tokenizer_path: str | None = None) -> str:
 def _processor(path: str, tokenizer_path: str | None):
     import sentencepiece as spm
 
-    return spm.SentencePieceProcessor(model_file=tokenizer_for(path, tokenizer_path))
+    return spm.SentencePieceProcessor(model_proto=storage.read_bytes(tokenizer_for(path, tokenizer_path)))
 
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -136,12 +143,13 @@ def decode_documents(path: str, count: int, tokenizer_path: str | None = None) -
     sp = _processor(path, tokenizer_path)
     shown = 0
     for file in shard_files(path):
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=64):
-            for row in batch.to_pylist():
-                yield row["doc_id"], row["source"], row["num_tokens"], sp.decode(row["tokens"])
-                shown += 1
-                if shown >= count:
-                    return
+        with storage.open_read(file) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=64):
+                for row in batch.to_pylist():
+                    yield row["doc_id"], row["source"], row["num_tokens"], sp.decode(row["tokens"])
+                    shown += 1
+                    if shown >= count:
+                        return
 
 
 def find_document(path: str, doc_id: str) -> tuple[str, dict] | None:
@@ -150,11 +158,12 @@ def find_document(path: str, doc_id: str) -> tuple[str, dict] | None:
     files = shard_files(path)
     candidates = []
     for file in files:
-        match = SHARD_NAME.search(os.path.basename(file))
+        match = SHARD_NAME.search(storage.basename(file))
         if match is None or shard_of(doc_id, int(match["count"])) == int(match["index"]):
             candidates.append(file)
     for file in candidates:
-        table = pq.read_table(file, filters=[("doc_id", "=", doc_id)])
+        with storage.open_read(file) as f:
+            table = pq.read_table(f, filters=[("doc_id", "=", doc_id)])
         if table.num_rows:
             return file, table.slice(0, 1).to_pylist()[0]
     return None
@@ -190,7 +199,8 @@ def length_stats(path: str) -> dict:
     Reads only the `num_tokens` column."""
     lengths: dict[str, list[np.ndarray]] = {}
     for file in shard_files(path):
-        column = pq.read_table(file, columns=["num_tokens"]).column(0).to_numpy()
+        with storage.open_read(file) as f:
+            column = pq.read_table(f, columns=["num_tokens"]).column(0).to_numpy()
         lengths.setdefault(shard_source(file), []).append(column)
     result = {}
     for source, parts in lengths.items():

@@ -5,17 +5,17 @@ OUT/ledger.json (funnel, bytes, lengths, kept languages, duplicate clusters), OU
 (mixture), OUT/documents (kept examples and the tokenizer sample), OUT/rejects (rejected examples),
 OUT/tokenizer/tokenizer.model and OUT/train/metrics.jsonl. Reads are bounded: at most
 `SAMPLE_DOCUMENTS` documents per source and `REJECT_ROWS` rejects are read, whatever the corpus size.
-A part the run has not written (a failed run, no training yet) is reported as missing.
+A part the run has not written (a failed run, no training yet) is reported as missing. OUT may be local
+or on an object store (s3://, gs://): every file is read and written through `storage`.
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 
 import pyarrow.parquet as pq
 
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.ledger import STAGE_ORDER
 
 REPORT_NAME = "report.html"
@@ -33,34 +33,37 @@ class NotARunError(FileNotFoundError):
 
 
 def refresh_report(out: str) -> str:
-    """What `llamapipe run` and `train` print after writing the report. The report reads the run's files
-    with local file calls: an output on remote storage (gs://, s3://) gets none, and is told so."""
-    if "://" in out:
-        return f"report: not written for {out} (remote); copy the folder and run `llamapipe report` on it"
-    return f"report -> {write_report(out)}"
+    """What `llamapipe run` and `train` print after writing the report. The report is a by-product of a
+    finished run: on an object store that cannot be reached (no client for its scheme, credentials,
+    network) it is not written and the error is told, so that the run or training still succeeds."""
+    if not storage.is_remote(out):
+        return f"report -> {write_report(out)}"
+    try:
+        return f"report -> {write_report(out)}"
+    except Exception as exc:  # each store's client raises its own types (Beam, boto3, google-cloud)
+        return (f"report: not written for {out} (remote): {type(exc).__name__}: {exc}; run "
+                f"`llamapipe report {out}` once the store is reachable")
 
 
 def write_report(out: str) -> str:
-    """Gather and draw OUT's report into OUT/report.html; returns its path."""
+    """Gather and draw OUT's report into OUT/report.html (complete or absent); returns its path."""
     from llamapipe.pipeline.report_html import render
 
     html = render(gather(out))
-    path = os.path.join(out, REPORT_NAME)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(path + ".tmp", path)
+    path = storage.join(out, REPORT_NAME)
+    storage.write_text(path, html)
     return path
 
 
 def gather(out: str) -> dict:
     run = _read_run(out)
-    ledger = _read_json(os.path.join(out, "ledger.json"))
-    manifest = _read_json(os.path.join(out, "shards", "manifest.json"))
+    ledger = _read_json(storage.join(out, "ledger.json"))
+    manifest = _read_json(storage.join(out, "shards", "manifest.json"))
     sources = list((ledger or {}).get("sources") or run["config"].get("sources") or {})
-    samples = {name: sample_documents(os.path.join(out, "documents", name)) for name in sources}
-    tokenizer_path = os.path.join(out, "tokenizer", "tokenizer.model")
+    samples = {name: sample_documents(storage.join(out, "documents", name)) for name in sources}
+    tokenizer_path = storage.join(out, "tokenizer", "tokenizer.model")
     return {
-        "out": os.path.abspath(out),
+        "out": storage.absolute(out),
         "run": {
             "stages": run.get("stages", {}),
             "tokenizer": run.get("tokenizer"),
@@ -73,28 +76,25 @@ def gather(out: str) -> dict:
         "lengths": {s: e.get("length_histogram") for s, e in ledger["sources"].items()} if ledger else None,
         "dedup": (ledger or {}).get("dedup"),
         "mixture": manifest,
-        "tokenizer": tokenizer_stats(tokenizer_path, samples) if os.path.exists(tokenizer_path) else None,
+        "tokenizer": tokenizer_stats(tokenizer_path, samples) if storage.is_file(tokenizer_path) else None,
         "examples": {
             "kept": {s: [_example(d) for d in docs[:EXAMPLES]] for s, docs in samples.items()},
             "rejected": rejected_examples(
-                os.path.join(out, "rejects"),
+                storage.join(out, "rejects"),
                 {s: e["dropped_by_stage"] for s, e in ledger["sources"].items()} if ledger else None),
         },
-        "training": training_curves(os.path.join(out, "train", "metrics.jsonl")),
+        "training": training_curves(storage.join(out, "train", "metrics.jsonl")),
     }
 
 
 def _read_json(path: str) -> dict | None:
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return storage.read_json(path) if storage.is_file(path) else None
 
 
 def _read_run(out: str) -> dict:
-    marker = os.path.join(out, "run.json")
+    marker = storage.join(out, "run.json")
     hint = "pass the `output` folder of a config that `llamapipe run` has run"
-    if not os.path.isdir(out):
+    if not storage.is_dir(out):
         raise NotARunError(f"{out!r} is not a folder; {hint}")
     try:
         run = _read_json(marker)
@@ -147,7 +147,7 @@ def tokenizer_stats(model_path: str, samples: dict[str, list[dict]]) -> dict:
     """Tokens per whitespace-separated word and characters per token, per source, on the samples."""
     import sentencepiece as spm
 
-    processor = spm.SentencePieceProcessor(model_file=model_path)
+    processor = spm.SentencePieceProcessor(model_proto=storage.read_bytes(model_path))
     per_source = {}
     for name, docs in samples.items():
         if not docs:
@@ -200,13 +200,14 @@ def rejected_examples(folder: str, drop_counts: dict[str, dict] | None = None,
 def _rows(folder: str, max_rows: int, columns: list[str] | None = None):
     """The first `max_rows` rows of the Parquet files of a folder (in name order), streamed."""
     read = 0
-    for path in sorted(glob.glob(os.path.join(folder, "*.parquet"))):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=columns):
-            for row in batch.to_pylist():
-                if read >= max_rows:
-                    return
-                read += 1
-                yield row
+    for path in storage.glob(storage.join(folder, "*.parquet")):
+        with storage.open_read(path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=256, columns=columns):
+                for row in batch.to_pylist():
+                    if read >= max_rows:
+                        return
+                    read += 1
+                    yield row
 
 
 def _stage_index(stage: str) -> int:
@@ -215,13 +216,9 @@ def _stage_index(stage: str) -> int:
 
 def training_curves(path: str) -> dict | None:
     """Training loss per logged step and held-out loss per source at evaluation steps."""
-    if not os.path.exists(path):
+    if not storage.is_file(path):
         return None
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                records.append(json.loads(line))
+    records = [json.loads(line) for line in storage.read_text(path).split("\n") if line.strip()]
     if not records:
         return None
     evals: dict[str, list[tuple[int, float]]] = {}

@@ -4,24 +4,25 @@ Per shard: readable Parquet with the documented columns and types; footer of thi
 the manifest's tokenizer, vocabulary and the source of its folder; every token id < vocab size; every
 document starting with BOS and with `num_tokens == len(tokens)`; no nulls; doc_ids sorted, unique and in
 the shard their hash names. Against the manifest: every shard listed and present, its sha256, documents
-and tokens as recorded, the sources' totals, the tokenizer file's sha256. One pass over each file.
+and tokens as recorded, the sources' totals, the tokenizer file's sha256. One pass over each file (plus
+one for its sha256). Shards may be local or on an object store (s3://, gs://), read through `storage`.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.inspect_shards import find_manifest, shard_files
 from llamapipe.pipeline.manifest import manifest_problems, read_manifest
 from llamapipe.pipeline.shard_format import SCHEMA_VERSION, footer, schema_problems, shard_of
-from llamapipe.tokenizer.train import file_sha256
 
 
 @dataclass
@@ -46,21 +47,21 @@ class Report:
 
 def verify(path: str, tokenizer_path: str | None = None) -> Report:
     report = Report()
-    files = [os.path.abspath(f) for f in shard_files(path)]
+    files = [storage.absolute(f) for f in shard_files(path)]
     manifest_path = find_manifest(path)
     manifest = expected = None
     if manifest_path is None:
         report.notes.append("no manifest.json found: checked the shards on their own")
     else:
         manifest = read_manifest(manifest_path)
-        root = Path(manifest_path).parent
+        root = storage.dirname(manifest_path)  # absolute, as find_manifest's paths are
         expected = _manifest_shards(manifest, root)
         report.problems += [p for p in manifest_problems(manifest, root, check_sha256=False,
                                                          check_footers=False)
                             if "does not exist" not in p]  # missing shards are reported below, in scope
         tokenizer_path = tokenizer_path or _manifest_tokenizer(manifest, root)
-    if tokenizer_path and os.path.exists(tokenizer_path) and manifest is not None:
-        actual = file_sha256(tokenizer_path)
+    if tokenizer_path and storage.is_file(tokenizer_path) and manifest is not None:
+        actual = storage.sha256(tokenizer_path)
         if actual != manifest["tokenizer"].get("sha256"):
             report.problems.append(f"tokenizer {tokenizer_path} has sha256 {actual}, the manifest says "
                                    f"{manifest['tokenizer'].get('sha256')}")
@@ -73,34 +74,42 @@ def verify(path: str, tokenizer_path: str | None = None) -> Report:
             report.problems.append(f"{file}: not listed in the manifest")
         _verify_shard(file, entry, manifest, report)
     if expected is not None:
-        scope = os.path.abspath(path)
+        scope = storage.absolute(path)
+        separator = "/" if storage.is_remote(scope) else os.sep
         for missing, (source, _) in sorted(expected.items()):
-            if missing == scope or missing.startswith(scope.rstrip(os.sep) + os.sep):
+            if missing == scope or missing.startswith(scope.rstrip(separator) + separator):
                 report.problems.append(f"{missing}: shard of {source} listed in the manifest is missing")
     return report
 
 
-def _manifest_tokenizer(manifest: dict, root: Path) -> str | None:
+def _manifest_tokenizer(manifest: dict, root: str) -> str | None:
     relative = (manifest.get("tokenizer") or {}).get("path")
-    return os.path.normpath(root / relative) if relative else None
+    return storage.resolve(root, relative) if relative else None
 
 
-def _manifest_shards(manifest: dict, root: Path) -> dict[str, tuple[str, dict]]:
+def _manifest_shards(manifest: dict, root: str) -> dict[str, tuple[str, dict]]:
     shards = {}
     for source, entry in (manifest.get("sources") or {}).items():
         for shard in entry.get("shards", []):
-            shards[os.path.abspath(root / shard["path"])] = (source, shard)
+            shards[storage.resolve(root, shard["path"])] = (source, shard)
     return shards
 
 
 def _verify_shard(file: str, entry: tuple[str, dict] | None, manifest: dict | None, report: Report) -> None:
+    with ExitStack() as opened:
+        try:
+            stream = opened.enter_context(storage.open_read(file))  # open while the rows are read
+            parquet = pq.ParquetFile(stream)
+            meta = footer(stream)
+        except (pa.ArrowException, OSError) as error:
+            report.problems.append(f"{file}: not a readable Parquet file ({error})")
+            return
+        _verify_contents(file, parquet, meta, entry, manifest, report)
+
+
+def _verify_contents(file: str, parquet: pq.ParquetFile, meta: dict, entry: tuple[str, dict] | None,
+                     manifest: dict | None, report: Report) -> None:
     problems = report.problems
-    try:
-        parquet = pq.ParquetFile(file)
-        meta = footer(file)
-    except (pa.ArrowException, OSError) as error:
-        problems.append(f"{file}: not a readable Parquet file ({error})")
-        return
     report.shards += 1
     source, recorded = entry if entry else (None, None)
     tokenizer = (manifest or {}).get("tokenizer") or {}
@@ -130,7 +139,7 @@ def _verify_shard(file: str, entry: tuple[str, dict] | None, manifest: dict | No
         if (documents, tokens) != (recorded.get("documents"), recorded.get("tokens")):
             problems.append(f"{file}: {documents} documents / {tokens} tokens, the manifest says "
                             f"{recorded.get('documents')} / {recorded.get('tokens')}")
-        if file_sha256(file) != recorded.get("sha256"):
+        if storage.sha256(file) != recorded.get("sha256"):
             problems.append(f"{file}: sha256 differs from the manifest's (the file changed after the run)")
 
 

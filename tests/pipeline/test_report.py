@@ -15,7 +15,7 @@ import pytest
 
 from llamapipe.pipeline.cli import main
 from llamapipe.pipeline.rejects import REJECT_SCHEMA
-from llamapipe.pipeline.report import SAMPLE_CHARS, SAMPLE_DOCUMENTS, refresh_report
+from llamapipe.pipeline.report import SAMPLE_CHARS, SAMPLE_DOCUMENTS
 from llamapipe.pipeline.report_html import SECTIONS
 
 
@@ -237,8 +237,3 @@ def test_report_on_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path, capsy
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
 
-
-def test_a_remote_output_gets_no_report_and_is_told_why(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert "not written for gs://bucket/out (remote)" in refresh_report("gs://bucket/out")
-    assert not list(tmp_path.iterdir())  # nothing written under a local "gs:" folder

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,8 @@ import xxhash
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 # The manifest is read and validated in one place, shared with the pipeline and `llamapipe inspect verify`.
+# Every path (manifest, shards) goes through `storage`: a local disk, or an s3:// or gs:// OUT.
+from llamapipe.pipeline import storage
 from llamapipe.pipeline.manifest import read_manifest, validate_manifest  # noqa: F401 (re-exported)
 
 STATE_VERSION = 1
@@ -86,7 +89,8 @@ class _Unit:
 
 
 def _row_groups(path: str, first_row: int) -> tuple[list[_Unit], int]:
-    metadata = pq.ParquetFile(path).metadata
+    with storage.open_read(path) as f:  # the footer only (a ranged read on an object store)
+        metadata = pq.ParquetFile(f).metadata
     units = []
     for index in range(metadata.num_row_groups):
         units.append(_Unit(path, index, first_row))
@@ -142,7 +146,9 @@ class _SourceStream:
         self._next = (0, 0)  # (pass, index in order) of the next row group to read
         self._segments: deque[list] = deque()  # [tokens, pass, index, cursor]
         self._buffered = 0
-        self._file: tuple[str, pq.ParquetFile] | None = None
+        # The shard being read, kept open between its row groups (one open file per stream and worker):
+        # (path, stream from `storage.open_read`, the ParquetFile reading through it).
+        self._file: tuple[str, IO[bytes], pq.ParquetFile] | None = None
 
     def _unit(self, pass_: int, index: int) -> _Unit:
         if pass_ not in self._orders:
@@ -155,9 +161,11 @@ class _SourceStream:
 
     def _read(self, unit: _Unit) -> np.ndarray:
         if self._file is None or self._file[0] != unit.path:
-            self._file = (unit.path, pq.ParquetFile(unit.path))
+            self.close()
+            stream = storage.open_read(unit.path)
+            self._file = (unit.path, stream, pq.ParquetFile(stream))
         columns = ["tokens"] if self.holdout is None else ["doc_id", "tokens"]
-        table = self._file[1].read_row_group(unit.row_group, columns=columns)
+        table = self._file[2].read_row_group(unit.row_group, columns=columns)
         if self.stride is not None:
             n_workers, worker = self.stride
             first = (worker - unit.first_row) % n_workers
@@ -177,6 +185,12 @@ class _SourceStream:
                 f"{self.vocab_size} of the manifest's tokenizer"
             )
         return tokens
+
+    def close(self) -> None:
+        """Close the shard held open (reading again reopens it)."""
+        if self._file is not None:
+            self._file[1].close()
+            self._file = None
 
     def _advance(self) -> None:
         pass_, index = self._next
@@ -225,14 +239,14 @@ class _SourceStream:
         # path and row_group are redundant with (pass, index); they make the state readable and let
         # `restore` notice that the shards changed under it.
         return {"pass": pass_, "index": index, "offset": offset,
-                "path": Path(unit.path).name, "row_group": unit.row_group}
+                "path": storage.basename(unit.path), "row_group": unit.row_group}
 
     def restore(self, position: dict) -> None:
         pass_, index, offset = position["pass"], position["index"], position["offset"]
         if not 0 <= index < len(self.units):
             raise ValueError(f"loader state for source {self.name} points past its shards: they changed")
         unit = self._unit(pass_, index)
-        if (Path(unit.path).name, unit.row_group) != (position["path"], position["row_group"]):
+        if (storage.basename(unit.path), unit.row_group) != (position["path"], position["row_group"]):
             raise ValueError(f"loader state for source {self.name} does not match its shards: they changed")
         self._segments.clear()
         self._buffered = 0
@@ -298,10 +312,10 @@ class MixtureLoader(IterableDataset):
             raise ValueError("the heldout split needs holdout_fraction > 0")
         if not 0 <= rank < world_size or num_workers < 0:
             raise ValueError(f"bad rank {rank} / world_size {world_size} / num_workers {num_workers}")
-        self.manifest_path = Path(manifest_path)
+        self.manifest_path = str(manifest_path)  # a local path, or s3://... / gs://...
         self.manifest = read_manifest(self.manifest_path)
         if validate:  # existence only: hashing every shard is validate_manifest(check_sha256=True)'s job
-            validate_manifest(self.manifest, root=self.manifest_path.parent, check_sha256=False)
+            validate_manifest(self.manifest, root=storage.dirname(self.manifest_path), check_sha256=False)
         self.seq_len = seq_len
         self.batch_size = batch_size
         self.seed = seed
@@ -380,10 +394,12 @@ class MixtureLoader(IterableDataset):
     def _worker_batches(self, logical: int, state: dict | None) -> Iterator[Batch]:
         n_global = self.world_size * max(1, self.num_workers)
         worker = self.rank * max(1, self.num_workers) + logical
-        root = self.manifest_path.parent
+        root = storage.dirname(self.manifest_path)
         streams: dict[str, _SourceStream] = {}
         for name in sorted(self.shares):
-            paths = [str(root / shard["path"]) for shard in self.manifest["sources"][name]["shards"]]
+            # Shard paths are relative to the manifest's folder (resolved as `validate_manifest` does).
+            shards = self.manifest["sources"][name]["shards"]
+            paths = [storage.resolve(root, shard["path"]) for shard in shards]
             units, stride = _assign_units(paths, worker, n_global)
             if units:
                 streams[name] = _SourceStream(
@@ -397,24 +413,28 @@ class MixtureLoader(IterableDataset):
         names = list(streams)
         weights = [self.shares[name] for name in names]  # choices() renormalises
         rng = random.Random(f"{self.seed}:{worker}")
-        if state is not None:
-            rng.setstate(state["rng"])
-            for name, position in state["sources"].items():
-                if name not in streams:
-                    raise ValueError(f"loader state has source {name}, which this manifest no longer has")
-                streams[name].restore(position)
         window = self.seq_len + 1
-        while True:
-            rows = np.empty((self.batch_size, window), dtype=np.int64)
-            picked = rng.choices(names, weights, k=self.batch_size)
-            for row, name in enumerate(picked):
-                rows[row] = streams[name].take(window)
-            tokens = torch.from_numpy(rows)
-            yield Batch(
-                x=tokens[:, :-1].contiguous(),
-                y=tokens[:, 1:].contiguous(),
-                sources=tuple(picked),
-                worker=logical,
-                state={"rng": rng.getstate(), "sources": {n: s.position() for n, s in streams.items()}},
-            )
+        try:
+            if state is not None:
+                rng.setstate(state["rng"])
+                for name, position in state["sources"].items():
+                    if name not in streams:
+                        raise ValueError(f"loader state has source {name}, which this manifest no longer has")
+                    streams[name].restore(position)
+            while True:
+                rows = np.empty((self.batch_size, window), dtype=np.int64)
+                picked = rng.choices(names, weights, k=self.batch_size)
+                for row, name in enumerate(picked):
+                    rows[row] = streams[name].take(window)
+                tokens = torch.from_numpy(rows)
+                yield Batch(
+                    x=tokens[:, :-1].contiguous(),
+                    y=tokens[:, 1:].contiguous(),
+                    sources=tuple(picked),
+                    worker=logical,
+                    state={"rng": rng.getstate(), "sources": {n: s.position() for n, s in streams.items()}},
+                )
+        finally:  # the generator closed or collected: release the shards held open
+            for stream in streams.values():
+                stream.close()
 

@@ -14,6 +14,7 @@ import torch
 
 from llamapipe.model.llama import Transformer
 from llamapipe.model.weights import find_tokenizer, load_model
+from llamapipe.pipeline import storage
 
 
 @torch.no_grad()
@@ -66,7 +67,8 @@ def sample(
     """Prompt plus continuation, decoded."""
     model, saved = load_model(checkpoint, device)
     info = find_tokenizer(saved, checkpoint, tokenizer)
-    processor = spm.SentencePieceProcessor(model_file=str(info.path))
+    # The model's bytes, wherever it sits (a local file, or an object under an s3:// or gs:// OUT).
+    processor = spm.SentencePieceProcessor(model_proto=storage.read_bytes(info.path))
     if processor.get_piece_size() != model.params.vocab_size:
         raise ValueError(
             f"tokenizer {info.path} has {processor.get_piece_size()} pieces, "

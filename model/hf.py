@@ -23,7 +23,6 @@ the pipeline writes beside it, or writes them with `llamapipe.tokenizer.hf` when
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 
 from llamapipe.model.llama import PRESETS, ModelArgs, ffn_hidden_dim
 from llamapipe.model.weights import args_from_dict, find_tokenizer, read_checkpoint, save_weights
+from llamapipe.pipeline import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -197,15 +197,17 @@ def _shards(
         yield shard
 
 
-def write_tokenizer_files(model_path: Path, out_dir: Path) -> str:
-    """Copy `tokenizer.model` and provide the Hugging Face tokenizer files; returns how (for the user)."""
+def write_tokenizer_files(model_path: str | Path, out_dir: Path) -> str:
+    """Copy `tokenizer.model` and provide the Hugging Face tokenizer files; returns how (for the user).
+    `model_path` may be under an s3:// or gs:// OUT (read through `storage`); `out_dir` is local."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_path, out_dir / "tokenizer.model")
-    beside = model_path.parent
-    if (beside / "tokenizer.json").is_file():  # the pipeline writes them next to tokenizer.model
+    model_path = str(model_path)
+    storage.download(model_path, str(out_dir / "tokenizer.model"))
+    beside = storage.dirname(model_path)
+    if storage.is_file(storage.join(beside, "tokenizer.json")):  # the pipeline writes them beside it
         for name in TOKENIZER_FILES:
-            if (beside / name).is_file():
-                shutil.copyfile(beside / name, out_dir / name)
+            if storage.is_file(storage.join(beside, name)):
+                storage.download(storage.join(beside, name), str(out_dir / name))
         return f"tokenizer.json copied from {beside}"
     try:  # e.g. an imported folder, or a run from before the pipeline wrote tokenizer.json
         write_hf_tokenizer(str(out_dir / "tokenizer.model"), str(out_dir))

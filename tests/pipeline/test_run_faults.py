@@ -13,12 +13,10 @@ import yaml
 from llamapipe.pipeline import storage
 from llamapipe.pipeline.cli import main
 from tests.object_stores import applied_env, closed_port, moto_s3_server, no_aws_environment
+from tests.pipeline.test_storage_faults import READ_ONLY  # may read the bucket "data", not write it
 
 pytest.importorskip("moto.server", reason="moto[server] runs the S3 test server")
 
-READ_ONLY = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Action": ["s3:Get*", "s3:List*", "s3:Head*"],
-    "Resource": ["arn:aws:s3:::data", "arn:aws:s3:::data/*"]}]}
 SECONDS = 15  # at most, for a fault found before any work
 
 

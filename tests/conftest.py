@@ -2,18 +2,50 @@
 (relative to the repository); tests that need them skip with a clear reason when neither exists.
 
 `demo_run` runs the pipeline once per test session on the demo corpus (tests/test_end_to_end.py and
-tests/pipeline/test_report.py read it); `demo_trained` then trains on it once (`llamapipe train`)."""
+tests/pipeline/test_report.py read it); `demo_trained` then trains on it once (`llamapipe train`).
+
+`time_limit(seconds, what)` fails a block that takes too long; a test (or module, with `pytestmark`)
+marked `time_bound(seconds)` runs under one: a test against a server that stopped answering fails
+instead of waiting out a client's retries (Beam's S3 reads retry for about eight minutes)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def time_limit(seconds: float, what: str):
+    """Raise TimeoutError in the test if `what` takes longer than `seconds` (a hung cluster fails)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"{what} took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(autouse=True)
+def time_bound(request):
+    marker = request.node.get_closest_marker("time_bound")
+    if marker is None:
+        yield
+        return
+    with time_limit(marker.args[0], request.node.nodeid):
+        yield
 
 
 def realdata_dir() -> Path | None:

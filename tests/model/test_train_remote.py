@@ -35,6 +35,8 @@ TRAIN = TrainConfig(
     log_every=1, eval_every=3, holdout_fraction=0.2, checkpoint_every=0, threads=1, num_workers=2,
 )
 
+pytestmark = pytest.mark.time_bound(300)  # a hung server fails the test, not the suite
+
 
 def repetitive_docs(offset: int, n_docs: int) -> list[list[int]]:
     cycle = list(range(3 + offset, 3 + offset + 12))

@@ -9,8 +9,6 @@ DirectRunner run of the same config."""
 from __future__ import annotations
 
 import json
-import signal
-from contextlib import contextmanager
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -27,6 +25,7 @@ from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.run import beam_options, run
 from llamapipe.pipeline.runners import DASK_RUNNER, normalize_flags
 from llamapipe.pipeline.typed_yaml import ConfigError
+from tests.conftest import time_limit  # noqa: F401 (also imported from here)
 from tests.hostile.test_determinism import demo_config, shard_digests
 
 try:
@@ -36,22 +35,6 @@ except ImportError:  # the dev extra installs it
 
 needs_dask = pytest.mark.skipif(
     distributed is None, reason="dask is not installed: pip install 'llamapipe[dask]' (the dev extra has it)")
-
-
-@contextmanager
-def time_limit(seconds: float, what: str):
-    """Raise TimeoutError in the test if `what` takes longer than `seconds` (a hung cluster fails)."""
-
-    def expire(signum, frame):
-        raise TimeoutError(f"{what} took more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from llamapipe.pipeline.report import gather, refresh_report
 from llamapipe.pipeline.report_html import SECTIONS
 from tests.object_stores import no_aws_environment, s3_server  # noqa: F401 (the fixture)
 
+pytestmark = pytest.mark.time_bound(300)  # a hung server fails the test, not the suite
+
 pytest.importorskip("moto.server", reason="moto[server] runs the S3 test server")
 
 BUCKET = "llamapipe-runs"

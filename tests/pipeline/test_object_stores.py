@@ -31,6 +31,8 @@ from tests.object_stores import (
     no_aws_environment,
 )
 
+pytestmark = pytest.mark.time_bound(180)  # a hung server fails the test, not the suite
+
 pytest.importorskip("moto.server", reason="moto[server] runs the S3 test server")
 
 GCS_BATCH = ("fake-gcs-server skips batch parts without Content-ID; google-cloud-storage sends none, so "

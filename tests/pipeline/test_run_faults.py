@@ -15,6 +15,8 @@ from llamapipe.pipeline.cli import main
 from tests.object_stores import applied_env, closed_port, moto_s3_server, no_aws_environment
 from tests.pipeline.test_storage_faults import READ_ONLY  # may read the bucket "data", not write it
 
+pytestmark = pytest.mark.time_bound(120)  # a hung server fails the test, not the suite
+
 pytest.importorskip("moto.server", reason="moto[server] runs the S3 test server")
 
 SECONDS = 15  # at most, for a fault found before any work

@@ -14,6 +14,8 @@ from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources
 from llamapipe.pipeline.shard_format import shard_name
 from tests.object_stores import applied_env, no_aws_environment, s3_server  # noqa: F401 (the fixture)
 
+pytestmark = pytest.mark.time_bound(120)  # a hung server fails the test, not the suite
+
 
 @pytest.fixture(params=["local", "s3"])
 def root(request, tmp_path):

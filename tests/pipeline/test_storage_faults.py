@@ -24,6 +24,8 @@ from tests.object_stores import (
     no_aws_environment,
 )
 
+pytestmark = pytest.mark.time_bound(180)  # a hung server fails the test, not the suite
+
 pytest.importorskip("moto.server", reason="moto[server] runs the S3 test server")
 pytest.importorskip("boto3", reason="Beam's S3 filesystem needs boto3 (apache-beam[aws])")
 

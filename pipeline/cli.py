@@ -222,11 +222,13 @@ def _check_remote_arguments(args) -> None:
 
 def _train(args) -> int:
     import dataclasses
+    from contextlib import nullcontext
 
     from llamapipe.model.train import train
     from llamapipe.pipeline import storage
     from llamapipe.pipeline.config import check_reachable, load_config
     from llamapipe.pipeline.run import output_paths
+    from llamapipe.pipeline.run_lock import RunLock
     from llamapipe.pipeline.typed_yaml import ConfigError
 
     config = load_config(args.config, check_files=False)
@@ -245,10 +247,13 @@ def _train(args) -> int:
         vocab = read_manifest(paths["manifest"])["tokenizer"]["vocab_size"] if exists else None
         print(plan_text(cfg, vocab or config.tokenizer.vocab_size, gpus=args.gpus))
         return 0
-    if not storage.is_file(paths["manifest"]):
-        raise ConfigError(f"{paths['manifest']}: no manifest; run `llamapipe run {args.config}` first")
-    summary = train(paths["manifest"], paths["train"], cfg, resume=not args.fresh)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 reports
+    # Under torchrun, rank 0 holds OUT's lock for all ranks (a busy OUT is said before a missing manifest)
+    with RunLock(config.output, "train", create=False) if int(os.environ.get("RANK", "0")) == 0 \
+            else nullcontext():
+        if not storage.is_file(paths["manifest"]):
+            raise ConfigError(f"{paths['manifest']}: no manifest; run `llamapipe run {args.config}` first")
+        summary = train(paths["manifest"], paths["train"], cfg, resume=not args.fresh)
+    if int(os.environ.get("RANK", "0")) != 0:  # rank 0 reports
         return 0
     print(f"trained {summary.get('steps', cfg.steps)} steps -> {paths['train']}")
     for key in ("params", "first_loss", "last_loss", "tokens_per_s"):

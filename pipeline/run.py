@@ -39,6 +39,7 @@ from llamapipe.pipeline.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.progress import LiveProgress
 from llamapipe.pipeline.report import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
+from llamapipe.pipeline.run_lock import RunLock
 from llamapipe.pipeline.runners import normalize_flags, runner_class, sharing_a_local_cluster
 from llamapipe.pipeline.tokenize import chars_per_token
 from llamapipe.tokenizer.hf import write_hf_tokenizer
@@ -183,10 +184,16 @@ def _local_log(path: str) -> str:
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
         log=print, quiet_beam: bool = True, fresh: bool = False) -> dict:
     """The whole data job. A rerun of the same config into the same folder resumes: stages a previous
-    attempt finished are skipped (`resume.py`); `fresh=True` runs everything again."""
-    paths = output_paths(config.output)
+    attempt finished are skipped (`resume.py`); `fresh=True` runs everything again. One run per
+    output folder at a time (`run_lock.py`): a second one is refused before it touches anything."""
     options = beam_options(config, runner, extra_args or [])
     storage.use_options(options)  # the driver's own reads and writes, with the workers' settings
+    with RunLock(config.output, "run", log):
+        return _run(config, options, log, quiet_beam, fresh)
+
+
+def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh: bool) -> dict:
+    paths = output_paths(config.output)
     record = {"config": config_as_dict(config), "stages": {}}
     completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh)
     if completed.names():

@@ -197,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        print(f"llamapipe: error: `llamapipe {args.command}` needs torch, which the pipeline alone does not: "
+              "pip install 'llamapipe[train]'", file=sys.stderr)
+        return 2
     except FileNotFoundError as exc:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2

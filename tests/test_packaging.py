@@ -107,3 +107,9 @@ def test_this_venv_holds_one_fasttext():
         providers = sorted({dist.metadata["Name"] for dist in metadata.distributions()
                             if module in top_level_names(dist)})
         assert len(providers) == 1, f"`{module}` is installed by {providers}"
+
+
+def test_a_worker_installs_no_torch(resolved):
+    """No pipeline stage imports torch: the wheel's closure leaves it to the `train` extra (on a worker,
+    PyPI's torch is the multi-GB CUDA build, and the pinned CPU build is not on PyPI)."""
+    assert "torch" not in resolved

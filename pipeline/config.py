@@ -388,8 +388,8 @@ def check_inputs(config: Config) -> None:
             raise ConfigError(f"sources.{name}.inputs: no input given (set enabled: false to skip it)")
         for i, pattern in enumerate(options.inputs):
             key = f"sources.{name}.inputs[{i}]"
+            check_reachable(pattern, key)
             with storage_errors_named(key, pattern):
-                check_reachable(pattern)
                 paths = storage.glob(pattern)
             if not paths:
                 raise ConfigError(f"{key}: no file matches {pattern!r}")
@@ -404,26 +404,22 @@ def check_output(config: Config) -> None:
     error now, not a failure after hours of cleaning. A local folder is checked by `prepare_output`."""
     if not storage.is_remote(config.output):
         return
+    check_reachable(config.output, "output")  # the bucket is there and may be listed
     probe = storage.join(config.output, "_work", f".write-probe-{uuid.uuid4().hex}")
-    with storage_errors_named("output", config.output):
-        check_reachable(config.output)
-        storage.list_names(config.output)
+    with storage_errors_named("output", config.output):  # and written to
         storage.write_bytes(probe, b"probe")
         storage.remove(probe)
 
 
-def check_reachable(path: str, key: str | None = None) -> None:
+def check_reachable(path: str, key: str) -> None:
     """One bounded request to an object-store path's bucket (`storage_faults.probe`), before any work:
     Beam's own calls retry a missing endpoint or missing credentials for about eight minutes, which is
-    right for a blip in a long run and wrong for a typo. With `key`, a fault is a ConfigError naming
-    it and the path. Nothing for a local path."""
+    right for a blip in a long run and wrong for a typo. A fault is a ConfigError naming `key` and the
+    path. Nothing for a local path."""
     if not storage.is_remote(path):
         return
     from llamapipe.pipeline.storage_faults import probe
 
-    if key is None:
-        probe(path, storage.current_options())
-        return
     with storage_errors_named(key, path):
         probe(path, storage.current_options())
 

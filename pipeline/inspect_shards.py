@@ -21,10 +21,7 @@ def find_manifest(path: str) -> str | None:
         candidate = storage.join(folder, MANIFEST_NAME)
         if storage.is_file(candidate):
             return candidate
-        parent = storage.dirname(folder)
-        if storage.scheme(parent) != storage.scheme(folder):
-            return None  # above an object store's bucket
-        folder = parent
+        folder = storage.dirname(folder)  # (an object store's bucket is its own parent)
     return None
 
 
@@ -54,9 +51,7 @@ def shard_files(path: str) -> list[str]:
 
 
 def shard_source(path: str) -> str:
-    with storage.open_read(path) as f:
-        source = footer(f).get("source")
-    return source or storage.basename(storage.dirname(storage.absolute(path)))
+    return footer(path).get("source") or storage.basename(storage.dirname(storage.absolute(path)))
 
 
 def tokenizer_for(path: str, tokenizer_path: str | None = None) -> str:

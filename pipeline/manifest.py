@@ -80,8 +80,7 @@ def build_manifest(shards_dir: str, tokenizer_path: str, vocab_size: int, mixtur
             continue
         shards, escaped = [], 0
         for path in paths:
-            with storage.open_read(path) as f:
-                meta = footer(f)
+            meta = footer(path)
             if meta.get("tokenizer_sha256") != tokenizer_sha256:
                 raise ValueError(f"{path} was tokenized by tokenizer {meta.get('tokenizer_sha256')}, "
                                  f"not by {tokenizer_path} ({tokenizer_sha256})")
@@ -197,8 +196,7 @@ def manifest_problems(manifest: dict, root: str | Path, tokenizer_path: str | Pa
                 continue
             if check_footers:
                 try:
-                    with storage.open_read(path) as f:
-                        shard_tokenizer = footer(f).get("tokenizer_sha256")
+                    shard_tokenizer = footer(path).get("tokenizer_sha256")
                 except (pa.ArrowException, OSError):
                     shard_tokenizer = None  # unreadable: the sha256 check (or the reader) reports it
                 if shard_tokenizer is not None and shard_tokenizer != tokenizer.get("sha256"):

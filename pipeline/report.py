@@ -36,11 +36,11 @@ def refresh_report(out: str) -> str:
     """What `llamapipe run` and `train` print after writing the report. The report is a by-product of a
     finished run: on an object store that cannot be reached (no client for its scheme, credentials,
     network) it is not written and the error is told, so that the run or training still succeeds."""
-    if not storage.is_remote(out):
-        return f"report -> {write_report(out)}"
     try:
         return f"report -> {write_report(out)}"
     except Exception as exc:  # each store's client raises its own types (Beam, boto3, google-cloud)
+        if not storage.is_remote(out):
+            raise
         return (f"report: not written for {out} (remote): {type(exc).__name__}: {exc}; run "
                 f"`llamapipe report {out}` once the store is reachable")
 

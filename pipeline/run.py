@@ -199,7 +199,7 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     if completed.names():
         record["resumed"] = completed.names()
         log(f"resuming {config.output}: {', '.join(completed.names())} finished in an earlier attempt")
-    _write_json(record, paths["run"])
+    storage.write_json(paths["run"], record)
     beam_log = paths["beam_log"]
 
     started = time.time()
@@ -262,7 +262,7 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     record["stages"]["manifest"] = round(time.time() - started, 2)
     log(f"[4/4] manifest -> {paths['manifest']}")
     log(format_mixture(manifest))
-    _write_json(record, paths["run"])
+    storage.write_json(paths["run"], record)
     log(refresh_report(config.output))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
 
@@ -370,7 +370,3 @@ def format_mixture(manifest: dict) -> str:
     lines.append(f"{'total':<14}{'':>10}{manifest['total_tokens']:>12}   trained-token budget "
                  f"{manifest['token_budget']}")
     return "\n".join(lines)
-
-
-def _write_json(data: dict, path: str) -> None:
-    storage.write_json(path, data)

@@ -23,6 +23,8 @@ import re
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llamapipe.pipeline import storage
+
 SCHEMA_VERSION = 1
 COLUMNS = ("doc_id", "source", "tokens", "num_tokens")
 SHARD_BY = "blake2b-64(doc_id utf-8, little-endian) mod num_shards"
@@ -72,7 +74,11 @@ def shard_schema(source: str, vocab_size: int, tokenizer_sha256: str, *, bos_id:
 
 
 def footer(path_or_file) -> dict[str, str]:
-    """A shard's llamapipe footer metadata (keys without the prefix); {} for a plain Parquet file."""
+    """A shard's llamapipe footer metadata (keys without the prefix); {} for a plain Parquet file. A path
+    is opened through `storage` (local, s3://, gs://); an open file is read where it is."""
+    if isinstance(path_or_file, str):
+        with storage.open_read(path_or_file) as f:
+            return footer(f)
     metadata = pq.read_schema(path_or_file).metadata or {}
     return {key.decode()[len(KEY):]: value.decode() for key, value in metadata.items()
             if key.startswith(KEY.encode())}

@@ -196,17 +196,6 @@ def open_read(path: str) -> IO[bytes]:
     return _fs().open(path, compression_type=_raw())
 
 
-def open_write(path: str) -> IO[bytes]:
-    """A binary stream to a new file (its folder made on a local disk). On an object store the object
-    appears when the stream is closed; on a local disk at once: write to a temporary name and
-    `rename` when a reader must never see it half-written."""
-    if not is_remote(path):
-        path = _local(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return open(path, "wb")
-    return _fs().create(path, compression_type=_raw())
-
-
 def read_bytes(path: str) -> bytes:
     with open_read(path) as f:
         return f.read()
@@ -224,7 +213,7 @@ def write_bytes(path: str, data: bytes) -> None:
     """Complete or absent: a local file is written beside and renamed over (and synced); an object is
     one upload, which the store shows only once complete."""
     if is_remote(path):
-        with open_write(path) as f:
+        with _fs().create(path, compression_type=_raw()) as f:
             f.write(data)
         return
     path = _local(path)
@@ -245,30 +234,10 @@ def write_json(path: str, data: Any, indent: int | None = 2) -> None:
     write_text(path, json.dumps(data, indent=indent))
 
 
-def append_text(path: str, text: str) -> None:
-    """Add to the end of a small file (an object store has no append: the object is rewritten)."""
-    if not is_remote(path):
-        path = _local(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(text)
-        return
-    before = read_bytes(path) if is_file(path) else b""
-    write_bytes(path, before + text.encode("utf-8"))
-
-
 def makedirs(path: str) -> None:
     """A local folder; nothing on an object store (a folder there is only a prefix of objects)."""
     if not is_remote(path):
         os.makedirs(_local(path), exist_ok=True)
-
-
-def rename(source: str, target: str) -> None:
-    """Local: atomic. Object store: a copy then a delete; the target appears whole once copied."""
-    if not is_remote(source):
-        os.replace(_local(source), _local(target))
-        return
-    _fs().rename([source], [target])
 
 
 def remove(path: str) -> None:
@@ -302,7 +271,7 @@ def upload(local_path: str, path: str) -> None:
         shutil.copyfile(local_path, tmp)
         os.replace(tmp, path)
         return
-    with open(local_path, "rb") as src, open_write(path) as dst:
+    with open(local_path, "rb") as src, _fs().create(path, compression_type=_raw()) as dst:
         shutil.copyfileobj(src, dst, 8 << 20)
 
 

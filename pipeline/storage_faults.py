@@ -117,6 +117,10 @@ def _aws_code(exc: BaseException, text: str) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def _no_bucket(path: str, bucket: str) -> str:
+    return f"{path}: bucket '{bucket}' does not exist (create it, or correct the bucket name)"
+
+
 def _explain_s3(exc: BaseException, path: str, bucket: str) -> str | None:
     names, text = _names(exc), _message(exc)
     if "NoCredentialsError" in names or "PartialCredentialsError" in names or any(
@@ -132,7 +136,7 @@ def _explain_s3(exc: BaseException, path: str, bucket: str) -> str | None:
         return f"{path}: cannot reach the S3 endpoint{where} ({_S3_ENDPOINT_FIX})"
     code = _aws_code(exc, text)
     if code == "NoSuchBucket":
-        return f"{path}: bucket '{bucket}' does not exist (create it, or correct the bucket name)"
+        return _no_bucket(path, bucket)
     if code in _REFUSED_KEYS:
         return (f"{path}: the S3 endpoint refused the credentials ({code}): the access key is unknown "
                 f"there or the secret key does not match it; {_S3_CREDENTIALS_FIX} with valid keys")
@@ -157,10 +161,10 @@ def _explain_gcs(exc: BaseException, path: str, bucket: str) -> str | None:
                 f"them a Storage role on bucket '{bucket}'")
     response_status = exc.args[1] if "InvalidResponse" in names and len(exc.args) > 1 else None
     if response_status == 404:  # a write (resumable upload) into a bucket that is not there
-        return f"{path}: bucket '{bucket}' does not exist (create it, or correct the bucket name)"
+        return _no_bucket(path, bucket)
     if "NotFound" in names or code == 404:
         if "bucket does not exist" in text or re.search(rf"/b/{re.escape(bucket)}(/o)?\?", text):
-            return f"{path}: bucket '{bucket}' does not exist (create it, or correct the bucket name)"
+            return _no_bucket(path, bucket)
         return f"{path}: not found: no such object, or bucket '{bucket}' does not exist"
     if names & {"ConnectionError", "ConnectTimeout", "NewConnectionError", "MaxRetryError"}:
         endpoint = _endpoint_of(text)

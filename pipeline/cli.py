@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -120,6 +121,16 @@ def _parser() -> argparse.ArgumentParser:
                             epilog="example: llamapipe report out/demo && xdg-open out/demo/report.html")
     report.add_argument("dir", help="a run's output folder (the config's `output`)")
 
+    status = sub.add_parser("status", help="where a run is: stages done, input files recorded, time left",
+                            description="Where the run in OUT is, while it runs or after: who holds it, the "
+                            "stages done, the input files whose per-file work is recorded (of those the "
+                            "config lists), the documents read so far, the elapsed time and an estimate "
+                            "of the per-file work left. Reads OUT only; safe while a run is going.",
+                            epilog="example: llamapipe status out/demo --json")
+    status.add_argument("dir", help="a run's output folder (the config's `output`)")
+    status.add_argument("--json", action="store_true", help="print the status as JSON (files_total, "
+                        "files_done, last_run.files_processed, last_run.files_reused, ...)")
+
     from llamapipe.pipeline.inspect_cli import add_inspect_parser
 
     inspect = add_inspect_parser(sub)
@@ -171,6 +182,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return _train(args)
+        if args.command == "status":
+            from llamapipe.pipeline.status import format_status, run_status
+
+            status = run_status(args.dir)
+            print(json.dumps(status, indent=2) if args.json else format_status(status))
+            return 0
         if args.command == "report":
             from llamapipe.pipeline.report import write_report
 
@@ -218,11 +235,11 @@ def _check_remote_arguments(args) -> None:
     """An s3:// or gs:// folder given to `report` or `inspect` answers one bounded request first, so
     that a wrong bucket, endpoint or credential is one clear error at once (exit 2), not minutes of
     Beam's retries and a traceback."""
-    if args.command not in ("report", "inspect"):
+    if args.command not in ("report", "inspect", "status"):
         return
     from llamapipe.pipeline.config import check_reachable
 
-    for path in [args.dir] if args.command == "report" else args.words:
+    for path in [args.dir] if args.command in ("report", "status") else args.words:
         check_reachable(path, key=args.command)
 
 

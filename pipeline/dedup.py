@@ -43,6 +43,7 @@ from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documen
 from llamapipe.sources.base import DROPPED, make_drop
 
 STAGE = "dedup"
+FINGERPRINT = "_dedup_fingerprint"  # a document's key holding its `fingerprint`, until dedup is done
 PAIR_COUNTS = "pair_counts"
 EXAMPLE_DOCS = "example_docs"
 TEXT_HASHES = "text_hashes"
@@ -190,29 +191,42 @@ class Fingerprint(beam.DoFn):
     def setup(self) -> None:
         o = self._options
         self._scope = _Scope(o.scope)
+        self._hasher = fingerprinter(o)
         if o.near:
-            self._hasher = MinHasher(o.num_perm, o.shingle_words)
             self._bands, self._rows = lsh_params(o.threshold, o.num_perm, *o.lsh_weights)
             self._dtype = _SIGNATURE_DTYPES[o.signature_bits]
 
     def process(self, spilled: tuple[str, dict]):
         tag, doc = spilled
         o = self._options
-        text = normalise(doc["text"])
+        text_hash, values = doc.get(FINGERPRINT) or fingerprint(doc["text"], self._hasher if o.near else None)
         node = doc_node(doc, o.source_priority, tag)
         prefix = self._scope.prefix(doc)
-        text_hash = hashlib.sha1(text.encode("utf-8")).digest()
         if o.exact:
             yield beam.pvalue.TaggedOutput(TEXT_HASHES, (prefix + text_hash, node))
-        if not o.near:
+        if not o.near or values is None:
             return
-        values = self._hasher.signature(text, normalised=True)
-        if values is None:
-            return
+        values = np.frombuffer(values, dtype=np.uint32)
         is_book = bool((doc.get("meta") or {}).get("book_dedup"))
         member = pack_member(node, is_book, values.astype(self._dtype).tobytes(), text_hash)  # lowest bits
         for key in band_keys(values, self._bands, self._rows, prefix):
             yield key, member
+
+
+def fingerprint(text: str, hasher: MinHasher | None) -> tuple[bytes, bytes | None]:
+    """(SHA-1 of the normalised text, its MinHash values as uint32 bytes or None): what dedup needs of a
+    document. Computed where the document is made, by the per-file work (`file_work.py`), which records
+    it beside the document under FINGERPRINT (so a rerun or an incremental run never hashes a recorded
+    document again); computed here for a document without one."""
+    normalised = normalise(text)
+    values = hasher.signature(normalised, normalised=True) if hasher is not None else None
+    return (hashlib.sha1(normalised.encode("utf-8")).digest(),
+            None if values is None else values.astype(np.uint32).tobytes())
+
+
+def fingerprinter(options: DedupConfig) -> MinHasher | None:
+    """The MinHasher `Fingerprint` uses for these options (None without near dedup)."""
+    return MinHasher(options.num_perm, options.shingle_words) if options.near else None
 
 
 class ExactCopies(beam.DoFn):
@@ -394,6 +408,7 @@ class ApplyMarks(beam.DoFn):
                 marks[doc_id] = mark
         examples = dict(grouped["examples"])
         for doc in documents:
+            doc.pop(FINGERPRINT, None)  # dedup's alone
             example = examples.get(doc["id"])
             if example is not None:
                 centre_id, copies = example
@@ -426,6 +441,8 @@ class Deduplicate(beam.PTransform):
 
         o = self._options
         if not (o.exact or o.near):
+            docs = docs | "NoFingerprints" >> beam.Map(
+                lambda d: {k: v for k, v in d.items() if k != FINGERPRINT})
             nothing = _empty(docs, "Nothing")
             stats = docs.pipeline | "NoStats" >> beam.Create([final_stats(None, o, [], [], [])])
             return {"documents": docs, "dropped": nothing, "stats": stats, "examples": nothing}

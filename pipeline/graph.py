@@ -1,6 +1,6 @@
-"""The Beam graphs: cleaning (seven readers -> extraction -> language ID -> quality -> dedup -> line
-dedup -> perplexity -> reference classifier -> cleaned documents + drops + rejects + ledger counts) and
-tokenization (cleaned documents -> token shards)."""
+"""The Beam graphs: cleaning's corpus-wide part (the records of the per-file work, `file_work.py` ->
+each source's corpus-wide step -> dedup -> line dedup -> perplexity -> reference classifier -> cleaned
+documents + drops + rejects + ledger counts) and tokenization (cleaned documents -> token shards)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.dedup import Deduplicate
 from llamapipe.pipeline.dedup_stats import WriteDedupReport
 from llamapipe.pipeline.documents import WriteDocuments
-from llamapipe.pipeline.extract import ExtractText
-from llamapipe.pipeline.filters import QualityFilter
-from llamapipe.pipeline.langid import LanguageId
+from llamapipe.pipeline.file_work import RECORD_COUNTS, RECORD_DROPS, RECORD_REJECTS, ReadRecordDoFn
 from llamapipe.pipeline.ledger import CountLedger
 from llamapipe.pipeline.line_dedup import LineDedup
 from llamapipe.pipeline.perplexity import PerplexityBuckets
@@ -24,19 +22,24 @@ from llamapipe.pipeline.progress import LiveProgress
 from llamapipe.pipeline.rejects import WriteRejects, without_text
 from llamapipe.pipeline.spill import MergeThroughFiles
 from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
-from llamapipe.sources import source_module
+from llamapipe.sources import corpus_step, file_reader
 
 # The ledger's stage names, for the live progress line.
 PROGRESS_STEPS = {
-    "ExtractText": "extract", "LanguageId": "langid", "QualityFilter": "quality", "Deduplicate": "dedup",
-    "LineDedup": "line_dedup", "Perplexity": "perplexity", "ReferenceClassifier": "classifier",
+    "Deduplicate": "dedup", "LineDedup": "line_dedup", "Perplexity": "perplexity",
+    "ReferenceClassifier": "classifier",
 }
 
 
-def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
+def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], records: list[tuple[str, str]],
                    progress: LiveProgress | None = None) -> None:
-    """Readers -> extraction -> language ID -> quality rules -> document dedup -> CCNet line dedup ->
-    perplexity buckets -> reference classifier -> cleaned documents; every drop -> ledger, rejects.
+    """The corpus-wide part of cleaning, over the records of the per-file work (`file_work.py`: read,
+    extraction, language ID, quality rules, per input file): each source's own corpus-wide step (GitHub's
+    exact dedup, Stack Exchange's largest sites) -> document dedup -> CCNet line dedup -> perplexity
+    buckets -> reference classifier -> cleaned documents; every drop (recorded ones included) ->
+    dropped/, ledger counts, rejects sample.
+
+    `records`: (source, done.json path) of every recorded split of the files the config lists.
 
     Line dedup comes after document dedup: two near-duplicate pages share most lines, and CCNet's
     rule (a line in two documents leaves both) would shred both copies into fragments; with one copy
@@ -46,30 +49,41 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
     `progress` counts the documents out of each stage while the pipeline runs (pipeline/progress.py).
 
     Memory: no collection of documents crosses a shuffle or a multi-input Flatten, both of which
-    Beam's local runners hold whole in the runner's memory (and hand whole to the workers). The seven
-    readers' documents are merged through files (and GitHub's exact dedup and Stack Exchange's threads,
-    within their readers, under `paths["spill"]/read_<source>`), the joins of dedup, line dedup and the
-    classifier go through files (`spill.py`, under `paths["spill"]`), drop records lose their text (kept only
-    for the rejects sample, taken before any merge), and the ledger's counts are summed per input
-    before they meet."""
-    read_docs, read_drops = [], []
+    Beam's local runners hold whole in the runner's memory (and hand whole to the workers). The
+    sources' documents are merged through files (and GitHub's exact dedup within its step, under
+    `paths["spill"]/<source>`), the joins of dedup, line dedup and the classifier go through files
+    (`spill.py`, under `paths["spill"]`), drop records lose their text (kept only for the rejects sample,
+    taken before any merge), and the ledger's counts are summed per input before they meet."""
+    by_source: dict[str, list[str]] = {}
+    for source, done_path in records:
+        by_source.setdefault(source, []).append(done_path)
+    source_docs, stage_drops, recorded = [], [], {"counts": [], "drops": [], "rejects": []}
     for name in config.enabled_sources():
-        out = p | f"Read_{name}" >> source_module(name).Read(
-            config.sources[name], work_folder=FileSystems.join(paths["spill"], f"read_{name}"))
-        read_docs.append(out["documents"])
-        read_drops.append(out["dropped"])
-    docs = tuple(read_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths["spill"], "read"))
-    drops_at_read = read_drops | "AllReadDrops" >> beam.Flatten()
-    if progress:  # counted where each reader yields, not after the merge (which waits for all)
-        for name, source_docs in zip(config.enabled_sources(), read_docs, strict=True):
-            progress.count(source_docs, "read", f"Progress_read_{name}")
+        extras = tuple(file_reader(name, config.sources[name]).extra_outputs)
+        read = (
+            p
+            | f"Records_{name}" >> beam.Create(by_source.get(name, []), reshuffle=False)
+            | f"SpreadRecords_{name}" >> beam.Reshuffle()
+            | f"ReadRecords_{name}" >> beam.ParDo(ReadRecordDoFn()).with_outputs(
+                RECORD_COUNTS, RECORD_DROPS, RECORD_REJECTS, *extras, main="documents")
+        )
+        recorded["counts"].append(read[RECORD_COUNTS])
+        recorded["drops"].append(read[RECORD_DROPS])
+        recorded["rejects"].append(read[RECORD_REJECTS])
+        step = corpus_step(name, config.sources[name], FileSystems.join(paths["spill"], name))
+        if step is None:
+            source_docs.append(read.documents)
+            continue
+        inputs = {"documents": read.documents, **{tag: read[tag] for tag in extras}}
+        out = inputs | f"CorpusStep_{name}" >> step
+        source_docs.append(out["documents"])
+        stage_drops.append(out["dropped"])
+    docs = tuple(source_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths["spill"], "read"))
+    if progress:
+        progress.count(docs, "files_read", "Progress_files_read")
 
-    stage_drops = [drops_at_read]
     current = docs
     stages = [
-        ("ExtractText", ExtractText(config.extract, config.langid, config.filters)),
-        ("LanguageId", LanguageId(config.langid)),
-        ("QualityFilter", QualityFilter(config.filters.rules)),
         ("Deduplicate", Deduplicate(config.dedup, FileSystems.join(paths["spill"], "dedup"))),
         ("LineDedup", LineDedup(config.line_dedup, FileSystems.join(paths["spill"], "line_dedup"))),
         ("Perplexity", PerplexityBuckets(config.perplexity)),
@@ -89,18 +103,34 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str],
             progress.count(current, PROGRESS_STEPS[label])
     kept = current
     # The rejects sample takes the texts it wants from each stage's drops; past it, drops carry none.
+    recorded_rejects = recorded["rejects"] | "AllRecordedRejects" >> beam.Flatten()
     rejects = WriteRejects(paths["rejects"], config.rejects.rate, config.rejects.max_chars)
-    tuple(stage_drops) | "WriteRejects" >> rejects
+    (tuple(stage_drops), recorded_rejects) | "WriteRejects" >> _WithRecorded(rejects)
     drops = [d | f"WithoutText{i}" >> beam.Map(without_text) for i, d in enumerate(stage_drops)] | (
         "AllDrops" >> beam.Flatten())
+    recorded_drops = recorded["drops"] | "AllRecordedDrops" >> beam.Flatten()
+    recorded_counts = recorded["counts"] | "AllRecordedCounts" >> beam.Flatten()
 
     kept | "WriteDocuments" >> WriteDocuments(paths["documents"], config.enabled_sources())
     (
-        drops
+        (recorded_drops, drops)
+        | "EveryDrop" >> beam.Flatten()
         | "DropsToJson" >> beam.Map(lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True))
         | "WriteDrops" >> beam.io.WriteToText(paths["dropped"], file_name_suffix=".jsonl")
     )
-    (docs, drops_at_read, kept, drops) | "CountLedger" >> CountLedger(paths["ledger_parts"])
+    (recorded_counts, kept, drops) | "CountLedger" >> CountLedger(paths["ledger_parts"])
+
+
+class _WithRecorded(beam.PTransform):
+    """Adapts `WriteRejects` to a (stage drops, recorded candidates) input."""
+
+    def __init__(self, transform: WriteRejects):
+        super().__init__()
+        self._transform = transform
+
+    def expand(self, inputs):
+        drops, recorded = inputs
+        return self._transform.expand(drops, recorded)
 
 
 class _WithWikipedia(beam.PTransform):

@@ -38,17 +38,22 @@ def length_bucket(chars: int) -> str:
     return str(1 << (chars.bit_length() - 1)) if chars > 0 else "0"
 
 
-def _read_events(doc: dict):
+def read_events(doc: dict):
+    """A document as read: one in, its length (the page's HTML for web pages)."""
     text = _doc_text(doc)
     yield (doc["source"], "in", ""), (1, len(text), len(text.encode("utf-8", "surrogatepass")))
     yield (doc["source"], "length_in", length_bucket(len(text))), (1, 0, 0)
 
 
-def _kept_events(doc: dict):
+def kept_events(doc: dict):
     text = doc["text"]
     yield (doc["source"], "kept", ""), (1, len(text), len(text.encode("utf-8", "surrogatepass")))
     yield (doc["source"], "length_kept", length_bucket(len(text))), (1, 0, 0)
     yield (doc["source"], "kept_language", doc.get("language") or "none"), (1, 0, 0)
+
+
+def drop_events(drop: dict):
+    yield (drop["source"], drop["stage"], drop["reason"]), (1, 0, 0)
 
 
 def _add(values) -> tuple:
@@ -57,19 +62,20 @@ def _add(values) -> tuple:
 
 
 class CountLedger(beam.PTransform):
-    """read outputs + final documents + every drop -> JSON lines of counts."""
+    """(count rows recorded per input file, final documents, drops of the corpus-wide stages) -> JSON
+    lines of counts. The rows are what `file_work._SplitRecord` counted of each split: documents in
+    (as read) and the drops of the per-file stages, [source, stage, reason, count, chars, bytes]."""
 
     def __init__(self, path_prefix: str):
         super().__init__()
         self._prefix = path_prefix
 
     def expand(self, pcolls):
-        read_docs, read_drops, kept, drops = pcolls
+        recorded, kept, drops = pcolls
         events = (
-            read_docs | "InDocs" >> beam.FlatMap(_read_events),
-            read_drops | "InDrops" >> beam.Map(lambda d: ((d["source"], "in", ""), (1, 0, 0))),
-            kept | "Kept" >> beam.FlatMap(_kept_events),
-            drops | "Dropped" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), (1, 0, 0))),
+            recorded | "Recorded" >> beam.Map(lambda row: (tuple(row[:3]), tuple(row[3:]))),
+            kept | "Kept" >> beam.FlatMap(kept_events),
+            drops | "Dropped" >> beam.FlatMap(drop_events),
         )
         # Summed per input first (combiner lifting: a few values per bundle), then merged: a Flatten
         # of the per-document events would be held whole by the local runners.

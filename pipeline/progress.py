@@ -45,12 +45,12 @@ class _ProcessCounts:
         self._counts: dict[str, Counter] = {}
         self._written: dict[str, float] = {}
 
-    def add(self, folder: str, step: str) -> None:
+    def add(self, folder: str, step: str, n: int = 1) -> None:
         with self._lock:
             counts = self._counts.get(folder)
             if counts is None:
                 counts = self._counts[folder] = Counter()
-            counts[step] += 1
+            counts[step] += n
             if time.monotonic() - self._written.get(folder, 0.0) >= FLUSH_SECONDS:
                 self._write(folder)
 
@@ -74,6 +74,12 @@ class _ProcessCounts:
 
 
 _PROCESS_COUNTS = _ProcessCounts()
+
+
+def count_in_process(folder: str, step: str, n: int = 1) -> None:
+    """Count `n` documents out of `step` from inside a DoFn that does several steps (declare the steps
+    with `LiveProgress.declare`)."""
+    _PROCESS_COUNTS.add(folder, step, n)
 
 
 class CountForProgress(beam.DoFn):
@@ -160,6 +166,14 @@ class LiveProgress:
         if step not in self.steps:
             self.steps.append(step)
         pcoll | (label or f"Progress_{step}") >> beam.ParDo(CountForProgress(self.folder, step))
+
+    def declare(self, *steps: str) -> str | None:
+        """Steps counted inside DoFns (`count_in_process`), in order; returns the folder to count in
+        (None when progress is off)."""
+        if not self.enabled:
+            return None
+        self.steps += [step for step in steps if step not in self.steps]
+        return self.folder
 
     def __enter__(self) -> LiveProgress:
         if self.enabled:

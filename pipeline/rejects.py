@@ -56,7 +56,7 @@ def id_fraction(doc_id: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def _row(drop: dict, sampled_by: str, max_chars: int) -> dict:
+def reject_row(drop: dict, sampled_by: str, max_chars: int) -> dict:
     text = drop.get("text")
     return {
         "source": drop["source"], "stage": drop["stage"], "reason": drop["reason"], "id": drop["id"],
@@ -81,7 +81,8 @@ class _SmallestHash(beam.CombineFn):
         return None
 
     def add_input(self, best, drop):
-        candidate = (id_fraction(drop["id"]), drop["id"], _row(drop, "first_of_reason", self._max_chars))
+        row = reject_row(drop, "first_of_reason", self._max_chars)
+        candidate = (id_fraction(drop["id"]), drop["id"], row)
         return candidate if best is None or candidate[:2] < best[:2] else best
 
     def merge_accumulators(self, accumulators):
@@ -100,23 +101,29 @@ class WriteRejects(beam.PTransform):
         self._rate = rate
         self._max_chars = max_chars
 
-    def expand(self, drops):
+    def expand(self, drops, recorded=None):
         """`drops`: one collection of drops, or several (each stage's): each is sampled where it is
         made, so only the sampled texts travel (a merge of all drops with their texts would be held in
-        memory by the local runners)."""
+        memory by the local runners). `recorded`: candidates sampled the same way per input file by
+        `file_work._SplitRecord`: ("rate", None, row) or ("first_of_reason", key, (hash, id, row))."""
         rate, max_chars = self._rate, self._max_chars
         rate_rows, best_of_reason = [], []
         for i, part in enumerate([drops] if isinstance(drops, beam.pvalue.PCollection) else drops):
             rate_rows.append(
                 part
                 | f"SampleByRate{i}" >> beam.Filter(lambda d: id_fraction(d["id"]) < rate)
-                | f"RateRow{i}" >> beam.Map(_row, "rate", max_chars)
+                | f"RateRow{i}" >> beam.Map(reject_row, "rate", max_chars)
             )
             best_of_reason.append(
                 part
                 | f"KeyByReason{i}" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), d))
                 | f"SmallestHashPerReason{i}" >> beam.CombinePerKey(_SmallestHash(max_chars))
             )
+        if recorded is not None:
+            rate_rows.append(recorded | "RecordedRate" >> beam.FlatMap(
+                lambda c: [c[2]] if c[0] == "rate" else []))
+            best_of_reason.append(recorded | "RecordedFirstOfReason" >> beam.FlatMap(
+                lambda c: [(tuple(c[1]), c[2])] if c[0] == "first_of_reason" else []))
         first_of_reason = (
             best_of_reason
             | "AllReasons" >> beam.Flatten()

@@ -1,6 +1,10 @@
 """Resuming a run: a rerun of the same command after a crash skips the stages that finished.
 
-A run is three stages with outputs on disk: `clean` (one Beam pipeline: documents, drops, ledger...),
+Within `clean`, the per-file work is recorded per input file as it is done (`file_work.py`, under
+`OUT/_work/files`, which is not one of the stage's outputs below: it survives an unfinished `clean`, and
+an incremental run, and goes only with `--fresh`).
+
+A run is three stages with outputs on disk: `clean` (two Beam pipelines: documents, drops, ledger...),
 `tokenizer` (SentencePiece trained on a sample of the documents) and `tokenize` (one Beam pipeline:
 token shards per source). The manifest is rebuilt from the shards every time (it reads footers only).
 
@@ -30,6 +34,7 @@ STAGE_OUTPUTS = {
     "tokenize": ("shards", "_work/token_runs"),
 }
 RECORD = "_work/completed.json"
+FILE_RECORDS = "_work/files"  # the per-file work (file_work.py): kept when `clean` is not finished
 
 
 class CompletedStages:
@@ -79,10 +84,15 @@ class CompletedStages:
                 else:
                     remove_path(path)
 
-    def forget(self) -> None:
-        """Start over (`--fresh`): no stage counts as done."""
+    def forget_stages(self) -> None:
+        """Every stage runs again; the per-file work's records stay (an incremental run reuses them)."""
         self._done = {}
         remove_path(self._path)
+
+    def forget(self) -> None:
+        """Start over (`--fresh`): no stage counts as done, no file's work is recorded."""
+        self.forget_stages()
+        remove_path(storage.join(self._out, FILE_RECORDS))
 
 
 def complete_shard_sources(shards_dir: str) -> set[str]:

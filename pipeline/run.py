@@ -1,7 +1,10 @@
-"""`llamapipe run`: clean -> tokenizer -> tokenize -> manifest, each stage a step a user can see.
+"""`llamapipe run`: clean (per-file work, then corpus-wide stages) -> tokenizer -> tokenize -> manifest,
+each stage a step a user can see.
 
 Output folder layout (OUT = config.output):
-    OUT/run.json                          effective config, stage timings, tokenizer summary
+    OUT/run.json                          effective config, stage timings, tokenizer summary, files
+                                          processed and reused
+    OUT/_work/files/<source>/<file>/      the per-file work's records (file_work.py), kept across runs
     OUT/beam.log                          Beam's own log (and its local workers')
     OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
     OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
@@ -33,6 +36,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
 from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stats
+from llamapipe.pipeline.file_work import PROGRESS_STEPS, Records, build_file_work, list_inputs
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.manifest import build_manifest, write_manifest
@@ -65,6 +69,7 @@ def output_paths(out: str) -> dict[str, str]:
         "dedup_examples": join(out, "dedup", "examples.jsonl"),
         "tokenizer": join(out, "tokenizer", "tokenizer.model"),
         "sample": join(work, "tokenizer-sample.txt"),
+        "files": join(work, "files"),  # the per-file work's records (file_work.py), kept across runs
         "spill": join(work, "spill"),  # documents between the cleaning pipeline's stages
         "shards": join(out, "shards"),
         "token_runs": join(work, "token_runs"),  # token rows on their way to their shard
@@ -100,18 +105,30 @@ def first_difference(old, new, key: str = "") -> str | None:
     return None if old == new else (key or "config")
 
 
+def input_keys(config: dict) -> dict:
+    """The config without its input lists: what must match for a run to reuse another's per-file work."""
+    sources = {name: {k: v for k, v in (options or {}).items() if k != "inputs"}
+               for name, options in (config.get("sources") or {}).items()}
+    return {**config, "sources": sources}
+
+
 def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> CompletedStages:
     """An output folder is empty, or holds a previous run of the same config. A run of a different
     config is refused (naming the first key that differs): reusing its folder would silently destroy
     results the user may still want. The `runner` and `train` sections do not count: how a run is
     executed does not change what it produces.
 
-    With `fresh` every stage runs again (its outputs replaced); without it the stages a previous
-    attempt finished are kept (see `resume.py`) and only the outputs of unfinished ones are deleted.
-    Returns the record of the finished stages."""
+    A config that differs only by its input files (`sources.<name>.inputs`, files added or removed) is
+    an incremental run: every corpus-wide stage runs again, over the files now listed, and the per-file
+    work recorded for a file still listed is reused (`file_work.py`).
+
+    With `fresh` every stage runs again (its outputs replaced, the per-file records too); without it
+    the stages a previous attempt finished are kept (see `resume.py`) and only the outputs of
+    unfinished ones are deleted. Returns the record of the finished stages."""
     if storage.is_file(out):
         raise ConfigError(f"output: {out!r} exists and is not a folder")
     entries = [e for e in storage.list_names(out) if not e.startswith(".")]
+    inputs_changed = False
     if entries:
         if RUN_MARKER not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
@@ -124,14 +141,18 @@ def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> 
                 raise ConfigError(f"output: {marker!r} is not a readable llamapipe run record ({exc}); "
                                   "choose another folder") from None
             ignored = {"runner": None, "train": None}  # how it runs and what trains on it later
-            differs = first_difference({**(previous or {}), **ignored}, {**config, **ignored})
+            old, new = {**(previous or {}), **ignored}, {**config, **ignored}
+            differs = first_difference(input_keys(old), input_keys(new))
             if differs:
                 raise ConfigError(f"output: {out!r} holds a run of a different config ({differs} differs); "
                                   "choose another folder or delete it")
+            inputs_changed = first_difference(old, new) is not None
     storage.makedirs(out)
     completed = CompletedStages(out)
     if fresh or config is None:
         completed.forget()
+    elif inputs_changed:
+        completed.forget_stages()  # the corpus changed: every corpus-wide stage again
     completed.clear_unfinished()
     return completed
 
@@ -194,7 +215,7 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 
 def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh: bool) -> dict:
     paths = output_paths(config.output)
-    record = {"config": config_as_dict(config), "stages": {}}
+    record = {"config": config_as_dict(config), "stages": {}, "started_at": round(time.time(), 3)}
     completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh)
     if completed.names():
         record["resumed"] = completed.names()
@@ -205,19 +226,14 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     started = time.time()
     if completed.done("clean"):
         log(f"[1/4] cleaning: done in an earlier attempt, kept ({paths['documents']})")
+        listed = len(list_inputs(config))
+        record["files"] = {"total": listed, "reused": listed, "processed": 0, "started_at": round(started, 3)}
         ledger = storage.read_json(paths["ledger"])
         classifier = read_classifier_status(paths["classifier"])
         if classifier:
             record["classifier"] = classifier
     else:
-        log(f"[1/4] cleaning {', '.join(config.enabled_sources())} -> {paths['documents']}")
-        with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options) as progress, \
-                beam.Pipeline(options=options) as p:
-            build_cleaning(p, config, paths, progress)
-        # A copy of the corpus, no longer needed (an interrupted attempt's is removed with the stage's
-        # other unfinished outputs, by `prepare_output`).
-        remove_path(paths["spill"])
-        ledger = collect_cleaning(paths, record)
+        ledger = run_cleaning(config, options, paths, record, log, quiet_beam)
         completed.mark("clean")
         record["stages"]["clean"] = round(time.time() - started, 2)
     log(format_funnel(ledger))
@@ -262,9 +278,58 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     record["stages"]["manifest"] = round(time.time() - started, 2)
     log(f"[4/4] manifest -> {paths['manifest']}")
     log(format_mixture(manifest))
+    record["finished_at"] = round(time.time(), 3)
     storage.write_json(paths["run"], record)
     log(refresh_report(config.output))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
+
+
+def run_cleaning(config: Config, options: PipelineOptions, paths: dict[str, str], record: dict, log=print,
+                 quiet_beam: bool = True) -> dict:
+    """Cleaning: the per-file work of the files not recorded yet, then the corpus-wide stages over the
+    records of every listed file; returns the ledger (also written to OUT/ledger.json)."""
+    started = time.time()
+    records = clean_files(config, options, paths, record, log, quiet_beam)
+    record["stages"]["clean_files"] = round(time.time() - started, 2)
+    started = time.time()
+    log(f"      corpus-wide stages over {len(records)} recorded splits -> {paths['documents']}")
+    with beam_logs_to(paths["beam_log"], quiet_beam), LiveProgress(paths["work"], options) as progress, \
+            beam.Pipeline(options=options) as p:
+        build_cleaning(p, config, paths, records, progress)
+    # A copy of the corpus, no longer needed (an interrupted attempt's is removed with the stage's
+    # other unfinished outputs, by `prepare_output`).
+    remove_path(paths["spill"])
+    ledger = collect_cleaning(paths, record)
+    record["stages"]["clean_corpus"] = round(time.time() - started, 2)
+    return ledger
+
+
+def clean_files(config: Config, options: PipelineOptions, paths: dict[str, str], record: dict, log,
+                quiet_beam: bool) -> list[tuple[str, str]]:
+    """The per-file work (`file_work.py`) of every listed file not recorded yet; returns the records
+    of all listed files. `record["files"]` says what this run did and what it reused (`status`)."""
+    files = list_inputs(config)
+    records = Records(paths["files"])
+    pending = [f for f in files if not records.is_done(f)]
+    record["files"] = {"total": len(files), "reused": len(files) - len(pending), "processed": None,
+                       "bytes_reused": sum(f.size for f in files if records.is_done(f)),
+                       "started_at": round(time.time(), 3)}
+    storage.write_json(paths["run"], record)
+    reused = len(files) - len(pending)
+    kept = f" ({reused} recorded in an earlier run, kept)" if reused else ""
+    log(f"[1/4] cleaning {', '.join(config.enabled_sources())}: per-file work on {len(pending)} of "
+        f"{len(files)} input files{kept}")
+    if pending:
+        with beam_logs_to(paths["beam_log"], quiet_beam), LiveProgress(paths["work"], options) as progress, \
+                beam.Pipeline(options=options) as p:
+            build_file_work(p, config, paths["files"], pending, records, progress.declare(*PROGRESS_STEPS))
+        records = Records(paths["files"])
+    missing = [f.path for f in files if not records.is_done(f)]
+    if missing:
+        raise RuntimeError(f"the per-file work left {len(missing)} files unrecorded, e.g. {missing[0]}")
+    record["files"]["processed"] = len(pending)
+    storage.write_json(paths["run"], record)
+    return records.records(files)
 
 
 def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[str, int]) -> dict:

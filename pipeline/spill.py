@@ -93,7 +93,11 @@ class SpillDocuments(beam.DoFn):
 
 def read_spilled(folder: str, tag: str) -> Iterator[dict]:
     """The documents of one spilled file, in the order they were written, one at a time."""
-    path = spill_path(folder, tag)
+    return read_frames(spill_path(folder, tag))
+
+
+def read_frames(path: str) -> Iterator:
+    """The values of a file of frames (`FrameWriter`, `SpillDocuments`), in order, one at a time."""
     with FileSystems.open(path, compression_type=CompressionTypes.ZSTD) as f:
         while True:
             header = f.read(_FRAME.size)
@@ -106,6 +110,23 @@ def read_spilled(folder: str, tag: str) -> Iterator[dict]:
             if len(data) < size:
                 raise OSError(f"{path}: truncated document ({len(data)} of {size} bytes)")
             yield pickle.loads(data)
+
+
+class FrameWriter:
+    """Values written one at a time to a new file of frames at `path` (read back by `read_frames`)."""
+
+    def __init__(self, path: str):
+        self._file = FileSystems.create(path, compression_type=CompressionTypes.ZSTD)
+
+    def write(self, value) -> None:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.write(_FRAME.pack(len(data)))
+        self._file.write(data)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class GroupByFile(beam.PTransform):

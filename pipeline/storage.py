@@ -183,6 +183,30 @@ def glob(pattern: str) -> list[str]:
     return sorted({m.path for result in _fs().match(patterns) for m in result.metadata_list})
 
 
+def match(pattern: str) -> list[tuple[str, int]]:
+    """(path, size) of each file matching a glob, as Beam's MatchFiles sees it (so the driver lists
+    inputs as the readers do), sorted."""
+    if not is_remote(pattern):
+        return [(p, os.path.getsize(p)) for p in glob(pattern)]
+    patterns = [pattern] + ([pattern.replace("/**/", "/")] if "/**/" in pattern else [])  # as `glob`
+    return sorted({(m.path, m.size_in_bytes) for result in _fs().match(patterns)
+                   for m in result.metadata_list})
+
+
+def walk(folder: str) -> list[str]:
+    """Every file below `folder` (all depths), relative to it with `/`, sorted; [] when absent. One
+    listing (on an object store, paged prefix listing), however many files."""
+    if not is_remote(folder):
+        root = _local(folder)
+        found = []
+        for parent, _, names in os.walk(root):
+            found += [os.path.relpath(os.path.join(parent, name), root).replace(os.sep, "/")
+                      for name in names]
+        return sorted(found)
+    prefix = folder.rstrip("/") + "/"
+    return sorted(path[len(prefix):] for path in _list_below(folder))
+
+
 def size(path: str) -> int:
     if not is_remote(path):
         return os.path.getsize(_local(path))

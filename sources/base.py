@@ -320,6 +320,9 @@ class ReadFileDoFn(beam.DoFn):
     """
 
     source: str = ""
+    # Tags of side outputs besides DROPPED that a reader emits (what its corpus-wide step needs, e.g.
+    # Stack Exchange's post count per site).
+    extra_outputs: tuple[str, ...] = ()
 
     def plan(self, path: str, size: int, split_bytes: int) -> Iterable[FileSplit]:
         """The parts of one input file to read separately. Default: the whole file. An empty
@@ -361,19 +364,23 @@ class PlanSplitsDoFn(beam.DoFn):
         self._split_bytes = split_bytes
 
     def process(self, metadata) -> Iterator[FileSplit]:
-        source = self._reader.source
-        try:
-            # Planned completely before anything is emitted: a failure halfway must not leave both
-            # some parts and the whole file to be read.
-            splits = list(self._reader.plan(metadata.path, metadata.size_in_bytes, self._split_bytes))
-        except Exception as exc:  # noqa: BLE001 - planning only speeds reading up; fall back to whole
-            _LOG.warning("%s: cannot split %s (%s: %s); reading it whole", source, metadata.path,
-                         type(exc).__name__, exc)
-            beam.metrics.Metrics.counter(f"{source}.read", "plan_failed").inc()
-            splits = [FileSplit(metadata.path)]
-        beam.metrics.Metrics.counter(f"{source}.read", "files").inc()
-        beam.metrics.Metrics.counter(f"{source}.read", "splits").inc(len(splits))
-        yield from splits
+        yield from plan_splits(self._reader, metadata.path, metadata.size_in_bytes, self._split_bytes)
+
+
+def plan_splits(reader: ReadFileDoFn, path: str, size: int, split_bytes: int) -> list[FileSplit]:
+    """The splits `reader` wants of one file; the whole file if planning fails."""
+    source = reader.source
+    try:
+        # Planned completely before anything is emitted: a failure halfway must not leave both
+        # some parts and the whole file to be read.
+        splits = list(reader.plan(path, size, split_bytes))
+    except Exception as exc:  # noqa: BLE001 - planning only speeds reading up; fall back to whole
+        _LOG.warning("%s: cannot split %s (%s: %s); reading it whole", source, path, type(exc).__name__, exc)
+        beam.metrics.Metrics.counter(f"{source}.read", "plan_failed").inc()
+        splits = [FileSplit(path)]
+    beam.metrics.Metrics.counter(f"{source}.read", "files").inc()
+    beam.metrics.Metrics.counter(f"{source}.read", "splits").inc(len(splits))
+    return splits
 
 
 class ReadFiles(beam.PTransform):
@@ -408,8 +415,11 @@ class ReadFiles(beam.PTransform):
             | "PlanSplits" >> beam.ParDo(PlanSplitsDoFn(self._dofn, self._split_bytes))
             | "SpreadSplits" >> beam.Reshuffle()
         )
-        outputs = splits | "ReadSplit" >> beam.ParDo(self._dofn).with_outputs(DROPPED, main="documents")
-        return {"documents": outputs.documents, "dropped": outputs[DROPPED]}
+        extra = tuple(self._dofn.extra_outputs)
+        outputs = splits | "ReadSplit" >> beam.ParDo(self._dofn).with_outputs(
+            DROPPED, *extra, main="documents")
+        return {"documents": outputs.documents, "dropped": outputs[DROPPED],
+                **{tag: outputs[tag] for tag in extra}}
 
 
 def _first(values: Iterable):
@@ -435,6 +445,11 @@ class ReadSourceFiles(beam.PTransform):
 
     dofn_class: type[ReadFileDoFn]
     step_label = "ReadFiles"
+
+    @classmethod
+    def file_reader(cls, options: SourceOptions) -> ReadFileDoFn:
+        """Everything the source does to one split of one input file (here: reading it)."""
+        return cls.dofn_class(options)
 
     def __init__(self, options: SourceOptions, work_folder: str | None = None):
         super().__init__()

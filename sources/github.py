@@ -366,27 +366,44 @@ class KeepFirstOfDuplicatesDoFn(beam.DoFn):
                 yield dropped(SOURCE, "clean", "exact_duplicate_file", document["id"], f"sha256 {digest}")
 
 
-class Read(beam.PTransform):
-    """GitHub code exports -> {"documents": ..., "dropped": ...}, cleaned and exact-deduplicated.
+class ReadCleanCodeFileDoFn(ReadCodeFileDoFn):
+    """One split of a code export -> its files, read and cleaned (`CleanCodeFileDoFn`): everything
+    GitHub's recipe does to a file on its own. The per-file stage of a run records its output
+    (`pipeline/file_work.py`); the exact dedup across files is `ExactDedup`, a corpus-wide step."""
+
+    def __init__(self, options: Options):
+        super().__init__(options)
+        self._clean = CleanCodeFileDoFn(options)
+
+    def read_split(self, split: FileSplit) -> Iterator:
+        for item in super().read_split(split):
+            if isinstance(item, dict):
+                yield from self._clean.process(item)
+            else:
+                yield item
+
+
+def file_reader(options: Options) -> ReadCleanCodeFileDoFn:
+    return ReadCleanCodeFileDoFn(options)
+
+
+class ExactDedup(beam.PTransform):
+    """Cleaned GitHub files -> {"documents", "dropped"}: one file of each content, the smallest id.
 
     The exact dedup shuffles only (content hash, id, file) records: the cleaned files wait in
     `work_folder` (`pipeline/spill.py`; Beam's local runners hold whatever crosses a GroupByKey in
     their memory, and a GitHub export is hundreds of GB). The pipeline passes a folder of its work
     folder; without one, a local temporary folder (for tests and local runners only)."""
 
-    def __init__(self, options: Options, work_folder: str | None = None):
+    def __init__(self, work_folder: str | None = None):
         super().__init__()
-        self._options = options
         self._folder = work_folder
 
-    def expand(self, pbegin):
+    def expand(self, inputs: dict):
+        documents = inputs["documents"]
         folder = reader_work_folder(self._folder, SOURCE)
-        read = pbegin | "ReadCodeFiles" >> ReadFiles(
-            self._options.inputs, ReadCodeFileDoFn(self._options), split_bytes=self._options.split_bytes)
-        cleaned = read["documents"] | "CleanFiles" >> beam.ParDo(
-            CleanCodeFileDoFn(self._options)).with_outputs(DROPPED, main="documents")
         # Dedup after cleaning: files that differ only in their licence header are duplicates too.
-        spilled = cleaned.documents | "Spill" >> beam.ParDo(SpillDocuments(folder)).with_outputs(
+        spilled = documents | "Spill" >> beam.ParDo(SpillDocuments(folder)).with_outputs(
             FILES, main="documents")
         copies = (
             spilled.documents
@@ -401,5 +418,26 @@ class Read(beam.PTransform):
             | "KeepFirstOfDuplicates" >> beam.ParDo(KeepFirstOfDuplicatesDoFn(folder)).with_outputs(
                 DROPPED, main="documents")
         )
-        drops = (read["dropped"], cleaned[DROPPED], deduped[DROPPED]) | "AllDrops" >> beam.Flatten()
-        return {"documents": deduped.documents, "dropped": drops}
+        return {"documents": deduped.documents, "dropped": deduped[DROPPED]}
+
+
+def corpus_step(options: Options, work_folder: str | None = None) -> ExactDedup:
+    """What GitHub's recipe does across files: the exact dedup."""
+    return ExactDedup(work_folder)
+
+
+class Read(beam.PTransform):
+    """GitHub code exports -> {"documents": ..., "dropped": ...}, cleaned and exact-deduplicated:
+    the per-file reader, then the corpus-wide step, as a run does them."""
+
+    def __init__(self, options: Options, work_folder: str | None = None):
+        super().__init__()
+        self._options = options
+        self._folder = work_folder
+
+    def expand(self, pbegin):
+        read = pbegin | "ReadCodeFiles" >> ReadFiles(
+            self._options.inputs, file_reader(self._options), split_bytes=self._options.split_bytes)
+        deduped = {"documents": read["documents"]} | "ExactDedup" >> corpus_step(self._options, self._folder)
+        drops = (read["dropped"], deduped["dropped"]) | "AllDrops" >> beam.Flatten()
+        return {"documents": deduped["documents"], "dropped": drops}

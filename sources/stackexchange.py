@@ -2,18 +2,19 @@
 
 Reading is streamed row by row (a site's Posts.xml reaches ~100 GB), each row parsed on its own
 (sources/xmlrecords.py): a malformed row is one drop, `malformed_xml` with its line and cause, and
-the rows after it are read. Answers are brought to their question through run files
-(`pipeline/run_files.py`): each post goes to a partition of `site/question id` hashes
-(`thread_partitions`), the runner shuffles only references to the runs, and a worker reads one
-partition at a time and assembles its threads. (Beam's local runners hold whatever crosses a
-GroupByKey in their memory; a site's posts are tens of GB.) HTML is stripped after the shuffle:
-reading one file is serial, turning posts into text then runs in parallel.
-Document text: "Q: <title>\\n<question>\\nA: <best answer>\\nA: <next answer>..." (RedPajama's format).
+the rows after it are read. All posts of a thread are in their site's file, so answers are brought to
+their question within the file's reader (`ReadThreadsDoFn`): through local partition files of
+`site/question id` hashes, one partition held at a time, so a file is recorded on its own by a run
+(`pipeline/file_work.py`). (Before per-file records, posts crossed the workers through run files and
+HTML was stripped in parallel; now a file's threads are assembled by the worker that reads it, so a
+site's file is one unit of parallel work: the dump's 28 kept sites are 28 units, stackoverflow.com's
+about half of all posts.)
+Document text: "Q: <title>\n<question>\nA: <best answer>\nA: <next answer>..." (RedPajama's format).
 
 Only the `max_sites` largest sites by post count are kept (paper: 28). The count needs every input:
-posts are counted per site in the pipeline, the largest sites become a side input, and the questions
-of the other sites are dropped (`site_not_largest`), one drop per question, as their partition is
-read.
+each file's reader emits its site's post count, and a corpus-wide step (`KeepLargestSites`) drops the
+threads of the other sites (`site_not_largest`, one drop per thread; drops made while reading, such as
+orphan answers, keep their own reason).
 
 Both dump schemas are read: the pre-2021 one and the 2021+ one (which adds `ContentLicense`, and
 whose tags are written `|a|b|` instead of `<a><b>`). Only `Id`, `PostTypeId` and, for answers,
@@ -24,17 +25,21 @@ Provenance: meta `source_file` and `line` (the question's row in Posts.xml).
 
 from __future__ import annotations
 
+import os
+import pickle
 import posixpath
 import re
+import tempfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import apache_beam as beam
 import lxml.html
+from apache_beam.io.filesystems import FileSystems
 from lxml import etree
 
-from llamapipe.pipeline.run_files import GroupThroughFiles, TextHashPartition, read_records
 from llamapipe.sources.base import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     DROPPED,
@@ -42,10 +47,10 @@ from llamapipe.sources.base import (
     ReadFiles,
     SourceOptions,
     dropped,
+    is_compressed,
     make_document,
     open_input,
     provenance,
-    reader_work_folder,
     short_name,
 )
 from llamapipe.sources.xmlrecords import BadRecord, parse_records
@@ -54,6 +59,11 @@ SOURCE = "stackexchange"
 
 QUESTION = "1"
 ANSWER = "2"
+SITE_POSTS = "site_posts"  # side output of the reader: (site, posts) per file
+# Posts of a file are grouped into threads through local partition files of about this many bytes
+# of Posts.xml each (a partition's posts are held in memory while its threads are assembled).
+PARTITION_BYTES = 64 << 20
+COMPRESSION_RATIO = 5  # a compressed dump's size is multiplied by this to size its partitions
 
 
 @dataclass
@@ -311,74 +321,160 @@ def site_of(key: str) -> str:
     return key.rsplit("/", 1)[0]
 
 
-class LargestSites(beam.PTransform):
-    """Posts -> one list of the `max_sites` largest sites by posts, (site, posts), ties by name."""
+class _ThreadGroups:
+    """Posts of one file grouped by `site/question id`, in memory or, past one partition, through
+    local temporary files (one per partition of keys, so a worker holds one partition's posts)."""
+
+    def __init__(self, partitions: int):
+        self._partitions = max(1, partitions)
+        self._memory: dict[str, list[dict]] = defaultdict(list)
+        self._folder = None
+        self._files: list = []
+
+    def add(self, key: str, post: dict) -> None:
+        if self._partitions == 1:
+            self._memory[key].append(post)
+            return
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="llamapipe-stackexchange-")
+            self._files = [open(os.path.join(self._folder.name, f"{i:05d}"), "w+b")
+                           for i in range(self._partitions)]
+        partition = zlib.crc32(key.encode("utf-8")) % self._partitions
+        pickle.dump((key, post), self._files[partition], protocol=pickle.HIGHEST_PROTOCOL)
+
+    def threads(self) -> Iterator[tuple[str, list[dict]]]:
+        """(key, posts in file order) for every key, one partition at a time, keys sorted within it."""
+        try:
+            if self._folder is None:
+                for key in sorted(self._memory):
+                    yield key, self._memory.pop(key)
+                return
+            for handle in self._files:
+                handle.seek(0)
+                grouped: dict[str, list[dict]] = defaultdict(list)
+                while True:
+                    try:
+                        key, post = pickle.load(handle)
+                    except EOFError:
+                        break
+                    grouped[key].append(post)
+                handle.close()
+                for key in sorted(grouped):
+                    yield key, grouped.pop(key)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for handle in self._files:
+            handle.close()
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+
+class ReadThreadsDoFn(ReadPostsDoFn):
+    """One Posts.xml -> one document per question with its answers, and drops; SITE_POSTS: the file's
+    (site, number of posts) once read, for `KeepLargestSites`.
+
+    All posts of a thread are in their site's file, so a file is assembled on its own (recorded per
+    file by a run, `pipeline/file_work.py`): posts go to local partition files of about
+    `PARTITION_BYTES` of input each (at most `thread_partitions`), read back one partition at a time.
+    A file that breaks off keeps the threads of the posts read before the break."""
+
+    extra_outputs = (SITE_POSTS,)
+
+    def __init__(self, options: Options):
+        super().__init__(options.max_decompressed_bytes)
+        self._assemble = AssembleThreadDoFn(options)
+        self._max_partitions = options.thread_partitions
+
+    def _partitions(self, path: str) -> int:
+        try:
+            size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        except Exception:  # noqa: BLE001 - only sizes the partitions; the read reports a missing file
+            size = 0
+        if is_compressed(path):
+            size *= COMPRESSION_RATIO
+        return min(self._max_partitions, 1 + size // PARTITION_BYTES)
+
+    def read(self, path: str) -> Iterator:
+        groups = _ThreadGroups(self._partitions(path))
+        posts, error = 0, None
+        try:
+            for item in super().read(path):
+                if isinstance(item, tuple):
+                    groups.add(*item)
+                    posts += 1
+                else:
+                    yield item
+        except Exception as exc:  # noqa: BLE001 - re-raised once the posts read are assembled
+            error = exc
+        try:
+            for key, thread in groups.threads():
+                yield from self._assemble.process((key, thread))
+        finally:
+            groups.close()
+        yield beam.pvalue.TaggedOutput(SITE_POSTS, (site_name(path), posts))
+        if error is not None:
+            raise error
+
+
+def file_reader(options: Options) -> ReadThreadsDoFn:
+    return ReadThreadsDoFn(options)
+
+
+class _KeepSitesDoFn(beam.DoFn):
+    def process(self, thread: dict, largest: list[tuple[str, int]]) -> Iterator:
+        kept_sites = {site for site, _ in largest}
+        if thread["meta"].get("site") in kept_sites:
+            yield thread
+        else:
+            yield dropped(SOURCE, "read", "site_not_largest", thread["id"],
+                          f"not among the {len(kept_sites)} largest sites by posts")
+
+
+class KeepLargestSites(beam.PTransform):
+    """{"documents": threads, SITE_POSTS: (site, posts) per file} -> {"documents", "dropped"}: the
+    threads of the `max_sites` largest sites by posts (questions and answers; ties by name), one
+    `site_not_largest` drop per thread of another site. The count needs every file: a corpus-wide
+    step. (Drops made while reading a file, such as orphan answers, keep their own reason.)"""
 
     def __init__(self, max_sites: int):
         super().__init__()
         self._max_sites = max_sites
 
-    def expand(self, posts):
-        return (
-            posts
-            | "SiteOfPost" >> beam.MapTuple(lambda key, _: site_of(key))
-            | "CountPostsPerSite" >> beam.combiners.Count.PerElement()
+    def expand(self, inputs: dict):
+        threads = inputs["documents"]
+        largest = (
+            inputs[SITE_POSTS]
+            | "PostsPerSite" >> beam.CombinePerKey(sum)
             | "Top" >> beam.combiners.Top.Of(self._max_sites, key=lambda kv: (kv[1], kv[0]))
         )
+        out = threads | "KeepLargestSites" >> beam.ParDo(
+            _KeepSitesDoFn(), beam.pvalue.AsSingleton(largest)).with_outputs(DROPPED, main="documents")
+        return {"documents": out.documents, "dropped": out[DROPPED]}
 
 
-class AssemblePartitionDoFn(beam.DoFn):
-    """(partition, run frames) -> the threads of that partition: posts of the largest sites go to
-    `AssembleThreadDoFn`, each question of another site becomes one drop (its answers are part of that
-    question's thread, so they go with it, uncounted). Holds one partition's posts."""
-
-    def __init__(self, options: Options):
-        super().__init__()
-        self._assemble = AssembleThreadDoFn(options)
-        self._filter_sites = options.max_sites > 0
-
-    def process(self, element, largest: list[tuple[str, int]] | None = None) -> Iterator:
-        _, frames = element
-        kept_sites = {site for site, _ in largest or []}
-        threads: dict[str, list[dict]] = defaultdict(list)
-        for key, post in read_records(sorted(frames)):
-            if self._filter_sites and site_of(key) not in kept_sites:
-                if post["type"] == "question":
-                    yield dropped(SOURCE, "read", "site_not_largest", f"{SOURCE}:{key}",
-                                  f"not among the {len(kept_sites)} largest sites by posts")
-                continue
-            threads[key].append(post)
-        for key in sorted(threads):
-            yield from self._assemble.process((key, threads.pop(key)))
+def corpus_step(options: Options, work_folder: str | None = None) -> KeepLargestSites | None:
+    """What Stack Exchange's recipe does across files: keep the `max_sites` largest sites."""
+    return KeepLargestSites(options.max_sites) if options.max_sites > 0 else None
 
 
 class Read(beam.PTransform):
-    """Stack Exchange Posts.xml files -> {"documents": ..., "dropped": ...}, one document per question.
-    `work_folder` holds the posts' run files while the pipeline runs (the pipeline passes a folder of
-    its work folder; without one, a local temporary folder, for tests and local runners only)."""
+    """Stack Exchange Posts.xml files -> {"documents": ..., "dropped": ...}, one document per question:
+    the per-file reader, then the corpus-wide step, as a run does them."""
 
     def __init__(self, options: Options, work_folder: str | None = None):
         super().__init__()
         self._options = options
-        self._folder = work_folder
 
     def expand(self, pbegin):
         options = self._options
-        folder = reader_work_folder(self._folder, SOURCE)
         read = pbegin | "ReadPostsFiles" >> ReadFiles(
-            options.inputs, ReadPostsDoFn(options.max_decompressed_bytes), split_bytes=options.split_bytes)
-        posts = read["documents"]
-        side_inputs = {}
-        if options.max_sites > 0:
-            side_inputs["largest"] = beam.pvalue.AsSingleton(
-                posts | "LargestSites" >> LargestSites(options.max_sites))
-        threads = (
-            posts
-            | "PostsToThreads" >> GroupThroughFiles(folder, TextHashPartition(options.thread_partitions),
-                                                    "stackexchange_posts")
-            | "AssembleThreads" >> beam.ParDo(AssemblePartitionDoFn(options), **side_inputs).with_outputs(
-                DROPPED, main="documents")
-        )
-        drops = (read["dropped"], threads[DROPPED]) | "AllDrops" >> beam.Flatten()
-        return {"documents": threads.documents, "dropped": drops}
-
+            options.inputs, file_reader(options), split_bytes=options.split_bytes)
+        step = corpus_step(options)
+        if step is None:
+            return {"documents": read["documents"], "dropped": read["dropped"]}
+        kept = {"documents": read["documents"], SITE_POSTS: read[SITE_POSTS]} | "LargestSites" >> step
+        drops = (read["dropped"], kept["dropped"]) | "AllDrops" >> beam.Flatten()
+        return {"documents": kept["documents"], "dropped": drops}

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 
-import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import parse_config
 from llamapipe.pipeline.demo import write_demo_corpus
-from llamapipe.pipeline.graph import build_cleaning
-from llamapipe.pipeline.run import collect_cleaning, output_paths, prepare_output
+from llamapipe.pipeline.run import output_paths, prepare_output, run_cleaning
 
 
 def test_without_wikipedia_the_classifier_is_skipped_and_recorded(tmp_path):
@@ -22,10 +20,9 @@ def test_without_wikipedia_the_classifier_is_skipped_and_recorded(tmp_path):
     })
     paths = output_paths(config.output)
     prepare_output(config.output)
-    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
-        build_cleaning(p, config, paths)
-    record: dict = {}
-    ledger = collect_cleaning(paths, record)
+    record: dict = {"stages": {}}
+    options = PipelineOptions(["--runner=DirectRunner"])
+    ledger = run_cleaning(config, options, paths, record, log=lambda line: None, quiet_beam=False)
 
     assert record["classifier"]["status"] == "skipped"
     reason = ledger["skipped_stages"]["classifier"]

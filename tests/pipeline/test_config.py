@@ -128,24 +128,24 @@ def test_output_folder_holding_a_run_of_a_different_config_is_refused(tmp_path, 
     from llamapipe.pipeline.run import prepare_output
 
     out = tmp_path / "out"
-    other_input = tmp_path / "other.json"
-    other_input.write_text('{"text": "Another corpus.", "url": "u"}\n')
     body = """
         output: {out}
         sources:
           c4: {{inputs: ["{input}"]}}
+        langid: {{threshold: {threshold}}}
         """
-    earlier = load_config(write(tmp_path, body.format(out=out, input=other_input)))
+    earlier = load_config(write(tmp_path, body.format(out=out, input=c4_file, threshold=0.6)))
     out.mkdir()
     (out / "run.json").write_text(json.dumps({"config": config_as_dict(earlier), "stages": {}}))
     (out / "shards").mkdir()
     (out / "shards" / "manifest.json").write_text("{}")
 
-    path = write(tmp_path, body.format(out=out, input=c4_file))
+    # (a config that differs only by its input files is an incremental run: tests/pipeline/test_file_work.py)
+    path = write(tmp_path, body.format(out=out, input=c4_file, threshold=0.5))
     assert main(["run", path]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1
-    assert f"output: '{out}' holds a run of a different config (sources.c4.inputs differs)" in err
+    assert f"output: '{out}' holds a run of a different config (langid.threshold differs)" in err
     assert (out / "shards" / "manifest.json").read_text() == "{}"  # the earlier run is untouched
 
     # The same config may run again into its own folder (its results are replaced).

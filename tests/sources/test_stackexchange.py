@@ -14,6 +14,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from llamapipe.sources import stackexchange
 from llamapipe.sources.stackexchange import (
     AssembleThreadDoFn,
     Options,
@@ -259,8 +260,9 @@ def site_rows(questions: int, answers_each: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("partitions", [1, 3, 512])
-def test_only_the_largest_sites_by_post_count_are_kept(tmp_path, partitions):
-    # (the posts reach their threads through `partitions` partitions: the result is the same)
+def test_only_the_largest_sites_by_post_count_are_kept(tmp_path, partitions, monkeypatch):
+    # (the posts reach their threads through `partitions` local partition files: the result is the same)
+    monkeypatch.setattr(stackexchange, "PARTITION_BYTES", 1)  # as many partitions as allowed
     # posts: cooking 3 x 3 = 9, gardening 2 x 4 = 8 (fewer questions than bikes, more posts), bikes 4 x 1
     paths = [write_posts(tmp_path / "cooking.stackexchange.com" / "Posts.xml", site_rows(3, 2)),
              write_posts(tmp_path / "gardening.stackexchange.com" / "Posts.xml", site_rows(2, 3)),

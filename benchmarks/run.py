@@ -389,18 +389,23 @@ def main_scales(args: argparse.Namespace) -> None:
             results["runs"][docs] = run
             add_driver_bytes(results["runs"])
             print_scale(docs, run, workers[0])
-        results["scaling"] = scaling(results["runs"])
+            results["scaling"] = scaling(results["runs"])
+            save_results(results, args.out)  # after each size: a series stopped early keeps what it measured
         print_scaling(results["scaling"])
     finally:
         if args.keep:
             print(f"outputs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    out = args.out or str(REPO / "benchmarks" / "results" / "scale.json")
+    print(f"saved {save_results(results, args.out)}")
+
+
+def save_results(results: dict, out: str | None) -> str:
+    out = out or str(REPO / "benchmarks" / "results" / "scale.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
-    print(f"saved {out}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,7 +53,7 @@ from llamapipe.pipeline.filters import QualityFilterDoFn
 from llamapipe.pipeline.langid import LanguageIdDoFn
 from llamapipe.pipeline.ledger import drop_events, read_events
 from llamapipe.pipeline.progress import count_in_process
-from llamapipe.pipeline.rejects import id_fraction, reject_row
+from llamapipe.pipeline.rejects import SmallestIdHash, id_fraction, reject_row
 from llamapipe.pipeline.spill import FrameWriter, read_frames
 from llamapipe.sources import file_reader
 from llamapipe.sources.base import DROPPED, plan_splits
@@ -203,13 +203,14 @@ class RecordSplitDoFn(beam.DoFn):
             ("langid", LanguageIdDoFn(config.langid)),
             ("quality", QualityFilterDoFn(config.filters.rules)),
         ]
-        for dofn in [*self._readers.values(), *(stage for _, stage in self._stages)]:
+        self._dofns = [*self._readers.values(), *(stage for _, stage in self._stages)]
+        for dofn in self._dofns:
             dofn.setup()
         self._hasher = fingerprinter(config.dedup)
         self._fingerprints = config.dedup.exact or config.dedup.near
 
     def teardown(self) -> None:
-        for dofn in [*self._readers.values(), *(stage for _, stage in getattr(self, "_stages", []))]:
+        for dofn in getattr(self, "_dofns", []):  # (none when setup failed early)
             dofn.teardown()
 
     def process(self, element):
@@ -275,6 +276,7 @@ class _SplitRecord:
     def __init__(self, config: Config, paths: dict[str, str]):
         self._rate = config.rejects.rate
         self._max_chars = config.rejects.max_chars
+        self._smallest = SmallestIdHash(self._max_chars)  # as WriteRejects picks a reason's example
         self._writers = {kind: FrameWriter(path) for kind, path in paths.items()}
         self._counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
         self._first_of_reason: dict[tuple, tuple] = {}
@@ -303,14 +305,10 @@ class _SplitRecord:
             self.documents_in += 1
         self._add(drop_events(drop))
         self.dropped += 1
-        fraction = id_fraction(drop["id"])
-        if fraction < self._rate:
+        if id_fraction(drop["id"]) < self._rate:
             self._writers["rejects"].write(("rate", None, reject_row(drop, "rate", self._max_chars)))
         key = (drop["source"], drop["stage"], drop["reason"])
-        best = self._first_of_reason.get(key)
-        if best is None or (fraction, drop["id"]) < best[:2]:
-            self._first_of_reason[key] = (fraction, drop["id"], reject_row(drop, "first_of_reason",
-                                                                           self._max_chars))
+        self._first_of_reason[key] = self._smallest.add_input(self._first_of_reason.get(key), drop)
         self._writers["drops"].write({k: v for k, v in drop.items() if k != "text"})
 
     def extra(self, tag: str, value) -> None:

@@ -19,7 +19,7 @@ from llamapipe.pipeline.ledger import CountLedger
 from llamapipe.pipeline.line_dedup import LineDedup
 from llamapipe.pipeline.perplexity import PerplexityBuckets
 from llamapipe.pipeline.progress import LiveProgress
-from llamapipe.pipeline.rejects import WriteRejects, without_text
+from llamapipe.pipeline.rejects import RECORDED, WriteRejects, without_text
 from llamapipe.pipeline.spill import MergeThroughFiles
 from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
 from llamapipe.sources import corpus_step, file_reader
@@ -105,7 +105,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
     # The rejects sample takes the texts it wants from each stage's drops; past it, drops carry none.
     recorded_rejects = recorded["rejects"] | "AllRecordedRejects" >> beam.Flatten()
     rejects = WriteRejects(paths["rejects"], config.rejects.rate, config.rejects.max_chars)
-    (tuple(stage_drops), recorded_rejects) | "WriteRejects" >> _WithRecorded(rejects)
+    samples = {**{f"stage{i}": d for i, d in enumerate(stage_drops)}, RECORDED: recorded_rejects}
+    samples | "WriteRejects" >> rejects
     drops = [d | f"WithoutText{i}" >> beam.Map(without_text) for i, d in enumerate(stage_drops)] | (
         "AllDrops" >> beam.Flatten())
     recorded_drops = recorded["drops"] | "AllRecordedDrops" >> beam.Flatten()
@@ -119,18 +120,6 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
         | "WriteDrops" >> beam.io.WriteToText(paths["dropped"], file_name_suffix=".jsonl")
     )
     (recorded_counts, kept, drops) | "CountLedger" >> CountLedger(paths["ledger_parts"])
-
-
-class _WithRecorded(beam.PTransform):
-    """Adapts `WriteRejects` to a (stage drops, recorded candidates) input."""
-
-    def __init__(self, transform: WriteRejects):
-        super().__init__()
-        self._transform = transform
-
-    def expand(self, inputs):
-        drops, recorded = inputs
-        return self._transform.expand(drops, recorded)
 
 
 class _WithWikipedia(beam.PTransform):

@@ -71,7 +71,7 @@ def _smallest(candidates) -> tuple | None:
     return min(present, key=lambda c: c[:2]) if present else None
 
 
-class _SmallestHash(beam.CombineFn):
+class SmallestIdHash(beam.CombineFn):
     """The drop with the smallest id hash (its text cut to `max_chars`, so accumulators stay small)."""
 
     def __init__(self, max_chars: int):
@@ -92,6 +92,9 @@ class _SmallestHash(beam.CombineFn):
         return best
 
 
+RECORDED = "recorded"  # WriteRejects' input entry of candidates already sampled per input file
+
+
 class WriteRejects(beam.PTransform):
     """Drops (some with `text`) -> OUT/rejects/*.parquet: the rate sample plus one per reason."""
 
@@ -101,11 +104,17 @@ class WriteRejects(beam.PTransform):
         self._rate = rate
         self._max_chars = max_chars
 
-    def expand(self, drops, recorded=None):
+    def expand(self, drops):
         """`drops`: one collection of drops, or several (each stage's): each is sampled where it is
         made, so only the sampled texts travel (a merge of all drops with their texts would be held in
-        memory by the local runners). `recorded`: candidates sampled the same way per input file by
-        `file_work._SplitRecord`: ("rate", None, row) or ("first_of_reason", key, (hash, id, row))."""
+        memory by the local runners). As a dict, its RECORDED entry holds candidates sampled the same
+        way per input file by `file_work._SplitRecord`: ("rate", None, row) or ("first_of_reason", key,
+        (hash, id, row))."""
+        recorded = None
+        if isinstance(drops, dict):
+            drops = dict(drops)
+            recorded = drops.pop(RECORDED, None)
+            drops = list(drops.values())
         rate, max_chars = self._rate, self._max_chars
         rate_rows, best_of_reason = [], []
         for i, part in enumerate([drops] if isinstance(drops, beam.pvalue.PCollection) else drops):
@@ -117,7 +126,7 @@ class WriteRejects(beam.PTransform):
             best_of_reason.append(
                 part
                 | f"KeyByReason{i}" >> beam.Map(lambda d: ((d["source"], d["stage"], d["reason"]), d))
-                | f"SmallestHashPerReason{i}" >> beam.CombinePerKey(_SmallestHash(max_chars))
+                | f"SmallestHashPerReason{i}" >> beam.CombinePerKey(SmallestIdHash(max_chars))
             )
         if recorded is not None:
             rate_rows.append(recorded | "RecordedRate" >> beam.FlatMap(

@@ -60,15 +60,8 @@ class SpillDocuments(beam.DoFn):
         self._max_bytes = max_bytes
 
     def start_bundle(self):
-        self._file = None
+        self._file: FrameWriter | None = None
         self._tag = ""
-        self._bytes = 0
-
-    def _open(self) -> None:
-        self._tag = uuid.uuid4().hex[:16]
-        self._file = FileSystems.create(spill_path(self._folder, self._tag),
-                                        compression_type=CompressionTypes.ZSTD)
-        self._bytes = 0
 
     def _close(self) -> str:
         self._file.close()
@@ -77,13 +70,11 @@ class SpillDocuments(beam.DoFn):
 
     def process(self, doc: dict):
         if self._file is None:
-            self._open()
-        data = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
-        self._file.write(_FRAME.pack(len(data)))
-        self._file.write(data)
-        self._bytes += len(data) + _FRAME.size
+            self._tag = uuid.uuid4().hex[:16]
+            self._file = FrameWriter(spill_path(self._folder, self._tag))
+        self._file.write(doc)
         yield self._tag, doc
-        if self._bytes >= self._max_bytes:
+        if self._file.bytes >= self._max_bytes:
             yield beam.pvalue.TaggedOutput(FILES, self._close())
 
     def finish_bundle(self):
@@ -117,11 +108,13 @@ class FrameWriter:
 
     def __init__(self, path: str):
         self._file = FileSystems.create(path, compression_type=CompressionTypes.ZSTD)
+        self.bytes = 0  # written so far, before compression
 
     def write(self, value) -> None:
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self._file.write(_FRAME.pack(len(data)))
         self._file.write(data)
+        self.bytes += len(data) + _FRAME.size
 
     def close(self) -> None:
         if self._file is not None:

@@ -177,10 +177,7 @@ def glob(pattern: str) -> list[str]:
     """Files matching `pattern` (`*` within a name, `**` across folders), sorted."""
     if not is_remote(pattern):
         return sorted(p for p in local_glob.glob(_local(pattern), recursive=True) if os.path.isfile(p))
-    # Beam's `**` matches any characters, `/` included: `a/**/b` needs a folder between a and b, where
-    # a local glob also takes none. Both are asked for, so that `**/` means the same everywhere.
-    patterns = [pattern] + ([pattern.replace("/**/", "/")] if "/**/" in pattern else [])
-    return sorted({m.path for result in _fs().match(patterns) for m in result.metadata_list})
+    return [path for path, _ in match(pattern)]
 
 
 def match(pattern: str) -> list[tuple[str, int]]:
@@ -188,7 +185,9 @@ def match(pattern: str) -> list[tuple[str, int]]:
     inputs as the readers do), sorted."""
     if not is_remote(pattern):
         return [(p, os.path.getsize(p)) for p in glob(pattern)]
-    patterns = [pattern] + ([pattern.replace("/**/", "/")] if "/**/" in pattern else [])  # as `glob`
+    # Beam's `**` matches any characters, `/` included: `a/**/b` needs a folder between a and b, where
+    # a local glob also takes none. Both are asked for, so that `**/` means the same everywhere.
+    patterns = [pattern] + ([pattern.replace("/**/", "/")] if "/**/" in pattern else [])
     return sorted({(m.path, m.size_in_bytes) for result in _fs().match(patterns)
                    for m in result.metadata_list})
 

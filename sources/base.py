@@ -434,9 +434,12 @@ def reader_work_folder(work_folder: str | None, source: str) -> str:
 
 
 class ReadSourceFiles(beam.PTransform):
-    """A source whose reading is `ReadFiles` with its own DoFn and nothing after it.
+    """A source's reading: `ReadFiles` with its per-file reader, then its corpus-wide step, if the
+    source's recipe has one (a run does the two apart: `pipeline/file_work.py`, `pipeline/graph.py`).
 
-    Subclasses name the DoFn class (built from the options) and the step label:
+    Subclasses name the reader's DoFn class (built from the options) and the step label; a source whose
+    recipe needs every file (GitHub's exact dedup, Stack Exchange's largest sites) overrides
+    `corpus_step`:
 
         class Read(ReadSourceFiles):
             dofn_class = ReadC4FileDoFn
@@ -448,13 +451,27 @@ class ReadSourceFiles(beam.PTransform):
 
     @classmethod
     def file_reader(cls, options: SourceOptions) -> ReadFileDoFn:
-        """Everything the source does to one split of one input file (here: reading it)."""
+        """Everything the source does to one split of one input file on its own."""
         return cls.dofn_class(options)
+
+    @classmethod
+    def corpus_step(cls, options: SourceOptions, work_folder: str | None = None) -> beam.PTransform | None:
+        """What the source does across all its files: a PTransform over {"documents": ..., <the reader's
+        extra outputs>} returning {"documents", "dropped"}; None when nothing."""
+        return None
 
     def __init__(self, options: SourceOptions, work_folder: str | None = None):
         super().__init__()
-        self._options = options  # every reader takes a `work_folder`; these need none
+        self._options = options
+        self._folder = work_folder  # where a corpus-wide step keeps its files while the pipeline runs
 
     def expand(self, pbegin):
-        return pbegin | self.step_label >> ReadFiles(
-            self._options.inputs, self.dofn_class(self._options), split_bytes=self._options.split_bytes)
+        options = self._options
+        read = pbegin | self.step_label >> ReadFiles(
+            options.inputs, self.file_reader(options), split_bytes=options.split_bytes)
+        step = self.corpus_step(options, self._folder)
+        if step is None:
+            return {"documents": read["documents"], DROPPED: read[DROPPED]}
+        out = {tag: pcoll for tag, pcoll in read.items() if tag != DROPPED} | "CorpusStep" >> step
+        drops = (read[DROPPED], out[DROPPED]) | "AllDrops" >> beam.Flatten()
+        return {"documents": out["documents"], DROPPED: drops}

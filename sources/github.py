@@ -26,7 +26,7 @@ from llamapipe.sources.base import (
     DROPPED,
     FileSplit,
     ReadFileDoFn,
-    ReadFiles,
+    ReadSourceFiles,
     SourceOptions,
     dropped,
     make_document,
@@ -383,10 +383,6 @@ class ReadCleanCodeFileDoFn(ReadCodeFileDoFn):
                 yield item
 
 
-def file_reader(options: Options) -> ReadCleanCodeFileDoFn:
-    return ReadCleanCodeFileDoFn(options)
-
-
 class ExactDedup(beam.PTransform):
     """Cleaned GitHub files -> {"documents", "dropped"}: one file of each content, the smallest id.
 
@@ -421,23 +417,13 @@ class ExactDedup(beam.PTransform):
         return {"documents": deduped.documents, "dropped": deduped[DROPPED]}
 
 
-def corpus_step(options: Options, work_folder: str | None = None) -> ExactDedup:
-    """What GitHub's recipe does across files: the exact dedup."""
-    return ExactDedup(work_folder)
+class Read(ReadSourceFiles):
+    """GitHub code exports -> {"documents": ..., "dropped": ...}: each file read and cleaned, then the
+    exact dedup across files."""
 
+    dofn_class = ReadCleanCodeFileDoFn
+    step_label = "ReadCodeFiles"
 
-class Read(beam.PTransform):
-    """GitHub code exports -> {"documents": ..., "dropped": ...}, cleaned and exact-deduplicated:
-    the per-file reader, then the corpus-wide step, as a run does them."""
-
-    def __init__(self, options: Options, work_folder: str | None = None):
-        super().__init__()
-        self._options = options
-        self._folder = work_folder
-
-    def expand(self, pbegin):
-        read = pbegin | "ReadCodeFiles" >> ReadFiles(
-            self._options.inputs, file_reader(self._options), split_bytes=self._options.split_bytes)
-        deduped = {"documents": read["documents"]} | "ExactDedup" >> corpus_step(self._options, self._folder)
-        drops = (read["dropped"], deduped["dropped"]) | "AllDrops" >> beam.Flatten()
-        return {"documents": deduped["documents"], "dropped": drops}
+    @classmethod
+    def corpus_step(cls, options: Options, work_folder: str | None = None) -> ExactDedup:
+        return ExactDedup(work_folder)

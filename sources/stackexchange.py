@@ -44,7 +44,7 @@ from llamapipe.sources.base import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     DROPPED,
     ReadFileDoFn,
-    ReadFiles,
+    ReadSourceFiles,
     SourceOptions,
     dropped,
     is_compressed,
@@ -419,10 +419,6 @@ class ReadThreadsDoFn(ReadPostsDoFn):
             raise error
 
 
-def file_reader(options: Options) -> ReadThreadsDoFn:
-    return ReadThreadsDoFn(options)
-
-
 class _KeepSitesDoFn(beam.DoFn):
     def process(self, thread: dict, largest: list[tuple[str, int]]) -> Iterator:
         kept_sites = {site for site, _ in largest}
@@ -455,26 +451,13 @@ class KeepLargestSites(beam.PTransform):
         return {"documents": out.documents, "dropped": out[DROPPED]}
 
 
-def corpus_step(options: Options, work_folder: str | None = None) -> KeepLargestSites | None:
-    """What Stack Exchange's recipe does across files: keep the `max_sites` largest sites."""
-    return KeepLargestSites(options.max_sites) if options.max_sites > 0 else None
-
-
-class Read(beam.PTransform):
+class Read(ReadSourceFiles):
     """Stack Exchange Posts.xml files -> {"documents": ..., "dropped": ...}, one document per question:
-    the per-file reader, then the corpus-wide step, as a run does them."""
+    each file's threads, then the `max_sites` largest sites."""
 
-    def __init__(self, options: Options, work_folder: str | None = None):
-        super().__init__()
-        self._options = options
+    dofn_class = ReadThreadsDoFn
+    step_label = "ReadPostsFiles"
 
-    def expand(self, pbegin):
-        options = self._options
-        read = pbegin | "ReadPostsFiles" >> ReadFiles(
-            options.inputs, file_reader(options), split_bytes=options.split_bytes)
-        step = corpus_step(options)
-        if step is None:
-            return {"documents": read["documents"], "dropped": read["dropped"]}
-        kept = {"documents": read["documents"], SITE_POSTS: read[SITE_POSTS]} | "LargestSites" >> step
-        drops = (read["dropped"], kept["dropped"]) | "AllDrops" >> beam.Flatten()
-        return {"documents": kept["documents"], "dropped": drops}
+    @classmethod
+    def corpus_step(cls, options: Options, work_folder: str | None = None) -> KeepLargestSites | None:
+        return KeepLargestSites(options.max_sites) if options.max_sites > 0 else None

@@ -4,7 +4,7 @@
     python benchmarks/dedup.py --base-docs 500 --skip-4x
 
 1. Corpus: base documents of English prose in four registers (the demo corpus's writer,
-   pipeline/demo/text.py), each given a random source of the seven. Planted near duplicates of some of
+   sources/demo/text.py), each given a random source of the seven. Planted near duplicates of some of
    them: word edits, inserted sentences and paragraphs, shuffled paragraphs, mixes of the three, and
    exact copies (case and punctuation changed); plus unrelated short documents that share one of a few
    boilerplate blocks (a header and a footer). True Jaccard similarity is computed exactly on the
@@ -58,7 +58,7 @@ KINDS = ("edits", "insertions", "shuffled", "mixed", "exact")
 # --- corpus ------------------------------------------------------------------------------------------
 
 def _writer(seed: int):
-    from llamapipe.pipeline.demo.text import EnglishWriter
+    from llamapipe.sources.demo.text import EnglishWriter
 
     rng = random.Random(seed)
     return EnglishWriter(rng, register=rng.choice(REGISTERS)), rng
@@ -66,7 +66,7 @@ def _writer(seed: int):
 
 def _variant(paragraphs: list[str], kind: str, rng: random.Random, seed: int) -> list[str]:
     """A planted near duplicate of `paragraphs`; its strength is drawn so that true J spreads ~0.5-1."""
-    from llamapipe.pipeline.demo.corpus import change_words
+    from llamapipe.sources.demo.corpus import change_words
 
     words = sum(p.count(" ") + 1 for p in paragraphs)
     out = list(paragraphs)

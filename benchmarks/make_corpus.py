@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from llamapipe.pipeline.demo import write_demo_corpus
+from llamapipe.sources.demo import write_demo_corpus
 
 DOCS_AT_SCALE_ONE = 2130
 

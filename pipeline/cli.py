@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_remote_arguments(args)
         if args.command == "demo-data":
-            from llamapipe.pipeline.demo import write_demo_corpus
+            from llamapipe.sources.demo import write_demo_corpus
 
             summary = write_demo_corpus(args.dir, seed=args.seed, scale=args.scale)
             print(f"wrote the demo corpus to {args.dir}: {summary['total']} documents")

@@ -71,8 +71,8 @@ def realdata() -> Path:
 def demo_run(tmp_path_factory) -> dict:
     """The demo corpus through `run()` with configs/demo.yaml (40 training steps configured)."""
     from llamapipe.pipeline.config import load_config
-    from llamapipe.pipeline.demo import write_demo_corpus
     from llamapipe.pipeline.run import run
+    from llamapipe.sources.demo import write_demo_corpus
 
     root = tmp_path_factory.mktemp("e2e")
     corpus = root / "demo-data"

@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 
 from llamapipe.pipeline.classifier import ReferenceClassifier, url_key
 from llamapipe.pipeline.config import ClassifierConfig
-from llamapipe.pipeline.demo.text import EnglishWriter
+from llamapipe.sources.demo.text import EnglishWriter
 
 
 def test_url_key_ignores_what_does_not_change_the_page():

@@ -8,8 +8,8 @@ import json
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import parse_config
-from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.run import output_paths, prepare_output, run_cleaning
+from llamapipe.sources.demo import write_demo_corpus
 
 
 def test_without_wikipedia_the_classifier_is_skipped_and_recorded(tmp_path):

@@ -21,10 +21,10 @@ from apache_beam.utils.windowed_value import WindowedValue
 from llamapipe.pipeline import runners
 from llamapipe.pipeline.cli import main
 from llamapipe.pipeline.config import load_config
-from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.run import beam_options, run
 from llamapipe.pipeline.runners import DASK_RUNNER, normalize_flags
 from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.sources.demo import write_demo_corpus
 from tests.conftest import time_limit  # noqa: F401 (also imported from here)
 from tests.hostile.test_determinism import demo_config, shard_digests
 

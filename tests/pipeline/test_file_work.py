@@ -23,11 +23,11 @@ import pytest
 import yaml
 
 from llamapipe.pipeline.config import load_config
-from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.file_work import InputFile, Records, list_inputs
 from llamapipe.pipeline.run import run
 from llamapipe.pipeline.status import run_status
 from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.sources.demo import write_demo_corpus
 from tests.conftest import REPO
 
 SCALE = 0.2  # 448 documents in 27 input files

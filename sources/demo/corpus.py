@@ -49,7 +49,7 @@ from pathlib import Path
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from llamapipe.pipeline.demo.text import (
+from llamapipe.sources.demo.text import (
     FOREIGN_LANGUAGES,
     Character,
     CodeWriter,

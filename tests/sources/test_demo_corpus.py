@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from llamapipe.pipeline.demo import write_demo_corpus
-from llamapipe.pipeline.demo.text import FOREIGN_LANGUAGES, lexicon, load_wordfile
+from llamapipe.sources.demo import write_demo_corpus
+from llamapipe.sources.demo.text import FOREIGN_LANGUAGES, lexicon, load_wordfile
 
 MW = "{http://www.mediawiki.org/xml/export-0.10/}"
 

@@ -63,7 +63,7 @@ def write_config(corpus: Path | str, out: Path | str, workers: int, path: Path) 
 
 
 def run_once(config: Path, out: Path | str) -> dict:
-    from llamapipe.pipeline import storage
+    from llamapipe.tokenizer.format import storage
 
     command = [sys.executable, "-m", "llamapipe.pipeline.cli", "run", str(config), "--fresh"]
     seconds, watch, _ = run_watched(command, "the run")

@@ -14,7 +14,7 @@ import torch
 
 from llamapipe.model.llama import Transformer
 from llamapipe.model.weights import find_tokenizer, load_model
-from llamapipe.pipeline import storage
+from llamapipe.tokenizer.format import storage
 
 
 @torch.no_grad()

@@ -5,8 +5,8 @@ A checkpoint is a `torch.save`d dict with at least `model` (state dict, Meta's n
 (`ModelArgs` as a dict); training checkpoints also hold the optimizer, loader and RNG states, and the
 tokenizer the shards were made with (`tokenizer`: path, sha256, bos_id, eos_id).
 
-Checkpoints and tokenizers are read through `llamapipe.pipeline.storage`: they may sit on a local disk or
-under an s3:// or gs:// OUT (`generate s3://bucket/out/train`).
+Checkpoints and tokenizers are read through `llamapipe.tokenizer.format.storage`: they may sit on a local
+disk or under an s3:// or gs:// OUT (`generate s3://bucket/out/train`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from llamapipe.model.llama import ModelArgs, Transformer, precompute_rope
-from llamapipe.pipeline import storage
+from llamapipe.tokenizer.format import storage
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

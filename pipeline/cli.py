@@ -164,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<14}{count}")
             return 0
         if args.command == "run":
-            from llamapipe.pipeline import storage
             from llamapipe.pipeline.config import check_inputs, check_output, load_config
             from llamapipe.pipeline.run import beam_options, run
+            from llamapipe.tokenizer.format import storage
 
             config = load_config(args.config, check_files=False)
             if args.verbose:
@@ -248,11 +248,11 @@ def _train(args) -> int:
     from contextlib import nullcontext
 
     from llamapipe.model.train import train
-    from llamapipe.pipeline import storage
     from llamapipe.pipeline.config import check_reachable, load_config
     from llamapipe.pipeline.run import output_paths
     from llamapipe.pipeline.run_lock import RunLock
     from llamapipe.pipeline.typed_yaml import ConfigError
+    from llamapipe.tokenizer.format import storage
 
     config = load_config(args.config, check_files=False)
     paths = output_paths(config.output)
@@ -262,8 +262,8 @@ def _train(args) -> int:
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     if args.plan:
-        from llamapipe.model.data import read_manifest
         from llamapipe.model.plan import plan_text
+        from llamapipe.tokenizer.format.manifest import read_manifest
 
         # The shards' vocabulary when they exist, else the one the config will train.
         exists = storage.is_file(paths["manifest"])  # OUT may be local or on s3:// / gs://

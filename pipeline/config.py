@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from llamapipe.model.train_config import TrainConfig
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.typed_yaml import ConfigError, from_dict, to_dict
 from llamapipe.sources import SOURCE_NAMES, source_module
+from llamapipe.tokenizer.format import storage
 
 # LLaMA paper, table 1: sampling share and epochs per source.
 LLAMA_MIXTURE = {

@@ -23,10 +23,10 @@ import zlib
 import apache_beam as beam
 from apache_beam.pvalue import AsList
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.components import bundle_output
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.dedup import lsh_params, node_id, node_source, node_tag, shingles
+from llamapipe.tokenizer.format import storage
 
 MEMBERS_PER_EXAMPLE = 5
 EXAMPLE_TEXT_CHARS = 20_000

@@ -31,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.components import bundle_output
 from llamapipe.pipeline.run_files import approximate_bytes
-from llamapipe.pipeline.shard_format import shard_name
+from llamapipe.tokenizer.format.shards import shard_name
 
 DOCUMENT_SCHEMA = pa.schema(
     [

@@ -45,7 +45,6 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.dedup import FINGERPRINT, fingerprint, fingerprinter
 from llamapipe.pipeline.extract import ExtractTextDoFn, extractor_setup
@@ -57,6 +56,7 @@ from llamapipe.pipeline.rejects import id_fraction, reject_row
 from llamapipe.pipeline.spill import FrameWriter, read_frames
 from llamapipe.sources import file_reader
 from llamapipe.sources.base import DROPPED, plan_splits
+from llamapipe.tokenizer.format import storage
 
 PLAN = re.compile(r"splits-(?P<count>\d{5,})")
 DONE = re.compile(r"(?P<index>\d{5,})\.done-(?P<documents>\d+)\.json")

@@ -13,8 +13,8 @@ import json
 import shutil
 import textwrap
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.dedup_stats import format_dedup_summary
+from llamapipe.tokenizer.format import storage
 
 MARK_OPEN, MARK_CLOSE = "«", "»"
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline import storage
+from llamapipe.tokenizer.format import storage
 
 
 def is_rejects(path: str) -> bool:

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline import storage
-from llamapipe.pipeline.manifest import MANIFEST_NAME, read_manifest, shard_stats
-from llamapipe.pipeline.shard_format import SHARD_NAME, footer, shard_of
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.manifest import MANIFEST_NAME, read_manifest, shard_stats
+from llamapipe.tokenizer.format.shards import SHARD_NAME, footer, shard_of
 
 
 def find_manifest(path: str) -> str | None:

@@ -21,8 +21,8 @@ import json
 
 import apache_beam as beam
 
-from llamapipe.pipeline import storage
 from llamapipe.sources.base import SOURCE_NAMES
+from llamapipe.tokenizer.format import storage
 
 STAGE_ORDER = [
     "read", "clean", "extract", "langid", "quality", "dedup", "line_dedup", "perplexity", "classifier",

@@ -15,8 +15,8 @@ import json
 
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.ledger import STAGE_ORDER
+from llamapipe.tokenizer.format import storage
 
 REPORT_NAME = "report.html"
 SAMPLE_DOCUMENTS = 200  # per source, for tokens per word and the kept examples

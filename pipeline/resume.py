@@ -22,8 +22,8 @@ one); `llamapipe run --fresh` starts over.
 
 from __future__ import annotations
 
-from llamapipe.pipeline import storage
-from llamapipe.pipeline.shard_format import SHARD_NAME
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.shards import SHARD_NAME
 
 STAGES = ("clean", "tokenizer", "tokenize")
 # What each stage writes, relative to OUT; deleted before the stage runs again.

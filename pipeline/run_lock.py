@@ -30,8 +30,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.tokenizer.format import storage
 
 LOCK_NAME = ".llamapipe.lock"
 LEASE_SECONDS = 120.0  # a holder that stops renewing for this long is gone

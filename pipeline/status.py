@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import time
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import parse_config
 from llamapipe.pipeline.file_work import Records, list_inputs, recorded_summary
 from llamapipe.pipeline.resume import STAGES, CompletedStages
 from llamapipe.pipeline.run_lock import LOCK_NAME, describe, stale_reason
 from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.tokenizer.format import storage
 
 
 def run_status(out: str, now: float | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""Tokenization in Beam: cleaned documents -> token shards, one folder per source (format: `shard_format`).
+"""Tokenization in Beam: cleaned documents -> token shards, one folder per source (format: `llamapipe.tokenizer.format.shards`).
 
     documents -> Batch -> Encode -> ((source, shard index), row) -> run files -> WriteShard
 
@@ -38,7 +38,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.run_files import Frame, GroupThroughFiles, read_records, same_key
-from llamapipe.pipeline.shard_format import shard_name, shard_of, shard_schema, token_type
+from llamapipe.tokenizer.format.shards import shard_name, shard_of, shard_schema, token_type
 
 Row = tuple[str, bytes, bool]  # doc_id, token ids as little-endian uint16/uint32 bytes, '▁' escaped
 RUNS_NAMESPACE = "token_runs"  # run files' suffix and counter namespace

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.inspect_shards import find_manifest, shard_files
-from llamapipe.pipeline.manifest import manifest_problems, read_manifest
-from llamapipe.pipeline.shard_format import SCHEMA_VERSION, footer, schema_problems, shard_of
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.manifest import manifest_problems, read_manifest
+from llamapipe.tokenizer.format.shards import SCHEMA_VERSION, footer, schema_problems, shard_of
 
 
 @dataclass

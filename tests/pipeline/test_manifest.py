@@ -12,7 +12,8 @@ import pytest
 
 from llamapipe.model.data import MixtureLoader
 from llamapipe.pipeline.config import LLAMA_MIXTURE, MixtureConfig, SourceShare
-from llamapipe.pipeline.manifest import build_manifest, mixture_weights, validate_manifest
+from llamapipe.pipeline.output.manifest import build_manifest, mixture_weights
+from llamapipe.tokenizer.format.manifest import validate_manifest
 from tests.pipeline.token_shards import c4_and_github_docs, make_run, replace_with_other_tokenizers_shard
 from tests.text_samples import train_test_tokenizer
 

@@ -10,8 +10,8 @@ import time
 import pytest
 import yaml
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.cli import main
+from llamapipe.tokenizer.format import storage
 from tests.object_stores import applied_env, closed_port, moto_s3_server, no_aws_environment
 from tests.pipeline.test_storage_faults import READ_ONLY  # may read the bucket "data", not write it
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece as spm
 
-from llamapipe.pipeline.shard_format import COLUMNS, footer, shard_of
 from llamapipe.pipeline.tokenize import chars_per_token, estimate_tokens
+from llamapipe.tokenizer.format.shards import COLUMNS, footer, shard_of
 from tests.pipeline.token_shards import read_rows, shard_paths, tokenize
 from tests.text_samples import HARD_TEXTS, SPACE_MARK_TEXTS, train_test_tokenizer, varied_texts
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from llamapipe.pipeline.config import MixtureConfig, SourceShare
-from llamapipe.pipeline.manifest import build_manifest, write_manifest
+from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.tokenize import WriteTokenShards
 
 

@@ -1,4 +1,4 @@
-"""`pipeline/storage.py`, the one filesystem layer, on a local folder and on a real S3 server (moto's,
+"""`tokenizer/format/storage.py`, the one filesystem layer, on a local folder and on a real S3 server (moto's,
 `tests/object_stores.py`): the same calls give the same answers on both. Then resume's records on S3:
 what a killed run leaves there is read as on a local disk."""
 
@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources
-from llamapipe.pipeline.shard_format import shard_name
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.shards import shard_name
 from tests.object_stores import applied_env, no_aws_environment, s3_server  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.time_bound(120)  # a hung server fails the test, not the suite

@@ -23,7 +23,7 @@ import re
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline import storage
+from llamapipe.tokenizer.format import storage
 
 SCHEMA_VERSION = 1
 COLUMNS = ("doc_id", "source", "tokens", "num_tokens")

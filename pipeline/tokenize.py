@@ -1,4 +1,5 @@
-"""Tokenization in Beam: cleaned documents -> token shards, one folder per source (format: `llamapipe.tokenizer.format.shards`).
+"""Tokenization in Beam: cleaned documents -> token shards, one folder per source (format:
+`llamapipe.tokenizer.format.shards`).
 
     documents -> Batch -> Encode -> ((source, shard index), row) -> run files -> WriteShard
 

@@ -24,8 +24,8 @@
    Read them knowing the local runner: it keeps every GroupByKey's contents in the runner process's
    memory and hands each worker its whole share of a stage as one bundle. Neither the documents nor
    the LSH band records (14 per document, each with its 128-byte signature) cross a shuffle: the
-   documents are spilled to files and read back beside their marks (spill.py), the band records are
-   written to run files and grouped one partition of keys at a time (lsh_buckets.py). What crosses
+   documents are spilled to files and read back beside their marks (plumbing/files_as_shuffle.py), the band
+   records are written to run files and grouped one partition of keys at a time (lsh_buckets.py). What crosses
    one is one text hash per document, the confirmed pairs and the marks. What the stage holds at once
    is bounded: one run of band records, one partition of them (1/512 of all), one file's marks, one
    node's neighbours; the largest cluster and LSH bucket are printed with the results.

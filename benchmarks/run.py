@@ -25,8 +25,8 @@ Every file then crosses HTTP, as on a cluster's object store (but with no networ
 
 Read the memory figures knowing the local runner: it keeps every collection crossing a stage boundary
 in its own memory, so the cleaning graph sends documents between stages through files
-(pipeline/spill.py) and only small records through shuffles; those still grow with the input. Results
-are printed and saved as JSON (default benchmarks/results/run.json).
+(pipeline/plumbing/files_as_shuffle.py) and only small records through shuffles; those still grow with the
+input. Results are printed and saved as JSON (default benchmarks/results/run.json).
 """
 
 from __future__ import annotations

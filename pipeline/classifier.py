@@ -2,15 +2,16 @@
 CommonCrawl pages; pages with P(reference) < threshold are dropped (RedPajama: 0.25).
 
 All inside the one Beam graph; the documents themselves never cross a shuffle: they are spilled to
-files in the work folder (`spill.py`) and read back twice, once for the samples, once to be scored.
+files in the work folder (`plumbing/files_as_shuffle.py`) and read back twice, once for the samples, once to
+be scored.
 1. `LabelCited`: the URLs cited by the Wikipedia source (`meta.ref_urls`, normalised by `url_key`)
    are joined with the (URL, file tag, id) of the CommonCrawl pages on the same key (a CoGroupByKey:
    no worker holds the URL list); each page comes out as (file tag, (id, cited)).
 2. Bounded samples: each file is read beside its pages' labels; up to `max_positives` cited pages
    and, of the uncited ones, those of smallest id hash (`Top.Of`, a heap per worker; only about twice
    as many as training will draw are passed on), each cut to `max_chars`. The texts wait in run
-   files (`run_files.py`) and only (id, frame reference) pairs are sampled: through the runner, the
-   samples' texts were what grew most with the input (Beam's local runners hold side inputs and
+   files (`plumbing/group_through_files.py`) and only (id, frame reference) pairs are sampled: through the
+   runner, the samples' texts were what grew most with the input (Beam's local runners hold side inputs and
    what crosses a stage in the runner's memory).
 3. `train_reference_model`, one call on one worker, with the two samples as side inputs: splits
    them by id hash into training and held-out parts, trains `fasttext.train_supervised`, measures the
@@ -40,9 +41,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import ClassifierConfig
+from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
+from llamapipe.pipeline.plumbing.group_through_files import WriteRuns, read_records, same_key
 from llamapipe.pipeline.rejects import id_fraction, reject
-from llamapipe.pipeline.run_files import WriteRuns, read_records, same_key
-from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED
 
 STAGE = "classifier"

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
-    from llamapipe.pipeline.typed_yaml import ConfigError
+    from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 
     try:
         _check_remote_arguments(args)
@@ -249,9 +249,9 @@ def _train(args) -> int:
 
     from llamapipe.model.train import train
     from llamapipe.pipeline.config import check_reachable, load_config
+    from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
     from llamapipe.pipeline.run import output_paths
     from llamapipe.pipeline.run_lock import RunLock
-    from llamapipe.pipeline.typed_yaml import ConfigError
     from llamapipe.tokenizer.format import storage
 
     config = load_config(args.config, check_files=False)

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from llamapipe.model.train_config import TrainConfig
-from llamapipe.pipeline.typed_yaml import ConfigError, from_dict, to_dict
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError, from_dict, to_dict
 from llamapipe.sources import SOURCE_NAMES, source_module
 from llamapipe.tokenizer.format import storage
 
@@ -151,8 +151,8 @@ class LineDedupConfig:
     sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
     # CCNet keeps documents of at least this many characters after removing lines (0: keep any).
     min_chars_after: int = 300
-    # Line occurrences are grouped through run files (pipeline/run_files.py), one partition of line
-    # hashes at a time: a worker holds about 250 bytes x distinct lines / partitions (some 15 MB per
+    # Line occurrences are grouped through run files (pipeline/plumbing/group_through_files.py), one partition
+    # of line hashes at a time: a worker holds about 250 bytes x distinct lines / partitions (some 15 MB per
     # million web pages with the default). Raise it for corpora of more than some 10 million pages.
     partitions: int = 512
 

@@ -13,7 +13,8 @@ Every document is normalised once (lowercase, no punctuation, single spaces) and
 3. Connected components of the confirmed pairs, distributed (`components.py`): chains A~B~C end as one
    cluster. Nodes are ordered by the survivor rule, so each component's centre is its survivor; every
    other member gets a `near_duplicate` mark.
-4. The documents never cross a shuffle: they are written to files where they are (`spill.py`), their
+4. The documents never cross a shuffle: they are written to files where they are
+(`plumbing/files_as_shuffle.py`), their
    nodes name their file, the marks are grouped by file, and each file is read back in one worker
    beside its marks: unmarked documents are kept.
 
@@ -39,7 +40,7 @@ import numpy as np
 from llamapipe.pipeline.components import ConnectedComponents, bundle_output
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.lsh_buckets import GroupBuckets, read_buckets
-from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
+from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED, make_drop
 
 STAGE = "dedup"

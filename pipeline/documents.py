@@ -30,7 +30,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.components import bundle_output
-from llamapipe.pipeline.run_files import approximate_bytes
+from llamapipe.pipeline.plumbing.group_through_files import approximate_bytes
 from llamapipe.tokenizer.format.shards import shard_name
 
 DOCUMENT_SCHEMA = pa.schema(

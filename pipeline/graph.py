@@ -18,9 +18,9 @@ from llamapipe.pipeline.file_work import RECORD_COUNTS, RECORD_DROPS, RECORD_REJ
 from llamapipe.pipeline.ledger import CountLedger
 from llamapipe.pipeline.line_dedup import LineDedup
 from llamapipe.pipeline.perplexity import PerplexityBuckets
-from llamapipe.pipeline.progress import LiveProgress
+from llamapipe.pipeline.plumbing.files_as_shuffle import MergeThroughFiles
+from llamapipe.pipeline.plumbing.progress import LiveProgress
 from llamapipe.pipeline.rejects import WriteRejects, without_text
-from llamapipe.pipeline.spill import MergeThroughFiles
 from llamapipe.pipeline.tokenize import WriteTokenShards, estimate_tokens
 from llamapipe.sources import corpus_step, file_reader
 
@@ -46,14 +46,14 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
     kept first, the survivor loses only what it shares with other pages. The classifier scores the
     text as it will be kept (after line dedup), as LLaMA applied it to CCNet's output.
 
-    `progress` counts the documents out of each stage while the pipeline runs (pipeline/progress.py).
+    `progress` counts the documents out of each stage while the pipeline runs (pipeline/plumbing/progress.py).
 
     Memory: no collection of documents crosses a shuffle or a multi-input Flatten, both of which
     Beam's local runners hold whole in the runner's memory (and hand whole to the workers). The
     sources' documents are merged through files (and GitHub's exact dedup within its step, under
     `paths["spill"]/<source>`), the joins of dedup, line dedup and the classifier go through files
-    (`spill.py`, under `paths["spill"]`), drop records lose their text (kept only for the rejects sample,
-    taken before any merge), and the ledger's counts are summed per input before they meet."""
+    (`plumbing/files_as_shuffle.py`, under `paths["spill"]`), drop records lose their text (kept only for the
+    rejects sample, taken before any merge), and the ledger's counts are summed per input before they meet."""
     by_source: dict[str, list[str]] = {}
     for source, done_path in records:
         by_source.setdefault(source, []).append(done_path)

@@ -12,10 +12,10 @@ Two byte-identical copies of a page would otherwise strip each other empty, and 
 document dedup would keep would be lost with the other. Counted once, their lines survive, and
 exact dedup (pipeline/dedup.py) keeps one copy.
 
-Global, bounded: each document is spilled to a file (`spill.py`) and emits (line hash, (text hash,
-id, file tag)) for its distinct lines. These occurrences, one per line of the corpus, go to their
-partition of line hashes through run files (`run_files.py`), not a GroupByKey, which Beam's local
-runners hold in the runner's memory several times over. Each partition is read back and decides,
+Global, bounded: each document is spilled to a file (`plumbing/files_as_shuffle.py`) and emits (line hash,
+(text hash, id, file tag)) for its distinct lines. These occurrences, one per line of the corpus, go to their
+partition of line hashes through run files (`plumbing/group_through_files.py`), not a GroupByKey, which Beam's
+local runners hold in the runner's memory several times over. Each partition is read back and decides,
 per line, whether two distinct texts hold it; the marks are grouped by file and each file is read
 back beside its marks. No step holds more than one partition's occurrences (`line_dedup.partitions`)
 or one file's marks, and no document crosses a shuffle.
@@ -30,9 +30,9 @@ from collections import defaultdict
 import apache_beam as beam
 
 from llamapipe.pipeline.config import LineDedupConfig
+from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
+from llamapipe.pipeline.plumbing.group_through_files import GroupThroughFiles, HashPartition, read_records
 from llamapipe.pipeline.rejects import reject
-from llamapipe.pipeline.run_files import GroupThroughFiles, HashPartition, read_records
-from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import DROPPED
 
 STAGE = "line_dedup"

@@ -1,5 +1,5 @@
-"""LSH buckets grouped through run files (`run_files.py`): what the runner shuffles is a few
-references per file, not the band records.
+"""LSH buckets grouped through run files (`plumbing/group_through_files.py`): what the runner shuffles is a
+few references per file, not the band records.
 
 Why: every document gives one record per LSH band (14 with the defaults), each about 200 bytes (the
 b-bit signature travels with it, for verification in the bucket). Through a GroupByKey, Beam's local
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from llamapipe.pipeline.run_files import (
+from llamapipe.pipeline.plumbing.group_through_files import (
     RUN_BYTES,
     Frame,
     GroupThroughFiles,

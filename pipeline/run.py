@@ -39,11 +39,11 @@ from llamapipe.pipeline.file_work import PROGRESS_STEPS, Records, build_file_wor
 from llamapipe.pipeline.graph import build_cleaning, build_tokenization
 from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
-from llamapipe.pipeline.progress import LiveProgress
+from llamapipe.pipeline.plumbing.progress import LiveProgress
+from llamapipe.pipeline.plumbing.runners import normalize_flags, runner_class, sharing_a_local_cluster
 from llamapipe.pipeline.report import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
 from llamapipe.pipeline.run_lock import RunLock
-from llamapipe.pipeline.runners import normalize_flags, runner_class, sharing_a_local_cluster
 from llamapipe.pipeline.tokenize import chars_per_token
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer

@@ -30,7 +30,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.tokenizer.format import storage
 
 LOCK_NAME = ".llamapipe.lock"

@@ -17,9 +17,9 @@ import time
 
 from llamapipe.pipeline.config import parse_config
 from llamapipe.pipeline.file_work import Records, list_inputs, recorded_summary
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.resume import STAGES, CompletedStages
 from llamapipe.pipeline.run_lock import LOCK_NAME, describe, stale_reason
-from llamapipe.pipeline.typed_yaml import ConfigError
 from llamapipe.tokenizer.format import storage
 
 

@@ -3,8 +3,8 @@
 
     documents -> Batch -> Encode -> ((source, shard index), row) -> run files -> WriteShard
 
-The rows reach their shard through run files (`run_files.py`), not a GroupByKey: the token rows were
-the bulkiest collection a run shuffles, and Beam's local runners held them in the runner's memory
+The rows reach their shard through run files (`plumbing/group_through_files.py`), not a GroupByKey: the token
+rows were the bulkiest collection a run shuffles, and Beam's local runners held them in the runner's memory
 about three times over (benchmarks/stages.py: the driver's peak grew by 77 MB at 8k documents and
 194 MB at 4x that). What crosses the shuffle now is one reference per (run file, shard).
 
@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.run_files import Frame, GroupThroughFiles, read_records, same_key
+from llamapipe.pipeline.plumbing.group_through_files import Frame, GroupThroughFiles, read_records, same_key
 from llamapipe.tokenizer.format.shards import shard_name, shard_of, shard_schema, token_type
 
 Row = tuple[str, bytes, bool]  # doc_id, token ids as little-endian uint16/uint32 bytes, '▁' escaped

@@ -391,7 +391,7 @@ class ReadFiles(beam.PTransform):
 
     Both spreads are Reshuffles, so the planning of many files and the reading of many parts run on
     all workers. (On `--runner dask` a Reshuffle spreads elements over the dask partitions, see
-    `pipeline/dask_runner.py`; Beam's own Dask runner makes it a no-op.)
+    `pipeline/plumbing/dask_runner.py`; Beam's own Dask runner makes it a no-op.)
     """
 
     def __init__(self, patterns: list[str], dofn: ReadFileDoFn, label: str = "",

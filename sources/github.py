@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
+from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.base import (
     DROPPED,
     FileSplit,
@@ -391,9 +391,9 @@ class ExactDedup(beam.PTransform):
     """Cleaned GitHub files -> {"documents", "dropped"}: one file of each content, the smallest id.
 
     The exact dedup shuffles only (content hash, id, file) records: the cleaned files wait in
-    `work_folder` (`pipeline/spill.py`; Beam's local runners hold whatever crosses a GroupByKey in
-    their memory, and a GitHub export is hundreds of GB). The pipeline passes a folder of its work
-    folder; without one, a local temporary folder (for tests and local runners only)."""
+    `work_folder` (`pipeline/plumbing/files_as_shuffle.py`; Beam's local runners hold whatever crosses a
+    GroupByKey in their memory, and a GitHub export is hundreds of GB). The pipeline passes a folder of its
+    work folder; without one, a local temporary folder (for tests and local runners only)."""
 
     def __init__(self, work_folder: str | None = None):
         super().__init__()

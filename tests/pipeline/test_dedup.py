@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.dedup import Deduplicate, MinHasher, estimated_jaccard, shingles
-from llamapipe.pipeline.typed_yaml import ConfigError, from_dict
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError, from_dict
 
 # Where Deduplicate spills the documents while a test pipeline runs (removed after the module).
 WORK = tempfile.mkdtemp(prefix="llamapipe-test-dedup-")

@@ -24,9 +24,9 @@ import yaml
 
 from llamapipe.pipeline.config import load_config
 from llamapipe.pipeline.file_work import InputFile, Records, list_inputs
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.run import run
 from llamapipe.pipeline.status import run_status
-from llamapipe.pipeline.typed_yaml import ConfigError
 from llamapipe.sources.demo import write_demo_corpus
 from tests.conftest import REPO
 

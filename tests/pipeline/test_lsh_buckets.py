@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from llamapipe.pipeline.lsh_buckets import read_buckets, write_band_runs
-from llamapipe.pipeline.run_files import HashPartition
+from llamapipe.pipeline.plumbing.group_through_files import HashPartition
 
 
 def band_records(count: int, keys: int, seed: int = 0) -> list[tuple[bytes, bytes]]:

@@ -1,5 +1,5 @@
-"""Files as the shuffle (pipeline/spill.py): documents go through files between stages unchanged, only
-the files their bundles completed are read, and a damaged file is an error that names it."""
+"""Files as the shuffle (pipeline/plumbing/files_as_shuffle.py): documents go through files between stages
+unchanged, only the files their bundles completed are read, and a damaged file is an error that names it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from llamapipe.pipeline.spill import FILES, MergeThroughFiles, SpillDocuments, read_spilled, spill_path
+from llamapipe.pipeline.plumbing.files_as_shuffle import (
+    FILES,
+    MergeThroughFiles,
+    SpillDocuments,
+    read_spilled,
+    spill_path,
+)
 
 
 def documents(source: str, count: int) -> list[dict]:

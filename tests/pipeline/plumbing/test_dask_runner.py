@@ -1,4 +1,4 @@
-"""`--runner dask`: Beam's DaskRunner as corrected by `pipeline/dask_runner.py`, on a local
+"""`--runner dask`: Beam's DaskRunner as corrected by `pipeline/plumbing/dask_runner.py`, on a local
 `dask.distributed` cluster of two worker processes (127.0.0.1 only).
 
 First each correction on a tiny pipeline (each of these fails on Beam 2.77's own DaskRunner), then the
@@ -18,12 +18,12 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from llamapipe.pipeline import runners
 from llamapipe.pipeline.cli import main
 from llamapipe.pipeline.config import load_config
+from llamapipe.pipeline.plumbing import runners
+from llamapipe.pipeline.plumbing.runners import DASK_RUNNER, normalize_flags
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.run import beam_options, run
-from llamapipe.pipeline.runners import DASK_RUNNER, normalize_flags
-from llamapipe.pipeline.typed_yaml import ConfigError
 from llamapipe.sources.demo import write_demo_corpus
 from tests.conftest import time_limit  # noqa: F401 (also imported from here)
 from tests.hostile.test_determinism import demo_config, shard_digests
@@ -108,7 +108,7 @@ def translated(build, partitions: int):
     """The bags of the PCollections `build(p)` returns, as `DaskRunner` translates them."""
     from apache_beam.runners.dask.overrides import dask_overrides
 
-    from llamapipe.pipeline.dask_runner import _BagTranslator
+    from llamapipe.pipeline.plumbing.dask_runner import _BagTranslator
 
     p = beam.Pipeline()
     # (through a ParDo: the overrides give Create, Flatten, Reshuffle... outputs new PCollections)

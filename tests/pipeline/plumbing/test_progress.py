@@ -13,7 +13,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from llamapipe.pipeline.progress import LiveProgress, format_progress, progress_enabled
+from llamapipe.pipeline.plumbing.progress import LiveProgress, format_progress, progress_enabled
 
 ELEMENTS = 400
 

@@ -1,6 +1,6 @@
-"""A GroupByKey through run files (pipeline/run_files.py), as the token rows take it to their shard:
-every record comes back in its partition exactly once, a partition with no records still comes out
-when it is asked for, and the runner gets frame references, not records."""
+"""A GroupByKey through run files (pipeline/plumbing/group_through_files.py), as the token rows take it to
+their shard: every record comes back in its partition exactly once, a partition with no records still comes
+out when it is asked for, and the runner gets frame references, not records."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from llamapipe.pipeline.run_files import GroupThroughFiles, read_records
+from llamapipe.pipeline.plumbing.group_through_files import GroupThroughFiles, read_records
 
 
 def by_key(key):
@@ -39,7 +39,7 @@ def test_records_come_back_per_partition_and_an_empty_partition_still_comes_out(
 
 def test_a_run_of_dict_records_is_written_once_it_holds_about_run_bytes(tmp_path):
     # Stack Exchange posts are dicts: their bodies must count, or a worker buffers far past run_bytes.
-    from llamapipe.pipeline.run_files import WriteRuns
+    from llamapipe.pipeline.plumbing.group_through_files import WriteRuns
 
     posts = [(f"site/{i}", {"id": str(i), "body": "x" * 1000}) for i in range(100)]
     writer = WriteRuns(str(tmp_path), by_key, "test_runs", run_bytes=10_000)

@@ -1,6 +1,6 @@
 """How `llamapipe run` executes its Beam pipelines: runner names, runner flags and the Dask cluster.
 
-`--runner dask` selects `llamapipe.pipeline.dask_runner.DaskRunner` (Beam's DaskRunner with the
+`--runner dask` selects `llamapipe.pipeline.plumbing.dask_runner.DaskRunner` (Beam's DaskRunner with the
 corrections our pipelines need; see that module). With `--dask-address tcp://HOST:PORT` (also spelled
 `--dask_address`, or Beam's own `--dask_client_address`) it runs on that `dask.distributed` scheduler,
 whose workers must have llamapipe installed. Without one it runs on a `distributed.LocalCluster` of
@@ -22,10 +22,10 @@ from contextlib import contextmanager
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineRunner
 
-from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 
-DASK_RUNNER = "llamapipe.pipeline.dask_runner.DaskRunner"
-LOCAL_RUNNER = "llamapipe.pipeline.runners.LocalRunner"
+DASK_RUNNER = "llamapipe.pipeline.plumbing.dask_runner.DaskRunner"
+LOCAL_RUNNER = "llamapipe.pipeline.plumbing.runners.LocalRunner"
 RUNNER_ALIASES = {
     "direct": LOCAL_RUNNER,
     "directrunner": LOCAL_RUNNER,

@@ -12,8 +12,8 @@ from apache_beam.runners.portability import prism_runner
 from apache_beam.testing.util import assert_that, equal_to
 
 from llamapipe.pipeline.config import load_config
+from llamapipe.pipeline.plumbing.runners import LOCAL_RUNNER, runner_class
 from llamapipe.pipeline.run import beam_options
-from llamapipe.pipeline.runners import LOCAL_RUNNER, runner_class
 
 
 def test_direct_runner_names_select_the_local_runner():

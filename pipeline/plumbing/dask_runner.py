@@ -1,4 +1,5 @@
-"""Beam's DaskRunner with the corrections our pipelines need (`--runner dask`; `pipeline/runners.py`).
+"""Beam's DaskRunner with the corrections our pipelines need (`--runner dask`;
+`pipeline/plumbing/runners.py`).
 
 Beam 2.77's `apache_beam/runners/dask/` runs a pipeline by translating each primitive into a
 `dask.bag` operation, and three of its choices give wrong results on pipelines like ours, silently:
@@ -45,7 +46,7 @@ the files of a source were then read and extracted in the one partition of their
 
 As in Beam's runner: batch pipelines in the global window only; a GroupByKey groups by dask's
 `tokenize` of the key; `PipelineResult.metrics()` raises (the ledger counts what the pipeline writes to
-files, not metrics). `tests/pipeline/test_dask_runner.py` checks each correction and the whole
+files, not metrics). `tests/pipeline/plumbing/test_dask_runner.py` checks each correction and the whole
 `llamapipe run` against DirectRunner.
 """
 
@@ -66,7 +67,7 @@ from apache_beam.transforms import core, window
 from apache_beam.transforms.sideinputs import SideInputMap
 from apache_beam.utils.windowed_value import WindowedValue
 
-from llamapipe.pipeline.runners import close_quietly, local_cluster, local_cluster_workers
+from llamapipe.pipeline.plumbing.runners import close_quietly, local_cluster, local_cluster_workers
 
 try:
     import dask.bag as db

@@ -41,10 +41,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import ClassifierConfig
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.pipeline.plumbing.group_through_files import WriteRuns, read_records, same_key
-from llamapipe.pipeline.rejects import id_fraction, reject
-from llamapipe.sources.base import DROPPED
+from llamapipe.pipeline.rejects import id_fraction
 
 STAGE = "classifier"
 POSITIVE, NEGATIVE = "__label__reference", "__label__random"
@@ -298,8 +298,8 @@ class ScoreReference(beam.DoFn):
         if cited:
             meta["cited_by_wikipedia"] = True
         if p < self._options.threshold:
-            yield reject(doc["source"], STAGE, "not_reference_like", doc["id"],
-                         f"P(reference) {p:.3f} < {self._options.threshold}", doc["text"])
+            yield drop(doc["source"], STAGE, "not_reference_like", doc["id"],
+                       f"P(reference) {p:.3f} < {self._options.threshold}", doc["text"])
         else:
             yield {**doc, "meta": meta}
 

@@ -40,8 +40,8 @@ import numpy as np
 from llamapipe.pipeline.components import ConnectedComponents, bundle_output
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.lsh_buckets import GroupBuckets, read_buckets
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop, drop_record
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
-from llamapipe.sources.base import DROPPED, make_drop
 
 STAGE = "dedup"
 FINGERPRINT = "_dedup_fingerprint"  # a document's key holding its `fingerprint`, until dedup is done
@@ -245,7 +245,7 @@ class ExactCopies(beam.DoFn):
             per_source[source] = per_source.get(source, 0) + 1
             if node != best:
                 doc_id = node_id(node)
-                yield beam.pvalue.TaggedOutput(MARKS, (node_tag(node), (doc_id, make_drop(
+                yield beam.pvalue.TaggedOutput(MARKS, (node_tag(node), (doc_id, drop_record(
                     source, STAGE, "exact_duplicate", doc_id, f"copy of {node_id(best)}"))))
                 yield beam.pvalue.TaggedOutput(COPIES, (node, 1))
         if sum(per_source.values()) > 1:
@@ -389,8 +389,8 @@ class NearDuplicateMarks(beam.DoFn):
         node, centre = labelled
         if node != centre:
             doc_id = node_id(node)
-            yield node_tag(node), (doc_id, make_drop(node_source(node), STAGE, "near_duplicate", doc_id,
-                                                     f"near copy of {node_id(centre)}"))
+            yield node_tag(node), (doc_id, drop_record(node_source(node), STAGE, "near_duplicate", doc_id,
+                                                       f"near copy of {node_id(centre)}"))
 
 
 class ApplyMarks(beam.DoFn):
@@ -418,9 +418,8 @@ class ApplyMarks(beam.DoFn):
             if mark is None:
                 yield doc
                 continue
-            beam.metrics.Metrics.counter(f"{doc['source']}.{STAGE}", f"dropped.{mark['reason']}").inc()
             # the text rides along for the rejects sample (pipeline/rejects.py strips it elsewhere)
-            yield beam.pvalue.TaggedOutput(DROPPED, {**mark, "text": doc["text"]})
+            yield drop(mark["source"], mark["stage"], mark["reason"], mark["id"], mark["detail"], doc["text"])
 
 
 def _empty(pcoll, label: str):

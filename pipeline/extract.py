@@ -30,8 +30,7 @@ import apache_beam as beam
 
 from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
 from llamapipe.pipeline.extract_worker import _HEADER, STAGE, PageResult, PrepassPolicy, write_frame
-from llamapipe.pipeline.rejects import reject
-from llamapipe.sources.base import DROPPED
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 
 
 def prepass_policies(langid: LangIdConfig, filters: FiltersConfig,
@@ -171,11 +170,11 @@ class ExtractTextDoFn(beam.DoFn):
         source = doc["source"]
         if len(html.encode("utf-8", errors="replace")) > self._options.max_page_bytes:
             detail = f"over {self._options.max_page_bytes} bytes"
-            yield reject(source, STAGE, "page_too_large", doc["id"], detail, html)
+            yield drop(source, STAGE, "page_too_large", doc["id"], detail, html)
             return
         result = self._process.extract(html, doc.get("url") or "", source)
         if result.text is None:
-            yield reject(source, result.stage, result.reason, doc["id"], result.detail, html)
+            yield drop(source, result.stage, result.reason, doc["id"], result.detail, html)
             return
         beam.metrics.Metrics.counter(f"{source}.{STAGE}", "extracted").inc()
         yield {**rest, "text": result.text}

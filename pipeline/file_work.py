@@ -51,11 +51,12 @@ from llamapipe.pipeline.extract import ExtractTextDoFn, extractor_setup
 from llamapipe.pipeline.filters import QualityFilterDoFn
 from llamapipe.pipeline.langid import LanguageIdDoFn
 from llamapipe.pipeline.ledger import drop_events, read_events
+from llamapipe.pipeline.plumbing.drops import DROPPED
 from llamapipe.pipeline.plumbing.files_as_shuffle import FrameWriter, read_frames
 from llamapipe.pipeline.plumbing.progress import count_in_process
 from llamapipe.pipeline.rejects import id_fraction, reject_row
 from llamapipe.sources import file_reader
-from llamapipe.sources.base import DROPPED, plan_splits
+from llamapipe.sources.reading import plan_splits
 from llamapipe.tokenizer.format import storage
 
 PLAN = re.compile(r"splits-(?P<count>\d{5,})")

@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 import apache_beam as beam
 
-from llamapipe.pipeline.rejects import reject
-from llamapipe.sources.base import DROPPED
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 
 STAGE = "quality"
 
@@ -322,12 +321,12 @@ class QualityFilterDoFn(beam.DoFn):
                 text = rule.clean(text)
                 if not text.strip():
                     reason = f"{rule.name}_no_lines_left"
-                    yield reject(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
+                    yield drop(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
                     return
                 continue
             keep, reason = rule(text)
             if not keep:
-                yield reject(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
+                yield drop(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
                 return
         if text != doc["text"]:
             doc = {**doc, "text": text}

@@ -7,10 +7,9 @@ import apache_beam as beam
 
 from llamapipe.pipeline.config import LangIdConfig
 from llamapipe.pipeline.lid176 import LanguageIdentifier, bundled_model_path
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 
 __all__ = ["LanguageId", "LanguageIdDoFn", "LanguageIdentifier", "bundled_model_path"]
-from llamapipe.pipeline.rejects import reject
-from llamapipe.sources.base import DROPPED
 
 STAGE = "langid"
 
@@ -37,12 +36,12 @@ class LanguageIdDoFn(beam.DoFn):
         doc = {**doc, "language": language, "language_score": round(score, 4)}
         source, doc_id, text = doc["source"], doc["id"], doc["text"]
         if score < self._options.threshold:
-            yield reject(source, STAGE, "low_language_score", doc_id, f"{language} {score:.2f}", text)
+            yield drop(source, STAGE, "low_language_score", doc_id, f"{language} {score:.2f}", text)
         elif language not in allowed:
-            yield reject(source, STAGE, f"language_{language}", doc_id, f"{score:.2f}", text)
+            yield drop(source, STAGE, f"language_{language}", doc_id, f"{score:.2f}", text)
         elif source == "wikipedia" and self._options.wikipedia_matches_dump and not _in_dump_language(doc):
             detail = f"{language} {score:.2f} in the {doc['meta'].get('wiki_lang')} dump"
-            yield reject(source, STAGE, "language_not_dump_language", doc_id, detail, text)
+            yield drop(source, STAGE, "language_not_dump_language", doc_id, detail, text)
         else:
             yield doc
 

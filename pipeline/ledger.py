@@ -21,7 +21,7 @@ import json
 
 import apache_beam as beam
 
-from llamapipe.sources.base import SOURCE_NAMES
+from llamapipe.sources.reading import SOURCE_NAMES
 from llamapipe.tokenizer.format import storage
 
 STAGE_ORDER = [

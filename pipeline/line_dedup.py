@@ -30,10 +30,9 @@ from collections import defaultdict
 import apache_beam as beam
 
 from llamapipe.pipeline.config import LineDedupConfig
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.pipeline.plumbing.group_through_files import GroupThroughFiles, HashPartition, read_records
-from llamapipe.pipeline.rejects import reject
-from llamapipe.sources.base import DROPPED
 
 STAGE = "line_dedup"
 RUNS_NAMESPACE = "line_runs"  # run files' suffix and counter namespace
@@ -143,10 +142,10 @@ class RemoveDuplicatedLines(beam.DoFn):
                 beam.metrics.Metrics.counter(f"{source}.{STAGE}", "lines_removed").inc(removed)
             if not text.strip():
                 detail = f"{removed} lines removed"
-                yield reject(source, STAGE, "no_lines_left", doc["id"], detail, doc["text"])
+                yield drop(source, STAGE, "no_lines_left", doc["id"], detail, doc["text"])
             elif len(text.strip()) < self._min_chars:
                 detail = f"{len(text.strip())} characters left after removing {removed} lines"
-                yield reject(source, STAGE, "too_short_after_line_dedup", doc["id"], detail, doc["text"])
+                yield drop(source, STAGE, "too_short_after_line_dedup", doc["id"], detail, doc["text"])
             else:
                 yield {**doc, "text": text} if removed else doc
 

@@ -21,8 +21,7 @@ import apache_beam as beam
 
 from llamapipe.pipeline.config import PerplexityConfig
 from llamapipe.pipeline.line_dedup import _CCNET_PUNCT
-from llamapipe.pipeline.rejects import reject
-from llamapipe.sources.base import DROPPED
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 
 STAGE = "perplexity"
 
@@ -98,8 +97,8 @@ class BucketDoFn(beam.DoFn):
         perplexity = self._score(doc["text"])
         bucket = bucket_of(perplexity, self._options.cutoffs)
         if bucket not in self._options.keep:
-            yield reject(doc["source"], STAGE, f"perplexity_{bucket}", doc["id"], f"perplexity {perplexity}",
-                         doc["text"])
+            yield drop(doc["source"], STAGE, f"perplexity_{bucket}", doc["id"], f"perplexity {perplexity}",
+                       doc["text"])
             return
         yield {**doc, "meta": {**(doc.get("meta") or {}), "perplexity": perplexity, "bucket": bucket}}
 

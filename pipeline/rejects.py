@@ -1,7 +1,7 @@
 """Rejects: a sample of dropped documents *with their text*, so a user can see what a rule removed.
 
-Stages attach the dropped text to the drop record (`reject()`); it travels with the record only as
-far as this module, which writes `OUT/rejects/rejects-SSSSS-of-NNNNN.parquet`:
+Stages attach the dropped text to the drop record (`plumbing.drops.drop(..., text=)`); it travels with the
+record only as far as this module, which writes `OUT/rejects/rejects-SSSSS-of-NNNNN.parquet`:
 - every drop whose id hashes below `rate` (deterministic: a rerun samples the same documents), and
 - for each (source, stage, reason) the drop with the smallest hash, so every reason has at least one
   example however rare. That pick is a combine per reason (one small value per key, pre-combined on
@@ -19,8 +19,6 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.sources.base import DROPPED, make_drop
-
 REJECT_SCHEMA = pa.schema(
     [
         ("source", pa.string()),
@@ -33,15 +31,6 @@ REJECT_SCHEMA = pa.schema(
     ],
     metadata={"llamapipe.schema_version": "1", "llamapipe.kind": "rejects"},
 )
-
-
-def reject(source: str, stage: str, reason: str, doc_id: str, detail: str = "", text: str | None = None):
-    """A drop record on the DROPPED side output, carrying the dropped text for the rejects sample."""
-    beam.metrics.Metrics.counter(f"{source}.{stage}", f"dropped.{reason}").inc()
-    record = make_drop(source, stage, reason, doc_id, detail)
-    if text is not None:
-        record["text"] = text
-    return beam.pvalue.TaggedOutput(DROPPED, record)
 
 
 def without_text(drop: dict) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from llamapipe.sources.base import SOURCE_NAMES
+from llamapipe.sources.reading import SOURCE_NAMES
 
 
 def source_module(name: str) -> ModuleType:

@@ -40,13 +40,12 @@ import lxml.html
 from apache_beam.io.filesystems import FileSystems
 from lxml import etree
 
-from llamapipe.sources.base import (
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.sources.reading import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
-    DROPPED,
     ReadFileDoFn,
     ReadFiles,
     SourceOptions,
-    dropped,
     is_compressed,
     make_document,
     open_input,
@@ -240,13 +239,13 @@ class ReadPostsDoFn(ReadFileDoFn):
             row_number = 0
             for item in iter_rows(stream):
                 if isinstance(item, BadRecord) and item.head:
-                    yield dropped(SOURCE, "read", item.reason, f"{SOURCE}:{site}/head",
-                                  f"{path}: {item.detail}")
+                    yield drop(SOURCE, "read", item.reason, f"{SOURCE}:{site}/head",
+                               f"{path}: {item.detail}")
                     continue
                 row_number += 1
                 if isinstance(item, BadRecord):
-                    yield dropped(SOURCE, "read", item.reason, f"{SOURCE}:{site}/row{row_number}",
-                                  f"{path} row {row_number}, {item.detail}")
+                    yield drop(SOURCE, "read", item.reason, f"{SOURCE}:{site}/row{row_number}",
+                               f"{path} row {row_number}, {item.detail}")
                     continue
                 line, row = item
                 yield from self._post(site, row, row_number, line, path)
@@ -261,8 +260,8 @@ class ReadPostsDoFn(ReadFileDoFn):
         parent_id = (row.get("ParentId") or "").strip()
         doc_id = f"{SOURCE}:{site}/{post_id or f'row{row_number}'}"
         if not post_type or not post_id or (post_type == ANSWER and not parent_id):
-            yield dropped(SOURCE, "read", "malformed_row", doc_id,
-                          f"{path} row {row_number}: needs Id, PostTypeId (and ParentId for answers)")
+            yield drop(SOURCE, "read", "malformed_row", doc_id,
+                       f"{path} row {row_number}: needs Id, PostTypeId (and ParentId for answers)")
             return
         post = {"id": post_id, "score": _int(row.get("Score")), "body": row.get("Body") or ""}
         if post_type == QUESTION:
@@ -293,21 +292,21 @@ class AssembleThreadDoFn(beam.DoFn):
         doc_id = f"{SOURCE}:{key}"
         if not questions:
             # One drop per missing question, whatever the number of answers left without it.
-            yield dropped(SOURCE, "read", "orphan_answer", doc_id,
-                          f"{len(answers)} answer(s) whose question is not in the dump")
+            yield drop(SOURCE, "read", "orphan_answer", doc_id,
+                       f"{len(answers)} answer(s) whose question is not in the dump")
             return
         question, *repeats = questions
         for _ in repeats:
-            yield dropped(SOURCE, "read", "duplicate_post", doc_id, "question row repeated in the dump")
+            yield drop(SOURCE, "read", "duplicate_post", doc_id, "question row repeated in the dump")
         answer_texts = [text for text in (html_to_text(a["body"]) for a in sorted(answers, key=answer_order))
                         if text]
         title = _SPACES.sub(" ", question["title"]).strip()  # titles are plain text in the dumps
         body = html_to_text(question["body"])
         if not title and not body:
-            yield dropped(SOURCE, "read", "empty", doc_id)
+            yield drop(SOURCE, "read", "empty", doc_id)
             return
         if len(answer_texts) < self._min_answers:
-            yield dropped(SOURCE, "clean", "too_few_answers", doc_id, f"{len(answer_texts)} answer(s)")
+            yield drop(SOURCE, "clean", "too_few_answers", doc_id, f"{len(answer_texts)} answer(s)")
             return
         site, question_id = key.rsplit("/", 1)
         yield make_document(
@@ -429,8 +428,8 @@ class _KeepSitesDoFn(beam.DoFn):
         if thread["meta"].get("site") in kept_sites:
             yield thread
         else:
-            yield dropped(SOURCE, "read", "site_not_largest", thread["id"],
-                          f"not among the {len(kept_sites)} largest sites by posts")
+            yield drop(SOURCE, "read", "site_not_largest", thread["id"],
+                       f"not among the {len(kept_sites)} largest sites by posts")
 
 
 class KeepLargestSites(beam.PTransform):

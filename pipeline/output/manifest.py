@@ -38,7 +38,7 @@ def mixture_weights(tokens: dict[str, int], mixture: MixtureConfig) -> tuple[dic
 
 
 def _source_folders(shards_dir: str) -> list[str]:
-    from llamapipe.sources.base import SOURCE_NAMES  # imports Beam: only the pipeline builds manifests
+    from llamapipe.sources.reading import SOURCE_NAMES  # imports Beam: only the pipeline builds manifests
 
     present = [d for d in storage.list_names(shards_dir) if storage.is_dir(storage.join(shards_dir, d))]
     return [s for s in SOURCE_NAMES if s in present] + sorted(set(present) - set(SOURCE_NAMES))

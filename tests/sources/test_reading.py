@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from llamapipe.sources import c4
-from llamapipe.sources.base import FileSplit, ReadFileDoFn, ReadFiles, make_document
+from llamapipe.sources.reading import FileSplit, ReadFileDoFn, ReadFiles, make_document
 
 
 def write_lines(path: Path, count: int) -> None:

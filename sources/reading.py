@@ -1,4 +1,5 @@
-"""The common document record, the drop record, and the file-reading scaffold every source uses.
+"""What every reader shares: the document record and the file-reading scaffold (the drop record is
+`llamapipe.pipeline.plumbing.drops`).
 
 A *document* is a plain dict (cheap to pickle between Beam workers, easy to write to Parquet):
 
@@ -11,10 +12,8 @@ A *document* is a plain dict (cheap to pickle between Beam workers, easy to writ
 CommonCrawl WARC documents carry the decoded page in an extra `html` key until the extraction stage
 turns it into `text`.
 
-A *drop* records a document that left the pipeline, and why. Every input document ends up either
-kept or as exactly one drop, so the ledger reconciles (in = kept + dropped):
-
-    {"source": "c4", "stage": "read", "reason": "malformed_json", "id": "...", "detail": "..."}
+A *drop* records a document that left the pipeline, and why (`plumbing.drops.drop`). Every input
+document ends up either kept or as exactly one drop, so the ledger reconciles (in = kept + dropped).
 
 Readers are composite transforms built on `ReadFiles`: input globs are matched with Beam's
 `fileio` (so `gs://` and `s3://` work where the Beam extra is installed), each file is planned into
@@ -49,9 +48,9 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
+from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 
-DROPPED = "dropped"  # tag of the side output that carries drop records
+SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
 
 # Upper bound on what one decompressed input may yield; protects workers from decompression bombs.
 DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024**3
@@ -118,23 +117,6 @@ def make_document(source: str, doc_id: str, text: str, url: str = "", **meta: An
         "url": url or "",
         "meta": {k: v for k, v in meta.items() if v is not None},
     }
-
-
-def make_drop(source: str, stage: str, reason: str, doc_id: str = "", detail: str = "") -> dict:
-    """Build a drop record (one per document that leaves the pipeline)."""
-    return {
-        "source": source,
-        "stage": stage,
-        "reason": reason,
-        "id": doc_id,
-        "detail": detail[:500],
-    }
-
-
-def dropped(source: str, stage: str, reason: str, doc_id: str = "", detail: str = ""):
-    """A drop record on the DROPPED side output, counted in Beam metrics for live progress."""
-    beam.metrics.Metrics.counter(f"{source}.{stage}", f"dropped.{reason}").inc()
-    return beam.pvalue.TaggedOutput(DROPPED, make_drop(source, stage, reason, doc_id, detail))
 
 
 class _WrappedReader(io.RawIOBase):
@@ -313,7 +295,7 @@ class ReadFileDoFn(beam.DoFn):
     """Base DoFn: one `FileSplit` (or a path, meaning the whole file) in, documents and drops out.
 
     Subclasses implement either `read(path)` (formats read whole) or `plan(...)` and
-    `read_split(split)` (formats split inside big files), yielding documents or `dropped(...)`
+    `read_split(split)` (formats split inside big files), yielding documents or `drop(...)`
     outputs. Any exception that escapes is recorded as one drop for the rest of that split (reason
     `unreadable_file`, or `decompressed_too_large` past `max_decompressed_bytes`) instead of failing
     the run; documents already yielded are kept.
@@ -349,7 +331,7 @@ class ReadFileDoFn(beam.DoFn):
             part = "" if split.whole_file else f"@{split.start}"
             too_large = isinstance(exc, DecompressionLimitError)
             reason = "decompressed_too_large" if too_large else "unreadable_file"
-            yield dropped(
+            yield drop(
                 self.source, "read", reason, f"{self.source}:{short_name(split.path)}{part}",
                 f"{split.describe()}: {type(exc).__name__}: {exc}",
             )

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline.tokenize import WriteTokenShards
+from llamapipe.pipeline.output.token_shards import WriteTokenShards
 from llamapipe.sources.demo.text import (
     FOREIGN_LANGUAGES,
     CodeWriter,

@@ -2,4 +2,4 @@
 
 from llamapipe.tokenizer.format import beam_s3
 
-beam_s3.install()  # empty objects on S3, in every process that imports us (see beam_s3.py)
+beam_s3.install()  # empty objects on S3, in every process that imports us (see tokenizer/format/beam_s3.py)

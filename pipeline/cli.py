@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON (files_total, "
                         "files_done, last_run.files_processed, last_run.files_reused, ...)")
 
-    from llamapipe.pipeline.inspect_cli import add_inspect_parser
+    from llamapipe.pipeline.inspect.cli import add_inspect_parser
 
     inspect = add_inspect_parser(sub)
     inspect.add_argument("--reason", help="on OUT/rejects: print the sampled drops with this reason")
@@ -189,26 +189,26 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(status, indent=2) if args.json else format_status(status))
             return 0
         if args.command == "report":
-            from llamapipe.pipeline.report import write_report
+            from llamapipe.pipeline.report.build import write_report
 
             print(f"wrote {write_report(args.dir)}")
             return 0
         if args.command in ("generate", "export-hf", "import-hf"):
             return _weights_command(args)
         if args.command == "inspect" and args.dups:
-            from llamapipe.pipeline.inspect_dups import format_dups
+            from llamapipe.pipeline.inspect.dups import format_dups
 
             if len(args.words) != 1:
                 parser.error("usage: llamapipe inspect OUT --dups [N]")
             print(format_dups(args.words[0], args.dups))
             return 0
         if args.command == "inspect":
-            from llamapipe.pipeline.inspect_rejects import format_rejects, is_rejects
+            from llamapipe.pipeline.inspect.rejects import format_rejects, is_rejects
 
             if len(args.words) == 1 and is_rejects(args.words[0]):
                 print(format_rejects(args.words[0], args.reason, args.source, args.show))
                 return 0
-            from llamapipe.pipeline.inspect_cli import run_inspect
+            from llamapipe.pipeline.inspect.cli import run_inspect
 
             return run_inspect(args)
     except ConfigError as exc:
@@ -282,7 +282,7 @@ def _train(args) -> int:
     for key in ("params", "first_loss", "last_loss", "tokens_per_s"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
-    from llamapipe.pipeline.report import refresh_report
+    from llamapipe.pipeline.report.build import refresh_report
 
     print(refresh_report(config.output))  # now with the training curves
     return 0

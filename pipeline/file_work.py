@@ -3,8 +3,8 @@
 A run cleans in two pipelines (`run.py`). The first, built here, takes each input file (or each split
 of a big one) through its source's reader (and the source's own per-file cleaning), HTML extraction,
 language ID and the quality rules, in one worker call, computes each kept document's dedup fingerprint
-(text hash and MinHash signature, `dedup.fingerprint`), and records the result under OUT as soon as
-that split is done. The second (`graph.build_cleaning`) reads the records of every file the config
+(text hash and MinHash signature, `stages.dedup.fingerprints.fingerprint`), and records the result under OUT
+as soon as that split is done. The second (`recipe.build_cleaning`) reads the records of every file the config
 lists and runs what needs the whole corpus: a source's own corpus-wide step (GitHub's exact dedup,
 Stack Exchange's largest sites), document dedup, line dedup, perplexity, the classifier.
 
@@ -46,15 +46,15 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from llamapipe.pipeline.config import Config
-from llamapipe.pipeline.dedup import FINGERPRINT, fingerprint, fingerprinter
-from llamapipe.pipeline.extract import ExtractTextDoFn, extractor_setup
-from llamapipe.pipeline.filters import QualityFilterDoFn
-from llamapipe.pipeline.langid import LanguageIdDoFn
-from llamapipe.pipeline.ledger import drop_events, read_events
+from llamapipe.pipeline.output.ledger import drop_events, read_events
+from llamapipe.pipeline.output.rejects import id_fraction, reject_row
 from llamapipe.pipeline.plumbing.drops import DROPPED
 from llamapipe.pipeline.plumbing.files_as_shuffle import FrameWriter, read_frames
 from llamapipe.pipeline.plumbing.progress import count_in_process
-from llamapipe.pipeline.rejects import id_fraction, reject_row
+from llamapipe.pipeline.stages.dedup.fingerprints import FINGERPRINT, fingerprint, fingerprinter
+from llamapipe.pipeline.stages.extract import ExtractTextDoFn, extractor_setup
+from llamapipe.pipeline.stages.langid import LanguageIdDoFn
+from llamapipe.pipeline.stages.quality import QualityFilterDoFn
 from llamapipe.sources import file_reader
 from llamapipe.sources.reading import plan_splits
 from llamapipe.tokenizer.format import storage
@@ -270,7 +270,7 @@ class RecordSplitDoFn(beam.DoFn):
 
 class _SplitRecord:
     """What one split's record holds, written as it goes: documents, drops, rejects candidates (the
-    rate sample and the smallest id hash per reason, as `rejects.WriteRejects` picks them), ledger
+    rate sample and the smallest id hash per reason, as `output.rejects.WriteRejects` picks them), ledger
     counts and the reader's extra outputs."""
 
     def __init__(self, config: Config, paths: dict[str, str]):

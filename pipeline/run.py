@@ -34,17 +34,17 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
-from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stats
 from llamapipe.pipeline.file_work import PROGRESS_STEPS, Records, build_file_work, list_inputs
-from llamapipe.pipeline.graph import build_cleaning, build_tokenization
-from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
+from llamapipe.pipeline.output.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
+from llamapipe.pipeline.output.token_shards import chars_per_token
 from llamapipe.pipeline.plumbing.progress import LiveProgress
 from llamapipe.pipeline.plumbing.runners import normalize_flags, runner_class, sharing_a_local_cluster
-from llamapipe.pipeline.report import refresh_report
+from llamapipe.pipeline.recipe import build_cleaning, build_tokenization
+from llamapipe.pipeline.report.build import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
 from llamapipe.pipeline.run_lock import RunLock
-from llamapipe.pipeline.tokenize import chars_per_token
+from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary, read_dedup_stats
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample

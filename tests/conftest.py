@@ -2,7 +2,7 @@
 (relative to the repository); tests that need them skip with a clear reason when neither exists.
 
 `demo_run` runs the pipeline once per test session on the demo corpus (tests/test_end_to_end.py and
-tests/pipeline/test_report.py read it); `demo_trained` then trains on it once (`llamapipe train`).
+tests/pipeline/report/test_report.py read it); `demo_trained` then trains on it once (`llamapipe train`).
 
 `time_limit(seconds, what)` fails a block that takes too long; a test (or module, with `pytestmark`)
 marked `time_bound(seconds)` runs under one: a test against a server that stopped answering fails

@@ -80,7 +80,7 @@ def test_every_distribution_of_a_clean_install_is_pinned(resolved):
 
 
 def test_one_fasttext_that_trains_and_one_lid176(resolved):
-    from llamapipe.pipeline.lid176 import bundled_model_path
+    from llamapipe.pipeline.stages.lid176 import bundled_model_path
 
     dists = {name: installed(name, version) for name, version in resolved.items() if name != "llamapipe"}
     for module in FASTTEXT_MODULES:

@@ -37,7 +37,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.components import bundle_output
+from llamapipe.pipeline.plumbing.bundles import bundle_output
 
 FILES = "files"
 _FRAME = struct.Struct(">I")

@@ -5,8 +5,8 @@ element that crosses a GroupByKey in the runner's memory about three times over 
 the re-encoded grouped output, the message to the worker), so a shuffle of bulky records made the
 runner grow with the input. datatrove's MinHash dedup writes its band records to files per bucket
 range instead of shuffling them; so do the two bulky shuffles here, the LSH band records
-(`lsh_buckets.py`) and the token rows on their way to their shard (`tokenize.py`). Everything goes
-through Beam's FileSystems (any filesystem Beam has) and runs the same on every runner.
+(`stages/dedup/buckets.py`) and the token rows on their way to their shard (`output/token_shards.py`).
+Everything goes through Beam's FileSystems (any filesystem Beam has) and runs the same on every runner.
 
 1. `WriteRuns` buffers a bundle's (key, value) records up to `run_bytes`, then writes them as one run
    file: the records of each partition (`partition(key)`) are one zstd frame of a pickled list. Once
@@ -34,7 +34,7 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.components import bundle_output
+from llamapipe.pipeline.plumbing.bundles import bundle_output
 
 # Bytes of buffered records at which a run file is written. Small enough that a worker's buffer stays a
 # few tens of MB of Python objects; large enough that a run holds many records of each partition.

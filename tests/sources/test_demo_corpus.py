@@ -337,7 +337,7 @@ def test_the_measures_catch_spam_and_rule_breakers(corpus, warc, c4):
 def test_planted_languages_are_recognised_by_lid176(corpus, warc):
     import fasttext
 
-    from llamapipe.pipeline.langid import bundled_model_path
+    from llamapipe.pipeline.stages.langid import bundled_model_path
 
     model = fasttext.load_model(bundled_model_path())
     planted = items(corpus["plants"], "non_english")

@@ -47,10 +47,11 @@ import apache_beam as beam
 
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.output.ledger import drop_events, read_events
-from llamapipe.pipeline.output.rejects import id_fraction, reject_row
+from llamapipe.pipeline.output.rejects import reject_row
 from llamapipe.pipeline.plumbing.drops import DROPPED
 from llamapipe.pipeline.plumbing.files_as_shuffle import FrameWriter, read_frames
 from llamapipe.pipeline.plumbing.progress import count_in_process
+from llamapipe.pipeline.plumbing.sampling import id_fraction
 from llamapipe.pipeline.stages.dedup.fingerprints import FINGERPRINT, fingerprint, fingerprinter
 from llamapipe.pipeline.stages.extract import ExtractTextDoFn, extractor_setup
 from llamapipe.pipeline.stages.langid import LanguageIdDoFn

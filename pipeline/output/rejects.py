@@ -13,11 +13,11 @@ The drop records written to `OUT/dropped/` never carry the text.
 
 from __future__ import annotations
 
-import hashlib
-
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
+
+from llamapipe.pipeline.plumbing.sampling import id_fraction
 
 REJECT_SCHEMA = pa.schema(
     [
@@ -37,12 +37,6 @@ def without_text(drop: dict) -> dict:
     if "text" not in drop:
         return drop
     return {k: v for k, v in drop.items() if k != "text"}
-
-
-def id_fraction(doc_id: str) -> float:
-    """A stable pseudo-random number in [0, 1) from a document id."""
-    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 def reject_row(drop: dict, sampled_by: str, max_chars: int) -> dict:

@@ -41,10 +41,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import ClassifierConfig
-from llamapipe.pipeline.output.rejects import id_fraction
 from llamapipe.pipeline.plumbing.drops import DROPPED, drop
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.pipeline.plumbing.group_through_files import WriteRuns, read_records, same_key
+from llamapipe.pipeline.plumbing.sampling import id_fraction
 
 STAGE = "classifier"
 POSITIVE, NEGATIVE = "__label__reference", "__label__random"

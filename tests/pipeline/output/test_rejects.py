@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from llamapipe.pipeline.cli import main
-from llamapipe.pipeline.output.rejects import WriteRejects, id_fraction
+from llamapipe.pipeline.output.rejects import WriteRejects
+from llamapipe.pipeline.plumbing.sampling import id_fraction
 
 
 def drops() -> list[dict]:

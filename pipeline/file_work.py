@@ -56,6 +56,7 @@ from llamapipe.pipeline.stages.dedup.fingerprints import FINGERPRINT, fingerprin
 from llamapipe.pipeline.stages.extract import ExtractTextDoFn, extractor_setup
 from llamapipe.pipeline.stages.langid import LanguageIdDoFn
 from llamapipe.pipeline.stages.quality import QualityFilterDoFn
+from llamapipe.pipeline.stages.registry import EXTRACT, LANGID, QUALITY, READ
 from llamapipe.sources import file_reader
 from llamapipe.sources.reading import plan_splits
 from llamapipe.tokenizer.format import storage
@@ -63,8 +64,6 @@ from llamapipe.tokenizer.format import storage
 PLAN = re.compile(r"splits-(?P<count>\d{5,})")
 DONE = re.compile(r"(?P<index>\d{5,})\.done-(?P<documents>\d+)\.json")
 KINDS = ("docs", "drops", "rejects")
-# Steps of the live progress line counted inside `RecordSplitDoFn` (documents out of each).
-PROGRESS_STEPS = ("read", "extract", "langid", "quality")
 
 
 @dataclass(frozen=True)
@@ -200,10 +199,10 @@ class RecordSplitDoFn(beam.DoFn):
         config = self._config
         self._readers = {name: file_reader(name, config.sources[name]) for name in config.enabled_sources()}
         self._stages = [
-            ("extract", ExtractTextDoFn(config.extract, extractor_setup(config.extract, config.langid,
-                                                                          config.filters))),
-            ("langid", LanguageIdDoFn(config.langid)),
-            ("quality", QualityFilterDoFn(config.filters.rules)),
+            (EXTRACT.name, ExtractTextDoFn(config.extract, extractor_setup(config.extract, config.langid,
+                                                                           config.filters))),
+            (LANGID.name, LanguageIdDoFn(config.langid)),
+            (QUALITY.name, QualityFilterDoFn(config.filters.rules)),
         ]
         for dofn in [*self._readers.values(), *(stage for _, stage in self._stages)]:
             dofn.setup()
@@ -231,7 +230,7 @@ class RecordSplitDoFn(beam.DoFn):
                         record.extra(item.tag, item.value)
                     continue
                 record.read(item)
-                self._count("read")
+                self._count(READ.name)
                 for doc in self._per_document(item, record):
                     if self._fingerprints:
                         doc = {**doc, FINGERPRINT: fingerprint(doc["text"], self._hasher)}

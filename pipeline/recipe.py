@@ -17,18 +17,12 @@ from llamapipe.pipeline.output.rejects import WriteRejects, without_text
 from llamapipe.pipeline.output.token_shards import WriteTokenShards, estimate_tokens
 from llamapipe.pipeline.plumbing.files_as_shuffle import MergeThroughFiles
 from llamapipe.pipeline.plumbing.progress import LiveProgress
+from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.classifier import ReferenceClassifier
 from llamapipe.pipeline.stages.dedup.deduplicate import Deduplicate
-from llamapipe.pipeline.stages.dedup.statistics import WriteDedupReport
 from llamapipe.pipeline.stages.line_dedup import LineDedup
 from llamapipe.pipeline.stages.perplexity import PerplexityBuckets
 from llamapipe.sources import corpus_step, file_reader
-
-# The ledger's stage names, for the live progress line.
-PROGRESS_STEPS = {
-    "Deduplicate": "dedup", "LineDedup": "line_dedup", "Perplexity": "perplexity",
-    "ReferenceClassifier": "classifier",
-}
 
 
 def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], records: list[tuple[str, str]],
@@ -83,24 +77,24 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
         progress.count(docs, "files_read", "Progress_files_read")
 
     current = docs
-    stages = [
-        ("Deduplicate", Deduplicate(config.dedup, FileSystems.join(paths["spill"], "dedup"))),
-        ("LineDedup", LineDedup(config.line_dedup, FileSystems.join(paths["spill"], "line_dedup"))),
-        ("Perplexity", PerplexityBuckets(config.perplexity)),
+    stages: list[Stage] = [
+        Deduplicate(config.dedup, FileSystems.join(paths["spill"], "dedup"),
+                    report=(paths["dedup_stats"], paths["dedup_examples"])),
+        LineDedup(config.line_dedup, FileSystems.join(paths["spill"], "line_dedup")),
+        PerplexityBuckets(config.perplexity),
     ]
     if config.classifier.enabled and set(config.classifier.sources) & set(config.enabled_sources()):
         wikipedia = docs | "WikipediaDocs" >> beam.Filter(lambda d: d["source"] == "wikipedia")
-        stages.append(("ReferenceClassifier", _WithWikipedia(
+        stages.append(_WithWikipedia(
             ReferenceClassifier(config.classifier, paths["classifier"],
-                                FileSystems.join(paths["spill"], "classifier")), wikipedia)))
-    for label, stage in stages:
-        out = current | label >> stage
-        if label == "Deduplicate":
-            out | "WriteDedupReport" >> WriteDedupReport(paths["dedup_stats"], paths["dedup_examples"])
+                                FileSystems.join(paths["spill"], "classifier")), wikipedia))
+    for stage in stages:
+        out = current | stage.entry.label >> stage
+        stage.write_reports(out)
         current = out["documents"]
         stage_drops.append(out["dropped"])
         if progress:
-            progress.count(current, PROGRESS_STEPS[label])
+            progress.count(current, stage.entry.name)
     kept = current
     # The rejects sample takes the texts it wants from each stage's drops; past it, drops carry none.
     recorded_rejects = recorded["rejects"] | "AllRecordedRejects" >> beam.Flatten()
@@ -133,10 +127,12 @@ class _WithRecorded(beam.PTransform):
         return self._transform.expand(drops, recorded)
 
 
-class _WithWikipedia(beam.PTransform):
-    """Adapts a (wikipedia, documents) transform to the one-input shape of the stage list."""
+class _WithWikipedia(Stage):
+    """Adapts the classifier, a (wikipedia, documents) transform, to the one-input shape of the stage list."""
 
-    def __init__(self, transform: beam.PTransform, wikipedia):
+    entry = ReferenceClassifier.entry
+
+    def __init__(self, transform: ReferenceClassifier, wikipedia):
         super().__init__()
         self._transform = transform
         self._wikipedia = wikipedia

@@ -34,7 +34,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
-from llamapipe.pipeline.file_work import PROGRESS_STEPS, Records, build_file_work, list_inputs
+from llamapipe.pipeline.file_work import Records, build_file_work, list_inputs
 from llamapipe.pipeline.output.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.output.token_shards import chars_per_token
@@ -45,6 +45,7 @@ from llamapipe.pipeline.report.build import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
 from llamapipe.pipeline.run_lock import RunLock
 from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary, read_dedup_stats
+from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
@@ -322,7 +323,7 @@ def clean_files(config: Config, options: PipelineOptions, paths: dict[str, str],
     if pending:
         with beam_logs_to(paths["beam_log"], quiet_beam), LiveProgress(paths["work"], options) as progress, \
                 beam.Pipeline(options=options) as p:
-            build_file_work(p, config, paths["files"], pending, records, progress.declare(*PROGRESS_STEPS))
+            build_file_work(p, config, paths["files"], pending, records, progress.declare(*PER_FILE_PROGRESS))
         records = Records(paths["files"])
     missing = [f.path for f in files if not records.is_done(f)]
     if missing:

@@ -21,12 +21,9 @@ import json
 
 import apache_beam as beam
 
+from llamapipe.pipeline.stages.registry import stage_rank
 from llamapipe.sources.reading import SOURCE_NAMES
 from llamapipe.tokenizer.format import storage
-
-STAGE_ORDER = [
-    "read", "clean", "extract", "langid", "quality", "dedup", "line_dedup", "perplexity", "classifier",
-]
 
 
 def _doc_text(doc: dict) -> str:
@@ -127,7 +124,7 @@ def merge_ledger(parts_glob: str) -> dict:
     for entry in ordered.values():
         entry["dropped_by_stage"] = {
             stage: _most_first(entry["dropped_by_stage"][stage])
-            for stage in sorted(entry["dropped_by_stage"], key=_stage_index)
+            for stage in sorted(entry["dropped_by_stage"], key=stage_rank)
         }
         entry["length_histogram"] = {
             side: dict(sorted(histogram.items(), key=lambda kv: int(kv[0])))
@@ -140,10 +137,6 @@ def merge_ledger(parts_glob: str) -> dict:
 
 def _most_first(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def _stage_index(stage: str) -> int:
-    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
 
 
 def write_ledger(ledger: dict, path: str) -> None:

@@ -15,7 +15,7 @@ import json
 
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline.output.ledger import STAGE_ORDER
+from llamapipe.pipeline.stages.registry import STAGE_ORDER, stage_rank
 from llamapipe.tokenizer.format import storage
 
 REPORT_NAME = "report.html"
@@ -187,7 +187,7 @@ def rejected_examples(folder: str, drop_counts: dict[str, dict] | None = None,
         counts = (drop_counts or {}).get(source, {})
 
         def rank(e: dict, counts: dict = counts) -> tuple:
-            return (not e["text"], _stage_index(e["stage"]), -counts.get(e["stage"], {}).get(e["reason"], 0),
+            return (not e["text"], stage_rank(e["stage"]), -counts.get(e["stage"], {}).get(e["reason"], 0),
                     e["reason"])
 
         candidates = sorted((e for key, e in first.items() if key[0] == source), key=rank)
@@ -208,10 +208,6 @@ def _rows(folder: str, max_rows: int, columns: list[str] | None = None):
                         return
                     read += 1
                     yield row
-
-
-def _stage_index(stage: str) -> int:
-    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
 
 
 def training_curves(path: str) -> dict | None:

@@ -41,12 +41,14 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.config import ClassifierConfig
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import drop
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.pipeline.plumbing.group_through_files import WriteRuns, read_records, same_key
 from llamapipe.pipeline.plumbing.sampling import id_fraction
+from llamapipe.pipeline.stages.base import Stage
+from llamapipe.pipeline.stages.registry import CLASSIFIER
 
-STAGE = "classifier"
+STAGE = CLASSIFIER.name
 POSITIVE, NEGATIVE = "__label__reference", "__label__random"
 
 
@@ -310,9 +312,11 @@ def _sample(size: int) -> beam.PTransform:
     return beam.combiners.Top.Of(size, key=lambda example: id_fraction("sample:" + example[0]), reverse=True)
 
 
-class ReferenceClassifier(beam.PTransform):
+class ReferenceClassifier(Stage):
     """(Wikipedia documents, all documents) -> documents of the configured sources scored and filtered,
     the others unchanged. `work_folder` holds the spilled documents while the pipeline runs."""
+
+    entry = CLASSIFIER
 
     def __init__(self, options: ClassifierConfig, out_dir: str, work_folder: str):
         super().__init__()
@@ -361,7 +365,4 @@ class ReferenceClassifier(beam.PTransform):
                 train_reference_model, beam.pvalue.AsSingleton(positives), beam.pvalue.AsSingleton(negatives),
                 beam.pvalue.AsSingleton(cited_count), options, self._out_dir)
         )
-        out = by_file | "Score" >> beam.ParDo(
-            ScoreReference(options, folder), beam.pvalue.AsSingleton(status)).with_outputs(
-                DROPPED, main="documents")
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        return self.split(by_file, "Score", ScoreReference(options, folder), beam.pvalue.AsSingleton(status))

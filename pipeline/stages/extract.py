@@ -29,7 +29,8 @@ import weakref
 import apache_beam as beam
 
 from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.extract_subprocess import (
     _HEADER,
     STAGE,
@@ -37,6 +38,7 @@ from llamapipe.pipeline.stages.extract_subprocess import (
     PrepassPolicy,
     write_frame,
 )
+from llamapipe.pipeline.stages.registry import EXTRACT
 
 
 def prepass_policies(langid: LangIdConfig, filters: FiltersConfig,
@@ -182,7 +184,7 @@ class ExtractTextDoFn(beam.DoFn):
         if result.text is None:
             yield drop(source, result.stage, result.reason, doc["id"], result.detail, html)
             return
-        beam.metrics.Metrics.counter(f"{source}.{STAGE}", "extracted").inc()
+        ExtractText.counter(source, "extracted").inc()
         yield {**rest, "text": result.text}
 
     def teardown(self) -> None:
@@ -190,7 +192,9 @@ class ExtractTextDoFn(beam.DoFn):
             self._process.close()
 
 
-class ExtractText(beam.PTransform):
+class ExtractText(Stage):
+    entry = EXTRACT
+
     def __init__(self, options: ExtractConfig, langid: LangIdConfig | None = None,
                  filters: FiltersConfig | None = None):
         super().__init__()
@@ -198,7 +202,4 @@ class ExtractText(beam.PTransform):
         self._setup = extractor_setup(options, langid, filters)
 
     def expand(self, docs):
-        out = docs | "Trafilatura" >> beam.ParDo(ExtractTextDoFn(self._options, self._setup)).with_outputs(
-            DROPPED, main="documents"
-        )
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        return self.split(docs, "Trafilatura", ExtractTextDoFn(self._options, self._setup))

@@ -28,7 +28,9 @@ import threading
 import time
 from typing import NamedTuple
 
-STAGE = "extract"
+from llamapipe.pipeline.stages.registry import EXTRACT
+
+STAGE = EXTRACT.name
 _HEADER = struct.Struct(">I")
 
 

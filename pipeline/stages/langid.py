@@ -6,12 +6,14 @@ from __future__ import annotations
 import apache_beam as beam
 
 from llamapipe.pipeline.config import LangIdConfig
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.lid176 import LanguageIdentifier, bundled_model_path
+from llamapipe.pipeline.stages.registry import LANGID
 
 __all__ = ["LanguageId", "LanguageIdDoFn", "LanguageIdentifier", "bundled_model_path"]
 
-STAGE = "langid"
+STAGE = LANGID.name
 
 
 class LanguageIdDoFn(beam.DoFn):
@@ -51,13 +53,12 @@ def _in_dump_language(doc: dict) -> bool:
     return not dump_language or dump_language == doc["language"]
 
 
-class LanguageId(beam.PTransform):
+class LanguageId(Stage):
+    entry = LANGID
+
     def __init__(self, options: LangIdConfig):
         super().__init__()
         self._options = options
 
     def expand(self, docs):
-        out = docs | "Lid176" >> beam.ParDo(LanguageIdDoFn(self._options)).with_outputs(
-            DROPPED, main="documents"
-        )
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        return self.split(docs, "Lid176", LanguageIdDoFn(self._options))

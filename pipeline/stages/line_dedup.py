@@ -30,11 +30,13 @@ from collections import defaultdict
 import apache_beam as beam
 
 from llamapipe.pipeline.config import LineDedupConfig
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import drop
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.pipeline.plumbing.group_through_files import GroupThroughFiles, HashPartition, read_records
+from llamapipe.pipeline.stages.base import Stage
+from llamapipe.pipeline.stages.registry import LINE_DEDUP
 
-STAGE = "line_dedup"
+STAGE = LINE_DEDUP.name
 RUNS_NAMESPACE = "line_runs"  # run files' suffix and counter namespace
 
 # CCNet's UNICODE_PUNCT keys (cc_net/text_normalizer.py) and the C0/C1 control characters.
@@ -139,7 +141,7 @@ class RemoveDuplicatedLines(beam.DoFn):
             text, removed = remove_lines(doc["text"], duplicated.get(doc["id"], set()))
             source = doc["source"]
             if removed:
-                beam.metrics.Metrics.counter(f"{source}.{STAGE}", "lines_removed").inc(removed)
+                LineDedup.counter(source, "lines_removed").inc(removed)
             if not text.strip():
                 detail = f"{removed} lines removed"
                 yield drop(source, STAGE, "no_lines_left", doc["id"], detail, doc["text"])
@@ -150,10 +152,12 @@ class RemoveDuplicatedLines(beam.DoFn):
                 yield {**doc, "text": text} if removed else doc
 
 
-class LineDedup(beam.PTransform):
+class LineDedup(Stage):
     """Documents of the configured sources lose their duplicated lines; others pass unchanged. Every
     document goes through a spilled file in `work_folder` (one output from one step: a Flatten of
     the two parts would be held in memory by the local runners)."""
+
+    entry = LINE_DEDUP
 
     def __init__(self, options: LineDedupConfig, work_folder: str):
         super().__init__()
@@ -163,7 +167,7 @@ class LineDedup(beam.PTransform):
     def expand(self, docs):
         sources = set(self._options.sources)
         if not self._options.enabled or not sources:
-            return {"documents": docs, "dropped": docs | "NoDrops" >> beam.FlatMap(lambda _: [])}
+            return self.unchanged(docs)
         spilled = docs | "Spill" >> beam.ParDo(SpillDocuments(self._folder)).with_outputs(FILES, main="docs")
         marks = (
             spilled.docs
@@ -172,10 +176,6 @@ class LineDedup(beam.PTransform):
                                                  RUNS_NAMESPACE)
             | "MarkDuplicatedLines" >> beam.ParDo(MarkDuplicatedLines())
         )
-        out = (
-            {"marks": marks}
-            | "JoinMarks" >> GroupByFile(spilled[FILES])
-            | "RemoveLines" >> beam.ParDo(RemoveDuplicatedLines(
-                self._folder, sources, self._options.min_chars_after)).with_outputs(DROPPED, main="documents")
-        )
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        by_file = {"marks": marks} | "JoinMarks" >> GroupByFile(spilled[FILES])
+        return self.split(by_file, "RemoveLines", RemoveDuplicatedLines(
+            self._folder, sources, self._options.min_chars_after))

@@ -20,10 +20,12 @@ import unicodedata
 import apache_beam as beam
 
 from llamapipe.pipeline.config import PerplexityConfig
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.line_dedup import _CCNET_PUNCT
+from llamapipe.pipeline.stages.registry import PERPLEXITY
 
-STAGE = "perplexity"
+STAGE = PERPLEXITY.name
 
 # CCNet's replacements for its Unicode punctuation list, in the order of _CCNET_PUNCT.
 _PUNCT_REPLACEMENTS = [",", ".", ",", *['"'] * 10, "'", ":", ":", "?", "!", "(", ")", ";", "-", " - ",
@@ -103,13 +105,14 @@ class BucketDoFn(beam.DoFn):
         yield {**doc, "meta": {**(doc.get("meta") or {}), "perplexity": perplexity, "bucket": bucket}}
 
 
-class PerplexityBuckets(beam.PTransform):
+class PerplexityBuckets(Stage):
+    entry = PERPLEXITY
+
     def __init__(self, options: PerplexityConfig):
         super().__init__()
         self._options = options
 
     def expand(self, docs):
         if not self._options.model:
-            return {"documents": docs, "dropped": docs | "NoDrops" >> beam.FlatMap(lambda _: [])}
-        out = docs | "KenLM" >> beam.ParDo(BucketDoFn(self._options)).with_outputs(DROPPED, main="documents")
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+            return self.unchanged(docs)
+        return self.split(docs, "KenLM", BucketDoFn(self._options))

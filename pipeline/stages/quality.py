@@ -20,9 +20,11 @@ from collections.abc import Callable
 
 import apache_beam as beam
 
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.stages.base import Stage
+from llamapipe.pipeline.stages.registry import QUALITY
 
-STAGE = "quality"
+STAGE = QUALITY.name
 
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 _TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'", "\u201d", "\u2019")
@@ -333,13 +335,12 @@ class QualityFilterDoFn(beam.DoFn):
         yield doc
 
 
-class QualityFilter(beam.PTransform):
+class QualityFilter(Stage):
+    entry = QUALITY
+
     def __init__(self, rules_by_source: dict[str, list[str]]):
         super().__init__()
         self._rules_by_source = rules_by_source
 
     def expand(self, docs):
-        out = docs | "ApplyRules" >> beam.ParDo(QualityFilterDoFn(self._rules_by_source)).with_outputs(
-            DROPPED, main="documents"
-        )
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        return self.split(docs, "ApplyRules", QualityFilterDoFn(self._rules_by_source))

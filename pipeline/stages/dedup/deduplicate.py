@@ -36,6 +36,7 @@ from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.plumbing.bundles import bundle_output
 from llamapipe.pipeline.plumbing.drops import DROPPED, drop, drop_record
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
+from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.dedup.buckets import GroupBuckets, read_buckets
 from llamapipe.pipeline.stages.dedup.connected_components import ConnectedComponents
 from llamapipe.pipeline.stages.dedup.fingerprints import (
@@ -49,9 +50,15 @@ from llamapipe.pipeline.stages.dedup.fingerprints import (
     node_tag,
     unpack_member,
 )
-from llamapipe.pipeline.stages.dedup.statistics import ClusterReport, ExampleClusters, final_stats
+from llamapipe.pipeline.stages.dedup.statistics import (
+    ClusterReport,
+    ExampleClusters,
+    WriteDedupReport,
+    final_stats,
+)
+from llamapipe.pipeline.stages.registry import DEDUP
 
-STAGE = "dedup"
+STAGE = DEDUP.name
 PAIR_COUNTS = "pair_counts"
 EXAMPLE_DOCS = "example_docs"
 MARKS = "marks"
@@ -254,15 +261,23 @@ def _empty(pcoll, label: str):
     return pcoll | label >> beam.FlatMap(lambda _: [])
 
 
-class Deduplicate(beam.PTransform):
+class Deduplicate(Stage):
     """Documents -> {"documents": survivors, "dropped": drop records, "stats": one dict of cluster
     statistics, "examples": example clusters with texts (see statistics.py)}. `work_folder` holds the
-    spilled documents while the pipeline runs."""
+    spilled documents while the pipeline runs; with `report` (stats path, examples path), the recipe's
+    `write_reports` writes the statistics and examples there."""
 
-    def __init__(self, options: DedupConfig, work_folder: str):
+    entry = DEDUP
+
+    def __init__(self, options: DedupConfig, work_folder: str, report: tuple[str, str] | None = None):
         super().__init__()
         self._options = options
         self._folder = work_folder
+        self._report = report
+
+    def write_reports(self, outputs: dict) -> None:
+        if self._report:
+            outputs | "WriteDedupReport" >> WriteDedupReport(*self._report)
 
     def expand(self, docs):
         o = self._options
@@ -271,7 +286,7 @@ class Deduplicate(beam.PTransform):
                 lambda d: {k: v for k, v in d.items() if k != FINGERPRINT})
             nothing = _empty(docs, "Nothing")
             stats = docs.pipeline | "NoStats" >> beam.Create([final_stats(None, o, [], [], [])])
-            return {"documents": docs, "dropped": nothing, "stats": stats, "examples": nothing}
+            return self.outputs(docs, nothing, stats=stats, examples=nothing)
         spilled = docs | "Spill" >> beam.ParDo(SpillDocuments(self._folder)).with_outputs(FILES, main="docs")
         prints = spilled.docs | "Fingerprint" >> beam.ParDo(Fingerprint(o)).with_outputs(
             TEXT_HASHES, main="bands")
@@ -308,5 +323,4 @@ class Deduplicate(beam.PTransform):
                 DROPPED, EXAMPLE_DOCS, main="documents")
         )
         examples = joined[EXAMPLE_DOCS] | "Examples" >> ExampleClusters(o.shingle_words)
-        return {"documents": joined.documents, "dropped": joined[DROPPED], "stats": report["stats"],
-                "examples": examples}
+        return self.outputs(joined.documents, joined[DROPPED], stats=report["stats"], examples=examples)

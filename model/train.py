@@ -55,12 +55,15 @@ from tqdm import tqdm
 from llamapipe.model.data import MixtureLoader
 from llamapipe.model.llama import Transformer
 from llamapipe.model.plan import device_peak_flops, flops_per_token
-from llamapipe.model.train_config import TrainConfig, build_model_args  # noqa: F401 (TrainConfig: also from here)
+from llamapipe.model.train_config import (  # noqa: F401 (TrainConfig: also from here)
+    METRICS_NAME,
+    TrainConfig,
+    build_model_args,
+)
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.format.manifest import read_manifest, validate_manifest
 
 CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.jsonl"
 ADAM_EPS = 1e-5  # Llama 2 paper (section 2.2); the LLaMA-1 paper does not give it
 # On an object store metrics.jsonl is one object rewritten whole (see `_Trainer._log_metrics`): at most
 # this often between checkpoints and evaluations.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from llamapipe.model.presets import ModelArgs, model_args
 
 DTYPES = ("float32", "bfloat16")
+METRICS_NAME = "metrics.jsonl"  # in the output folder of a training run (OUT/train)
 
 
 @dataclass

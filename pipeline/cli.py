@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "run":
             from llamapipe.pipeline.config import check_inputs, check_output, load_config
+            from llamapipe.pipeline.output.layout import OutputLayout
             from llamapipe.pipeline.run import beam_options, run
             from llamapipe.tokenizer.format import storage
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             # Inputs and output are checked with the run's own storage settings (--s3_endpoint_url...)
             storage.use_options(beam_options(config, runner, extra))
             check_inputs(config)
-            check_output(config)
+            check_output(config, OutputLayout(config.output).work)
             run(config, runner=runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
             return 0
         if args.command == "train":
@@ -249,13 +250,13 @@ def _train(args) -> int:
 
     from llamapipe.model.train import train
     from llamapipe.pipeline.config import check_reachable, load_config
+    from llamapipe.pipeline.output.layout import OutputLayout
     from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
-    from llamapipe.pipeline.run import output_paths
     from llamapipe.pipeline.run_lock import RunLock
     from llamapipe.tokenizer.format import storage
 
     config = load_config(args.config, check_files=False)
-    paths = output_paths(config.output)
+    paths = OutputLayout(config.output)
     if not args.plan:
         check_reachable(config.output, key="output")
     cfg = config.train
@@ -266,19 +267,19 @@ def _train(args) -> int:
         from llamapipe.tokenizer.format.manifest import read_manifest
 
         # The shards' vocabulary when they exist, else the one the config will train.
-        exists = storage.is_file(paths["manifest"])  # OUT may be local or on s3:// / gs://
-        vocab = read_manifest(paths["manifest"])["tokenizer"]["vocab_size"] if exists else None
+        exists = storage.is_file(paths.manifest)  # OUT may be local or on s3:// / gs://
+        vocab = read_manifest(paths.manifest)["tokenizer"]["vocab_size"] if exists else None
         print(plan_text(cfg, vocab or config.tokenizer.vocab_size, gpus=args.gpus))
         return 0
     # Under torchrun, rank 0 holds OUT's lock for all ranks (a busy OUT is said before a missing manifest)
     with RunLock(config.output, "train", create=False) if int(os.environ.get("RANK", "0")) == 0 \
             else nullcontext():
-        if not storage.is_file(paths["manifest"]):
-            raise ConfigError(f"{paths['manifest']}: no manifest; run `llamapipe run {args.config}` first")
-        summary = train(paths["manifest"], paths["train"], cfg, resume=not args.fresh)
+        if not storage.is_file(paths.manifest):
+            raise ConfigError(f"{paths.manifest}: no manifest; run `llamapipe run {args.config}` first")
+        summary = train(paths.manifest, paths.train, cfg, resume=not args.fresh)
     if int(os.environ.get("RANK", "0")) != 0:  # rank 0 reports
         return 0
-    print(f"trained {summary.get('steps', cfg.steps)} steps -> {paths['train']}")
+    print(f"trained {summary.get('steps', cfg.steps)} steps -> {paths.train}")
     for key in ("params", "first_loss", "last_loss", "tokens_per_s"):
         if key in summary:
             print(f"  {key}: {summary[key]}")

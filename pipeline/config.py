@@ -398,14 +398,15 @@ def check_inputs(config: Config) -> None:
                 raise ConfigError(f"{key}: cannot read {unreadable[0]!r}")
 
 
-def check_output(config: Config) -> None:
+def check_output(config: Config, work: str) -> None:
     """Before any work: an object-store output folder can be listed, written and deleted from (a probe
-    object under `_work/`), so that a wrong bucket, endpoint, credential or permission is one clear
-    error now, not a failure after hours of cleaning. A local folder is checked by `prepare_output`."""
+    object under its `work` folder, `OutputLayout.work`), so that a wrong bucket, endpoint, credential or
+    permission is one clear error now, not a failure after hours of cleaning. A local folder is checked by
+    `prepare_output`."""
     if not storage.is_remote(config.output):
         return
     check_reachable(config.output, "output")  # the bucket is there and may be listed
-    probe = storage.join(config.output, "_work", f".write-probe-{uuid.uuid4().hex}")
+    probe = storage.join(work, f".write-probe-{uuid.uuid4().hex}")
     with storage_errors_named("output", config.output):  # and written to
         storage.write_bytes(probe, b"probe")
         storage.remove(probe)

@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.file_work import RECORD_COUNTS, RECORD_DROPS, RECORD_REJECTS, ReadRecordDoFn
 from llamapipe.pipeline.output.documents import WriteDocuments
+from llamapipe.pipeline.output.layout import OutputLayout
 from llamapipe.pipeline.output.ledger import CountLedger
 from llamapipe.pipeline.output.rejects import WriteRejects, without_text
 from llamapipe.pipeline.output.token_shards import WriteTokenShards, estimate_tokens
@@ -25,7 +26,7 @@ from llamapipe.pipeline.stages.perplexity import PerplexityBuckets
 from llamapipe.sources import corpus_step, file_reader
 
 
-def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], records: list[tuple[str, str]],
+def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, records: list[tuple[str, str]],
                    progress: LiveProgress | None = None) -> None:
     """The corpus-wide part of cleaning, over the records of the per-file work (`file_work.py`: read,
     extraction, language ID, quality rules, per input file): each source's own corpus-wide step (GitHub's
@@ -45,8 +46,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
     Memory: no collection of documents crosses a shuffle or a multi-input Flatten, both of which
     Beam's local runners hold whole in the runner's memory (and hand whole to the workers). The
     sources' documents are merged through files (and GitHub's exact dedup within its step, under
-    `paths["spill"]/<source>`), the joins of dedup, line dedup and the classifier go through files
-    (`plumbing/files_as_shuffle.py`, under `paths["spill"]`), drop records lose their text (kept only for the
+    `paths.spill/<source>`), the joins of dedup, line dedup and the classifier go through files
+    (`plumbing/files_as_shuffle.py`, under `paths.spill`), drop records lose their text (kept only for the
     rejects sample, taken before any merge), and the ledger's counts are summed per input before they meet."""
     by_source: dict[str, list[str]] = {}
     for source, done_path in records:
@@ -64,7 +65,7 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
         recorded["counts"].append(read[RECORD_COUNTS])
         recorded["drops"].append(read[RECORD_DROPS])
         recorded["rejects"].append(read[RECORD_REJECTS])
-        step = corpus_step(name, config.sources[name], FileSystems.join(paths["spill"], name))
+        step = corpus_step(name, config.sources[name], FileSystems.join(paths.spill, name))
         if step is None:
             source_docs.append(read.documents)
             continue
@@ -72,22 +73,22 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
         out = inputs | f"CorpusStep_{name}" >> step
         source_docs.append(out["documents"])
         stage_drops.append(out["dropped"])
-    docs = tuple(source_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths["spill"], "read"))
+    docs = tuple(source_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths.spill, "read"))
     if progress:
         progress.count(docs, "files_read", "Progress_files_read")
 
     current = docs
     stages: list[Stage] = [
-        Deduplicate(config.dedup, FileSystems.join(paths["spill"], "dedup"),
-                    report=(paths["dedup_stats"], paths["dedup_examples"])),
-        LineDedup(config.line_dedup, FileSystems.join(paths["spill"], "line_dedup")),
+        Deduplicate(config.dedup, FileSystems.join(paths.spill, "dedup"),
+                    report=(paths.dedup_stats, paths.dedup_examples)),
+        LineDedup(config.line_dedup, FileSystems.join(paths.spill, "line_dedup")),
         PerplexityBuckets(config.perplexity),
     ]
     if config.classifier.enabled and set(config.classifier.sources) & set(config.enabled_sources()):
         wikipedia = docs | "WikipediaDocs" >> beam.Filter(lambda d: d["source"] == "wikipedia")
         stages.append(_WithWikipedia(
-            ReferenceClassifier(config.classifier, paths["classifier"],
-                                FileSystems.join(paths["spill"], "classifier")), wikipedia))
+            ReferenceClassifier(config.classifier, paths.classifier,
+                                FileSystems.join(paths.spill, "classifier")), wikipedia))
     for stage in stages:
         out = current | stage.entry.label >> stage
         stage.write_reports(out)
@@ -98,21 +99,21 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: dict[str, str], reco
     kept = current
     # The rejects sample takes the texts it wants from each stage's drops; past it, drops carry none.
     recorded_rejects = recorded["rejects"] | "AllRecordedRejects" >> beam.Flatten()
-    rejects = WriteRejects(paths["rejects"], config.rejects.rate, config.rejects.max_chars)
+    rejects = WriteRejects(paths.rejects, config.rejects.rate, config.rejects.max_chars)
     (tuple(stage_drops), recorded_rejects) | "WriteRejects" >> _WithRecorded(rejects)
     drops = [d | f"WithoutText{i}" >> beam.Map(without_text) for i, d in enumerate(stage_drops)] | (
         "AllDrops" >> beam.Flatten())
     recorded_drops = recorded["drops"] | "AllRecordedDrops" >> beam.Flatten()
     recorded_counts = recorded["counts"] | "AllRecordedCounts" >> beam.Flatten()
 
-    kept | "WriteDocuments" >> WriteDocuments(paths["documents"], config.enabled_sources())
+    kept | "WriteDocuments" >> WriteDocuments(paths.documents, config.enabled_sources())
     (
         (recorded_drops, drops)
         | "EveryDrop" >> beam.Flatten()
         | "DropsToJson" >> beam.Map(lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True))
-        | "WriteDrops" >> beam.io.WriteToText(paths["dropped"], file_name_suffix=".jsonl")
+        | "WriteDrops" >> beam.io.WriteToText(paths.dropped, file_name_suffix=".jsonl")
     )
-    (recorded_counts, kept, drops) | "CountLedger" >> CountLedger(paths["ledger_parts"])
+    (recorded_counts, kept, drops) | "CountLedger" >> CountLedger(paths.ledger_parts)
 
 
 class _WithRecorded(beam.PTransform):
@@ -142,7 +143,7 @@ class _WithWikipedia(Stage):
 
 
 def build_tokenization(
-    p: beam.Pipeline, config: Config, paths: dict[str, str], tokenizer: dict, chars_kept: dict[str, int],
+    p: beam.Pipeline, config: Config, paths: OutputLayout, tokenizer: dict, chars_kept: dict[str, int],
     progress: LiveProgress | None = None,
 ) -> None:
     sources = [name for name in config.enabled_sources() if chars_kept.get(name, 0) > 0]
@@ -153,7 +154,7 @@ def build_tokenization(
     # and ParDos run on every runner. All sources in one flow: their files split over the workers together.
     documents = (
         p
-        | "DocumentsPatterns" >> beam.Create([FileSystems.join(paths["documents"], name, "*.parquet")
+        | "DocumentsPatterns" >> beam.Create([FileSystems.join(paths.documents, name, "*.parquet")
                                               for name in sources])
         | "ReadDocuments" >> beam.io.ReadAllFromParquet(columns=["id", "source", "text"])
     )
@@ -163,8 +164,8 @@ def build_tokenization(
     (
         documents
         | "Tokenize" >> WriteTokenShards(
-            paths["shards"],
-            paths["token_runs"],
+            paths.shards,
+            paths.token_runs,
             tokenizer["path"],
             tokenizer["vocab_size"],
             tokenizer["sha256"],

@@ -13,6 +13,7 @@ import json
 import shutil
 import textwrap
 
+from llamapipe.pipeline.output.layout import OutputLayout
 from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary
 from llamapipe.tokenizer.format import storage
 
@@ -20,7 +21,7 @@ MARK_OPEN, MARK_CLOSE = "«", "»"
 
 
 def load_examples(out: str) -> list[dict]:
-    path = storage.join(out, "dedup", "examples.jsonl")
+    path = OutputLayout(out).dedup_examples
     if not storage.is_file(path):
         raise FileNotFoundError(f"{path}: no duplicate examples (is {out!r} the output folder of a run?)")
     # "\n" only: texts written with ensure_ascii=False may hold U+2028, which splitlines() would cut at
@@ -30,7 +31,7 @@ def load_examples(out: str) -> list[dict]:
 
 
 def load_stats(out: str) -> dict | None:
-    path = storage.join(out, "ledger.json")
+    path = OutputLayout(out).ledger
     return storage.read_json(path).get("dedup") if storage.is_file(path) else None
 
 

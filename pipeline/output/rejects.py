@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from llamapipe.pipeline.plumbing.sampling import id_fraction
 
@@ -124,6 +123,3 @@ class WriteRejects(beam.PTransform):
             )
         )
 
-
-def rejects_prefix(out: str) -> str:
-    return FileSystems.join(out, "rejects", "rejects")

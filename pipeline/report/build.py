@@ -15,10 +15,10 @@ import json
 
 import pyarrow.parquet as pq
 
+from llamapipe.pipeline.output.layout import OutputLayout
 from llamapipe.pipeline.stages.registry import STAGE_ORDER, stage_rank
 from llamapipe.tokenizer.format import storage
 
-REPORT_NAME = "report.html"
 SAMPLE_DOCUMENTS = 200  # per source, for tokens per word and the kept examples
 SAMPLE_CHARS = 20_000  # of each sampled document: enough for a ratio, bounded for books
 EXAMPLES = 3  # kept examples shown per source
@@ -50,18 +50,19 @@ def write_report(out: str) -> str:
     from llamapipe.pipeline.report.html import render
 
     html = render(gather(out))
-    path = storage.join(out, REPORT_NAME)
+    path = OutputLayout(out).report
     storage.write_text(path, html)
     return path
 
 
 def gather(out: str) -> dict:
+    layout = OutputLayout(out)
     run = _read_run(out)
-    ledger = _read_json(storage.join(out, "ledger.json"))
-    manifest = _read_json(storage.join(out, "shards", "manifest.json"))
+    ledger = _read_json(layout.ledger)
+    manifest = _read_json(layout.manifest)
     sources = list((ledger or {}).get("sources") or run["config"].get("sources") or {})
-    samples = {name: sample_documents(storage.join(out, "documents", name)) for name in sources}
-    tokenizer_path = storage.join(out, "tokenizer", "tokenizer.model")
+    samples = {name: sample_documents(storage.join(layout.documents, name)) for name in sources}
+    tokenizer_path = layout.tokenizer
     return {
         "out": storage.absolute(out),
         "run": {
@@ -80,10 +81,10 @@ def gather(out: str) -> dict:
         "examples": {
             "kept": {s: [_example(d) for d in docs[:EXAMPLES]] for s, docs in samples.items()},
             "rejected": rejected_examples(
-                storage.join(out, "rejects"),
+                layout.rejects_dir,
                 {s: e["dropped_by_stage"] for s, e in ledger["sources"].items()} if ledger else None),
         },
-        "training": training_curves(storage.join(out, "train", "metrics.jsonl")),
+        "training": training_curves(layout.train_metrics),
     }
 
 
@@ -92,7 +93,7 @@ def _read_json(path: str) -> dict | None:
 
 
 def _read_run(out: str) -> dict:
-    marker = storage.join(out, "run.json")
+    marker = OutputLayout(out).run
     hint = "pass the `output` folder of a config that `llamapipe run` has run"
     if not storage.is_dir(out):
         raise NotARunError(f"{out!r} is not a folder; {hint}")

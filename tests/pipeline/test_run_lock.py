@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from llamapipe.pipeline.cli import main
+from llamapipe.pipeline.output.layout import LOCK_NAME
 from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
-from llamapipe.pipeline.run_lock import LOCK_NAME, RunLock, stale_reason
+from llamapipe.pipeline.run_lock import RunLock, stale_reason
 from llamapipe.sources.demo import write_demo_corpus
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.format.manifest import validate_manifest

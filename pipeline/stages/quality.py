@@ -37,7 +37,26 @@ def words_of(text: str) -> list[str]:
     return text.split()
 
 
-class CCNetMinLength:
+class DocumentRule:
+    """A test of a whole document: `rule(text)` -> (keep, drop reason)."""
+
+    name: str
+
+    def __call__(self, text: str) -> tuple[bool, str]:
+        raise NotImplementedError
+
+
+class LineCleaner:
+    """A cleaner, not a test: `clean(text)` -> the lines kept (a document left with none is dropped as
+    `<name>_no_lines_left`)."""
+
+    name: str
+
+    def clean(self, text: str) -> str:
+        raise NotImplementedError
+
+
+class CCNetMinLength(DocumentRule):
     """CCNet keeps documents of at least 300 characters."""
 
     name = "ccnet_min_length"
@@ -56,7 +75,7 @@ C4_POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses
                         "use cookies")
 
 
-class C4Lines:
+class C4Lines(LineCleaner):
     """C4's line filter; a cleaner (returns the kept lines), not a document test.
 
     The checks run in C4's order. C4 drops the whole page on a kept line with "lorem ipsum" (checked
@@ -95,7 +114,7 @@ class C4Lines:
         return "\n".join(kept)
 
 
-class C4Document:
+class C4Document(DocumentRule):
     """C4's document rules."""
 
     name = "c4_document"
@@ -114,7 +133,7 @@ class C4Document:
         return True, ""
 
 
-class GopherQuality:
+class GopherQuality(DocumentRule):
     """Gopher's quality rules (defaults as in the paper and datatrove's GopherQualityFilter)."""
 
     name = "gopher_quality"
@@ -210,7 +229,7 @@ def _duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
     return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / total
 
 
-class GopherRepetition:
+class GopherRepetition(DocumentRule):
     """Gopher's repetition rules (paper table A1; datatrove's GopherRepetitionFilter)."""
 
     name = "gopher_repetition"
@@ -256,7 +275,7 @@ class GopherRepetition:
         return True, ""
 
 
-class RedPajamaCode:
+class RedPajamaCode(DocumentRule):
     """RedPajama-Data v1's GitHub file filters (github_run_filter.py). The GitHub reader applies the
     same thresholds (its options) as part of its recipe cleaning; this rule makes them available to
     any source of code in `filters.rules`."""
@@ -287,7 +306,7 @@ class RedPajamaCode:
         return True, ""
 
 
-RULES: dict[str, Callable[[], object]] = {
+RULES: dict[str, Callable[[], DocumentRule | LineCleaner]] = {
     CCNetMinLength.name: CCNetMinLength,
     C4Lines.name: C4Lines,
     C4Document.name: C4Document,
@@ -297,7 +316,7 @@ RULES: dict[str, Callable[[], object]] = {
 }
 
 
-def build_rules(names: list[str]) -> list:
+def build_rules(names: list[str]) -> list[DocumentRule | LineCleaner]:
     unknown = [n for n in names if n not in RULES]
     if unknown:
         raise ValueError(f"unknown filter rule {unknown[0]!r} (known: {', '.join(sorted(RULES))})")
@@ -319,7 +338,7 @@ class QualityFilterDoFn(beam.DoFn):
     def process(self, doc: dict):
         text = doc["text"]
         for rule in self._rules.get(doc["source"], []):
-            if hasattr(rule, "clean"):
+            if isinstance(rule, LineCleaner):
                 text = rule.clean(text)
                 if not text.strip():
                     reason = f"{rule.name}_no_lines_left"

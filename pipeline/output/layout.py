@@ -3,7 +3,7 @@ the driver, resume, status, the report and inspect take their paths from `Output
 
     OUT/run.json                          effective config, stage timings, tokenizer summary, files
                                           processed and reused
-    OUT/.llamapipe.lock                   who runs on OUT now (run_lock.py)
+    OUT/.llamapipe.lock                   who runs on OUT now (pipeline/run_lock.py)
     OUT/beam.log                          Beam's own log (and its local workers')
     OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
     OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
@@ -23,7 +23,7 @@ the driver, resume, status, the report and inspect take their paths from `Output
                                           documents, ledger parts, the tokenizer's sample, token runs
 
 A run is three steps with outputs on disk (`RUN_STEPS`, as resume records them); `STEP_OUTPUTS` says
-which paths each writes, deleted before an unfinished step runs again (resume.py).
+which paths each writes, deleted before an unfinished step runs again (pipeline/resume.py).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ TOKENIZER = ("tokenizer",)
 SAMPLE = (*WORK, "tokenizer-sample.txt")
 SHARDS = ("shards",)
 TOKEN_RUNS = (*WORK, "token_runs")  # token rows on their way to their shard
-FILES = (*WORK, "files")  # the per-file work's records (file_work.py), kept across runs
-COMPLETED = (*WORK, "completed.json")  # the run steps done (resume.py)
+FILES = (*WORK, "files")  # the per-file work's records (pipeline/file_work.py), kept across runs
+COMPLETED = (*WORK, "completed.json")  # the run steps done (pipeline/resume.py)
 TRAIN = ("train",)
 
 # What each run step writes; deleted before the step runs again.

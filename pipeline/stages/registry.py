@@ -18,7 +18,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class StageEntry:
     name: str
-    per_file: bool = False  # in the per-file work (file_work.py), else corpus-wide (recipe.py)
+    per_file: bool = False  # in the per-file work (pipeline/file_work.py), else corpus-wide (recipe)
     progress: bool = True  # a step of the live progress line
     label: str = ""  # the Beam label of a corpus-wide stage's transform in the recipe
 

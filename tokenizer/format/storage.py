@@ -18,8 +18,8 @@ google-cloud-storage read themselves when no option names a value.
 - a set of objects (a stage's outputs) counts only once a completion record written after all of them
   exists: the shard set of a source (every `-SSSSS-of-NNNNN` index present, each shard uploaded under a
   temporary name first and copied to its final one) and `_work/completed.json` for a whole stage
-  (`resume.py`). A stage that is not recorded is deleted and run again, so a half-written one is never
-  read.
+  (`pipeline/resume.py`). A stage that is not recorded is deleted and run again, so a half-written one is
+  never read.
 """
 
 from __future__ import annotations

@@ -184,8 +184,8 @@ class Fingerprint(beam.DoFn):
 
 def fingerprint(text: str, hasher: MinHasher | None) -> tuple[bytes, bytes | None]:
     """(SHA-1 of the normalised text, its MinHash values as uint32 bytes or None): what dedup needs of a
-    document. Computed where the document is made, by the per-file work (`file_work.py`), which records
-    it beside the document under FINGERPRINT (so a rerun or an incremental run never hashes a recorded
+    document. Computed where the document is made, by the per-file work (`pipeline/file_work.py`), which
+    records it beside the document under FINGERPRINT (so a rerun or an incremental run never hashes a recorded
     document again); computed here for a document without one."""
     normalised = normalise(text)
     values = hasher.signature(normalised, normalised=True) if hasher is not None else None

@@ -224,7 +224,7 @@ def test_the_trained_model_plans_samples_and_loads_in_transformers(demo_run, cap
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llamapipe.model.weights import load_model
+    from llamapipe.model.checkpoints import load_model
 
     config, run = demo_run["config_path"], demo_run["out"] / "train"
     if not (run / "checkpoint.pt").exists():  # when run alone, without the training test

@@ -68,7 +68,7 @@ class EncodeDocuments(beam.DoFn):
         self._escaped = beam.metrics.Metrics.counter("tokenize", "documents_with_u2581_escaped")
 
     def setup(self) -> None:
-        from llamapipe.tokenizer.exact import ExactEncoder
+        from llamapipe.tokenizer.exact_encoding import ExactEncoder
 
         # One thread: a runner runs one worker per core (Beam's Python SDK on Dataflow, the local
         # runner's direct_num_workers), so SentencePiece's default of every core oversubscribes them

@@ -3,7 +3,7 @@ would turn into a space (a literal U+2581)."""
 
 import sentencepiece as spm
 
-from llamapipe.tokenizer.exact import ExactEncoder
+from llamapipe.tokenizer.exact_encoding import ExactEncoder
 from tests.text_samples import HARD_TEXTS, SPACE_MARK_TEXTS, varied_texts
 
 

@@ -67,7 +67,7 @@ def _writer(seed: int):
 
 def _variant(paragraphs: list[str], kind: str, rng: random.Random, seed: int) -> list[str]:
     """A planted near duplicate of `paragraphs`; its strength is drawn so that true J spreads ~0.5-1."""
-    from llamapipe.sources.demo.corpus import change_words
+    from llamapipe.sources.demo.common import change_words
 
     words = sum(p.count(" ") + 1 for p in paragraphs)
     out = list(paragraphs)

@@ -16,6 +16,7 @@ from llamapipe.pipeline.output.layout import OutputLayout
 from llamapipe.pipeline.output.ledger import CountLedger
 from llamapipe.pipeline.output.rejects import WriteRejects, without_text
 from llamapipe.pipeline.output.token_shards import WriteTokenShards, estimate_tokens
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED
 from llamapipe.pipeline.plumbing.files_as_shuffle import MergeThroughFiles
 from llamapipe.pipeline.plumbing.progress import LiveProgress
 from llamapipe.pipeline.stages.base import Stage
@@ -60,7 +61,7 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
             | f"Records_{name}" >> beam.Create(by_source.get(name, []), reshuffle=False)
             | f"SpreadRecords_{name}" >> beam.Reshuffle()
             | f"ReadRecords_{name}" >> beam.ParDo(ReadRecordDoFn()).with_outputs(
-                RECORD_COUNTS, RECORD_DROPS, RECORD_REJECTS, *extras, main="documents")
+                RECORD_COUNTS, RECORD_DROPS, RECORD_REJECTS, *extras, main=DOCUMENTS)
         )
         recorded["counts"].append(read[RECORD_COUNTS])
         recorded["drops"].append(read[RECORD_DROPS])
@@ -69,10 +70,10 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
         if step is None:
             source_docs.append(read.documents)
             continue
-        inputs = {"documents": read.documents, **{tag: read[tag] for tag in extras}}
+        inputs = {DOCUMENTS: read[DOCUMENTS], **{tag: read[tag] for tag in extras}}
         out = inputs | f"CorpusStep_{name}" >> step
-        source_docs.append(out["documents"])
-        stage_drops.append(out["dropped"])
+        source_docs.append(out[DOCUMENTS])
+        stage_drops.append(out[DROPPED])
     docs = tuple(source_docs) | "AllSources" >> MergeThroughFiles(FileSystems.join(paths.spill, "read"))
     if progress:
         progress.count(docs, "files_read", "Progress_files_read")
@@ -92,8 +93,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
     for stage in stages:
         out = current | stage.entry.label >> stage
         stage.write_reports(out)
-        current = out["documents"]
-        stage_drops.append(out["dropped"])
+        current = out[DOCUMENTS]
+        stage_drops.append(out[DROPPED])
         if progress:
             progress.count(current, stage.entry.name)
     kept = current

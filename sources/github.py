@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 from llamapipe.sources.reading import (
@@ -399,7 +399,7 @@ class ExactDedup(beam.PTransform):
         self._folder = work_folder
 
     def expand(self, inputs: dict):
-        documents = inputs["documents"]
+        documents = inputs[DOCUMENTS]
         folder = reader_work_folder(self._folder, SOURCE)
         # Dedup after cleaning: files that differ only in their licence header are duplicates too.
         spilled = documents | "Spill" >> beam.ParDo(SpillDocuments(folder)).with_outputs(
@@ -411,13 +411,9 @@ class ExactDedup(beam.PTransform):
             | "GroupByContentHash" >> beam.GroupByKey()
             | "MarkCopies" >> beam.ParDo(MarkCopiesDoFn())
         )
-        deduped = (
-            {"copies": copies}
-            | "JoinCopies" >> GroupByFile(spilled[FILES])
-            | "KeepFirstOfDuplicates" >> beam.ParDo(KeepFirstOfDuplicatesDoFn(folder)).with_outputs(
-                DROPPED, main="documents")
-        )
-        return {"documents": deduped.documents, "dropped": deduped[DROPPED]}
+        by_file = {"copies": copies} | "JoinCopies" >> GroupByFile(spilled[FILES])
+        deduped = split_drops(by_file, "KeepFirstOfDuplicates", KeepFirstOfDuplicatesDoFn(folder))
+        return outputs(deduped[DOCUMENTS], deduped[DROPPED])
 
 
 def corpus_step(options: Options, work_folder: str | None = None) -> ExactDedup:
@@ -437,6 +433,6 @@ class Read(beam.PTransform):
     def expand(self, pbegin):
         read = pbegin | "ReadCodeFiles" >> ReadFiles(
             self._options.inputs, file_reader(self._options), split_bytes=self._options.split_bytes)
-        deduped = {"documents": read["documents"]} | "ExactDedup" >> corpus_step(self._options, self._folder)
-        drops = (read["dropped"], deduped["dropped"]) | "AllDrops" >> beam.Flatten()
-        return {"documents": deduped["documents"], "dropped": drops}
+        deduped = {DOCUMENTS: read[DOCUMENTS]} | "ExactDedup" >> corpus_step(self._options, self._folder)
+        drops = (read[DROPPED], deduped[DROPPED]) | "AllDrops" >> beam.Flatten()
+        return outputs(deduped[DOCUMENTS], drops)

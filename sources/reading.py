@@ -48,7 +48,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
 
 SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
 
@@ -398,10 +398,8 @@ class ReadFiles(beam.PTransform):
             | "SpreadSplits" >> beam.Reshuffle()
         )
         extra = tuple(self._dofn.extra_outputs)
-        outputs = splits | "ReadSplit" >> beam.ParDo(self._dofn).with_outputs(
-            DROPPED, *extra, main="documents")
-        return {"documents": outputs.documents, "dropped": outputs[DROPPED],
-                **{tag: outputs[tag] for tag in extra}}
+        read = split_drops(splits, "ReadSplit", self._dofn, tags=extra)
+        return outputs(read[DOCUMENTS], read[DROPPED], **{tag: read[tag] for tag in extra})
 
 
 def _first(values: Iterable):

@@ -40,7 +40,7 @@ import lxml.html
 from apache_beam.io.filesystems import FileSystems
 from lxml import etree
 
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
 from llamapipe.sources.reading import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     ReadFileDoFn,
@@ -443,15 +443,14 @@ class KeepLargestSites(beam.PTransform):
         self._max_sites = max_sites
 
     def expand(self, inputs: dict):
-        threads = inputs["documents"]
+        threads = inputs[DOCUMENTS]
         largest = (
             inputs[SITE_POSTS]
             | "PostsPerSite" >> beam.CombinePerKey(sum)
             | "Top" >> beam.combiners.Top.Of(self._max_sites, key=lambda kv: (kv[1], kv[0]))
         )
-        out = threads | "KeepLargestSites" >> beam.ParDo(
-            _KeepSitesDoFn(), beam.pvalue.AsSingleton(largest)).with_outputs(DROPPED, main="documents")
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        out = split_drops(threads, "KeepLargestSites", _KeepSitesDoFn(), beam.pvalue.AsSingleton(largest))
+        return outputs(out[DOCUMENTS], out[DROPPED])
 
 
 def corpus_step(options: Options, work_folder: str | None = None) -> KeepLargestSites | None:
@@ -473,7 +472,7 @@ class Read(beam.PTransform):
             options.inputs, file_reader(options), split_bytes=options.split_bytes)
         step = corpus_step(options)
         if step is None:
-            return {"documents": read["documents"], "dropped": read["dropped"]}
-        kept = {"documents": read["documents"], SITE_POSTS: read[SITE_POSTS]} | "LargestSites" >> step
-        drops = (read["dropped"], kept["dropped"]) | "AllDrops" >> beam.Flatten()
-        return {"documents": kept["documents"], "dropped": drops}
+            return outputs(read[DOCUMENTS], read[DROPPED])
+        kept = {DOCUMENTS: read[DOCUMENTS], SITE_POSTS: read[SITE_POSTS]} | "LargestSites" >> step
+        drops = (read[DROPPED], kept[DROPPED]) | "AllDrops" >> beam.Flatten()
+        return outputs(kept[DOCUMENTS], drops)

@@ -1,4 +1,7 @@
-"""The drop record, made one way: every document that leaves the pipeline becomes exactly one drop, so
+"""The drop record, made one way, and the shape of what drops documents: `{"documents": kept, "dropped":
+drop records}` (`outputs`), the output of every reader, source's corpus-wide step and stage.
+
+The drop record: every document that leaves the pipeline becomes exactly one drop, so
 the ledger reconciles (in = kept + dropped):
 
     {"source": "c4", "stage": "read", "reason": "malformed_json", "id": "...", "detail": "..."}
@@ -14,7 +17,20 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+DOCUMENTS = "documents"  # the main output: the documents kept
 DROPPED = "dropped"  # tag of the side output that carries drop records
+
+
+def outputs(documents, dropped, **more) -> dict:
+    """What a reader, a source's corpus-wide step or a stage returns: kept documents, drop records, and any
+    outputs of its own."""
+    return {DOCUMENTS: documents, DROPPED: dropped, **more}
+
+
+def split_drops(pcoll, label: str, dofn: beam.DoFn, *args, tags: tuple[str, ...] = ()):
+    """`pcoll` through a DoFn that yields kept documents (the main output, `DOCUMENTS`) and drops (on
+    `DROPPED`), and whatever it tags with `tags`."""
+    return pcoll | label >> beam.ParDo(dofn, *args).with_outputs(DROPPED, *tags, main=DOCUMENTS)
 
 
 def drop_record(source: str, stage: str, reason: str, doc_id: str = "", detail: str = "") -> dict:

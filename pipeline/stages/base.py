@@ -1,4 +1,5 @@
-"""The contract of a cleaning stage: documents in, `{"documents": kept, "dropped": drop records}` out.
+"""The contract of a cleaning stage: documents in, `{"documents": kept, "dropped": drop records}` out
+(`plumbing.drops.outputs`, the shape of a reader's output too).
 
 A stage is a `Stage` (a Beam PTransform) naming its registry entry once (`entry`, from `registry.py`):
 its name is what its drops (`plumbing.drops.drop`), its counters (`Stage.counter`: `<source>.<stage>`),
@@ -13,26 +14,23 @@ from typing import ClassVar
 
 import apache_beam as beam
 
-from llamapipe.pipeline.plumbing.drops import DROPPED
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, outputs, split_drops
 from llamapipe.pipeline.stages.registry import StageEntry
 
 
 class Stage(beam.PTransform):
     entry: ClassVar[StageEntry]
 
-    @staticmethod
-    def outputs(documents, dropped, **more) -> dict:
-        """The stage's outputs: kept documents, drop records, and any others of its own."""
-        return {"documents": documents, "dropped": dropped, **more}
+    outputs = staticmethod(outputs)  # kept documents, drop records, and any others of the stage's own
 
     def split(self, docs, label: str, dofn: beam.DoFn, *args) -> dict:
         """`docs` through a DoFn that yields kept documents and drops (on the DROPPED side output)."""
-        out = docs | label >> beam.ParDo(dofn, *args).with_outputs(DROPPED, main="documents")
-        return self.outputs(out.documents, out[DROPPED])
+        out = split_drops(docs, label, dofn, *args)
+        return outputs(out[DOCUMENTS], out[DROPPED])
 
     def unchanged(self, docs, label: str = "NoDrops") -> dict:
         """Every document kept, none dropped (a stage that is off)."""
-        return self.outputs(docs, docs | label >> beam.FlatMap(lambda _: []))
+        return outputs(docs, docs | label >> beam.FlatMap(lambda _: []))
 
     def write_reports(self, outputs: dict) -> None:
         """Write what the stage reports besides documents and drops, from its `outputs` (none here)."""

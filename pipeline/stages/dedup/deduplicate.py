@@ -34,7 +34,7 @@ import numpy as np
 
 from llamapipe.pipeline.config import DedupConfig
 from llamapipe.pipeline.plumbing.bundles import bundle_output
-from llamapipe.pipeline.plumbing.drops import DROPPED, drop, drop_record
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, drop_record, split_drops
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.dedup.buckets import GroupBuckets, read_buckets
@@ -319,8 +319,7 @@ class Deduplicate(Stage):
         joined = (
             {"marks": marks | "AllMarks" >> beam.Flatten(), "examples": report["example_members"]}
             | "JoinMarks" >> GroupByFile(spilled[FILES])
-            | "KeepOrDrop" >> beam.ParDo(ApplyMarks(self._folder)).with_outputs(
-                DROPPED, EXAMPLE_DOCS, main="documents")
         )
+        joined = split_drops(joined, "KeepOrDrop", ApplyMarks(self._folder), tags=(EXAMPLE_DOCS,))
         examples = joined[EXAMPLE_DOCS] | "Examples" >> ExampleClusters(o.shingle_words)
-        return self.outputs(joined.documents, joined[DROPPED], stats=report["stats"], examples=examples)
+        return self.outputs(joined[DOCUMENTS], joined[DROPPED], stats=report["stats"], examples=examples)

@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.file_work import RECORD_COUNTS, RECORD_DROPS, RECORD_REJECTS, ReadRecordDoFn
 from llamapipe.pipeline.output.documents import WriteDocuments
-from llamapipe.pipeline.output.layout import OutputLayout
+from llamapipe.pipeline.output.layout import TOKENIZE_STEP, OutputLayout
 from llamapipe.pipeline.output.ledger import CountLedger
 from llamapipe.pipeline.output.rejects import WriteRejects, without_text
 from llamapipe.pipeline.output.token_shards import WriteTokenShards, estimate_tokens
@@ -160,7 +160,7 @@ def build_tokenization(
         | "ReadDocuments" >> beam.io.ReadAllFromParquet(columns=["id", "source", "text"])
     )
     if progress:
-        progress.count(documents, "tokenize", "Progress_tokenize")
+        progress.count(documents, TOKENIZE_STEP, "Progress_tokenize")
     chars_per_token = tokenizer["chars_per_token"]
     (
         documents

@@ -22,7 +22,7 @@ one); `llamapipe run --fresh` starts over.
 
 from __future__ import annotations
 
-from llamapipe.pipeline.output.layout import RUN_STEPS, SHARDS, OutputLayout
+from llamapipe.pipeline.output.layout import RUN_STEPS, SHARDS, TOKENIZER_STEP, OutputLayout
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.format.shards import SHARD_NAME
 
@@ -71,7 +71,7 @@ class CompletedStages:
         pending = [s for s in RUN_STEPS if s not in self._done]
         for stage in pending:
             for relative, path in self._layout.step_outputs(stage):
-                if relative == SHARDS and "tokenizer" in self._done:
+                if relative == SHARDS and TOKENIZER_STEP in self._done:
                     remove_incomplete_shards(path)
                 else:
                     remove_path(path)

@@ -20,7 +20,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
 from llamapipe.pipeline.file_work import Records, build_file_work, list_inputs
-from llamapipe.pipeline.output.layout import RUN_RECORD, OutputLayout
+from llamapipe.pipeline.output.layout import (
+    CLEAN_STEP,
+    RUN_RECORD,
+    TOKENIZE_STEP,
+    TOKENIZER_STEP,
+    OutputLayout,
+)
 from llamapipe.pipeline.output.ledger import format_funnel, merge_ledger, write_ledger
 from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
 from llamapipe.pipeline.output.token_shards import chars_per_token
@@ -181,7 +187,7 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     beam_log = paths.beam_log
 
     started = time.time()
-    if completed.done("clean"):
+    if completed.done(CLEAN_STEP):
         log(f"[1/4] cleaning: done in an earlier attempt, kept ({paths.documents})")
         listed = len(list_inputs(config))
         record["files"] = {"total": listed, "reused": listed, "processed": 0, "started_at": round(started, 3)}
@@ -191,8 +197,8 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
             record["classifier"] = classifier
     else:
         ledger = run_cleaning(config, options, paths, record, log, quiet_beam)
-        completed.mark("clean")
-        record["stages"]["clean"] = round(time.time() - started, 2)
+        completed.mark(CLEAN_STEP)
+        record["stages"][CLEAN_STEP] = round(time.time() - started, 2)
     log(format_funnel(ledger))
     log(format_dedup_summary(ledger["dedup"]))
     if "classifier" in record:
@@ -200,16 +206,16 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
-    if completed.done("tokenizer"):
-        tokenizer = completed.info("tokenizer")
+    if completed.done(TOKENIZER_STEP):
+        tokenizer = completed.info(TOKENIZER_STEP)
         log(f"[2/4] tokenizer: trained in an earlier attempt, kept ({paths.tokenizer})")
     else:
         log(f"[2/4] training the tokenizer (vocab {config.tokenizer.vocab_size}) on a share-weighted sample")
         tokenizer = train_run_tokenizer(config, paths, chars_kept)
         if tokenizer["vocab_size"] != tokenizer["requested_vocab_size"]:
             log(f"      the sample supports at most {tokenizer['vocab_size']} pieces; using that")
-        completed.mark("tokenizer", tokenizer)
-        record["stages"]["tokenizer"] = round(time.time() - started, 2)
+        completed.mark(TOKENIZER_STEP, tokenizer)
+        record["stages"][TOKENIZER_STEP] = round(time.time() - started, 2)
     record["tokenizer"] = tokenizer
 
     started = time.time()
@@ -221,13 +227,13 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     else:
         log(f"[3/4] tokenizing -> {paths.shards}")
     if any(c > 0 for c in pending.values()):
-        totals = {"tokenize": sum(ledger["sources"][s]["kept"] for s in pending if s in ledger["sources"])}
+        totals = {TOKENIZE_STEP: sum(ledger["sources"][s]["kept"] for s in pending if s in ledger["sources"])}
         with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths.work, options, totals) as progress, \
                 beam.Pipeline(options=options) as p:
             build_tokenization(p, config, paths, tokenizer, pending, progress)
         remove_path(paths.token_runs)
-    completed.mark("tokenize")
-    record["stages"]["tokenize"] = round(time.time() - started, 2)
+    completed.mark(TOKENIZE_STEP)
+    record["stages"][TOKENIZE_STEP] = round(time.time() - started, 2)
 
     started = time.time()
     manifest = build_manifest(paths.shards, paths.tokenizer, tokenizer["vocab_size"], config.mixture)

@@ -17,7 +17,7 @@ import time
 
 from llamapipe.pipeline.config import parse_config
 from llamapipe.pipeline.file_work import Records, list_inputs, recorded_summary
-from llamapipe.pipeline.output.layout import RUN_STEPS, OutputLayout
+from llamapipe.pipeline.output.layout import CLEAN_STEP, RUN_STEPS, OutputLayout
 from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.resume import CompletedStages
 from llamapipe.pipeline.run_lock import describe, stale_reason
@@ -84,7 +84,7 @@ def _holder(out: str, now: float) -> dict | None:
 def _stage_now(stages_done: list[str], summary: dict, running: bool) -> str:
     if len(stages_done) == len(RUN_STEPS):
         return "finished"
-    if "clean" not in stages_done:
+    if CLEAN_STEP not in stages_done:
         stage = "per-file work" if summary["files_done"] < summary["files_total"] else "corpus-wide stages"
     else:
         stage = next(s for s in RUN_STEPS if s not in stages_done)

@@ -53,7 +53,7 @@ from charset_normalizer import from_bytes
 from warcio.bufferedreaders import BufferedReader
 from warcio.recordloader import ArcWarcRecordLoader
 
-from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.plumbing.drops import READ_STAGE, drop
 from llamapipe.sources.reading import (
     FileSplit,
     RangeReader,
@@ -635,7 +635,7 @@ class ReadWarcFileDoFn(ReadFileDoFn):
     @staticmethod
     def _corrupt(region: CorruptRegion, path: str):
         stop = "the end" if region.stop is None else f"byte {region.stop}"
-        return drop(SOURCE, "read", "corrupt_record", f"{SOURCE}:{short_name(path)}@{region.start}",
+        return drop(SOURCE, READ_STAGE, "corrupt_record", f"{SOURCE}:{short_name(path)}@{region.start}",
                     f"{path} bytes {region.start} to {stop} hold no readable record: {region.cause}")
 
     def _skip(self, kind: str) -> None:
@@ -660,10 +660,10 @@ class ReadWarcFileDoFn(ReadFileDoFn):
         # content_stream() undoes HTTP chunked transfer-encoding and Content-Encoding (gzip, br, ...).
         body = read_at_most(record.content_stream(), self._max_page_bytes + 1)
         if len(body) > self._max_page_bytes:
-            return None, drop(SOURCE, "read", "page_too_large", doc_id,
+            return None, drop(SOURCE, READ_STAGE, "page_too_large", doc_id,
                               f"payload exceeds {self._max_page_bytes} bytes")
         if not body.strip():
-            return None, drop(SOURCE, "read", "empty", doc_id, "empty payload")
+            return None, drop(SOURCE, READ_STAGE, "empty", doc_id, "empty payload")
         return body, None
 
     def _response(self, record, path: str, number: int, where: dict) -> Iterator:
@@ -681,7 +681,7 @@ class ReadWarcFileDoFn(ReadFileDoFn):
         if http is not None:
             status = (http.get_statuscode() or "").strip()
             if not (status.isdigit() and 200 <= int(status) < 300):
-                yield drop(SOURCE, "read", "http_status", doc_id, f"HTTP status {status or 'missing'}")
+                yield drop(SOURCE, READ_STAGE, "http_status", doc_id, f"HTTP status {status or 'missing'}")
                 return
         body, refused = self._payload(record, doc_id)
         if refused is not None:

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
+from llamapipe.pipeline.plumbing.drops import (
+    CLEAN_STAGE,
+    DOCUMENTS,
+    DROPPED,
+    READ_STAGE,
+    drop,
+    outputs,
+    split_drops,
+)
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
 from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 from llamapipe.sources.reading import (
@@ -278,26 +286,26 @@ class ReadCodeFileDoFn(ReadFileDoFn):
         for line in read_json_lines_split(split, self._max_line_bytes, self._max_decompressed_bytes):
             where = f"{path} line {line.number}"
             if line.problem:
-                yield drop(SOURCE, "read", line.problem, f"{SOURCE}:{name}:{line.number}", where)
+                yield drop(SOURCE, READ_STAGE, line.problem, f"{SOURCE}:{name}:{line.number}", where)
             else:
                 yield self._document(line.value, f"{SOURCE}:{name}:{line.number}", where,
                                      provenance(path, line=line.number, offset=line.offset))
 
     def _document(self, row: object, fallback_id: str, where: str, position: dict):
         if not isinstance(row, dict):
-            return drop(SOURCE, "read", "bad_schema", fallback_id, f"{where}: not an object")
+            return drop(SOURCE, READ_STAGE, "bad_schema", fallback_id, f"{where}: not an object")
         content, repo, path = row.get("content"), row.get("repo_name"), row.get("path")
         if isinstance(content, bytes):
             try:
                 content = content.decode("utf-8")
             except UnicodeDecodeError:
-                return drop(SOURCE, "read", "bad_encoding", fallback_id, f"{where}: content is not UTF-8")
+                return drop(SOURCE, READ_STAGE, "bad_encoding", fallback_id, f"{where}: content is not UTF-8")
         if not all(isinstance(value, str) for value in (content, repo, path)) or not repo or not path:
-            return drop(SOURCE, "read", "bad_schema", fallback_id,
+            return drop(SOURCE, READ_STAGE, "bad_schema", fallback_id,
                         f"{where}: needs string content, repo_name and path")
         doc_id = f"{SOURCE}:{repo}/{path}"
         if not encodes_as_utf8(content, repo, path):
-            return drop(SOURCE, "read", "bad_encoding", doc_id, f"{where}: lone surrogate")
+            return drop(SOURCE, READ_STAGE, "bad_encoding", doc_id, f"{where}: lone surrogate")
         return make_document(
             SOURCE, doc_id, content, f"https://github.com/{repo}/blob/HEAD/{path}",
             repo_name=repo, path=path, license=license_label(row.get("license")),
@@ -315,15 +323,15 @@ class CleanCodeFileDoFn(beam.DoFn):
     def process(self, document: dict) -> Iterator:
         options, meta, doc_id = self._options, document["meta"], document["id"]
         if not license_allowed(meta.get("license"), options.licenses):
-            yield drop(SOURCE, "clean", "license_not_allowed", doc_id, f"license {meta.get('license')!r}")
+            yield drop(SOURCE, CLEAN_STAGE, "license_not_allowed", doc_id, f"license {meta.get('license')!r}")
             return
         if not extension_allowed(meta["path"], options.extensions):
-            yield drop(SOURCE, "clean", "extension_not_allowed", doc_id, meta["path"])
+            yield drop(SOURCE, CLEAN_STAGE, "extension_not_allowed", doc_id, meta["path"])
             return
         text = strip_license_header(document["text"], meta["path"])
         problem = "empty" if not text.strip() else quality_problem(text, options)
         if problem:
-            yield drop(SOURCE, "clean", problem, doc_id)
+            yield drop(SOURCE, CLEAN_STAGE, problem, doc_id)
             return
         yield {**document, "text": text}
 
@@ -362,7 +370,7 @@ class KeepFirstOfDuplicatesDoFn(beam.DoFn):
             if digest is None:
                 yield document
             else:
-                yield drop(SOURCE, "clean", "exact_duplicate_file", document["id"], f"sha256 {digest}")
+                yield drop(SOURCE, CLEAN_STAGE, "exact_duplicate_file", document["id"], f"sha256 {digest}")
 
 
 class ReadCleanCodeFileDoFn(ReadCodeFileDoFn):

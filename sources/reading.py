@@ -48,7 +48,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, READ_STAGE, drop, outputs, split_drops
 
 SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
 
@@ -321,7 +321,7 @@ class ReadFileDoFn(beam.DoFn):
 
     def process(self, element: FileSplit | str) -> Iterable:
         split = element if isinstance(element, FileSplit) else FileSplit(element)
-        counter = beam.metrics.Metrics.counter(f"{self.source}.read", "documents")
+        counter = beam.metrics.Metrics.counter(f"{self.source}.{READ_STAGE}", "documents")
         try:
             for item in self.read_split(split):
                 if isinstance(item, dict):
@@ -332,7 +332,7 @@ class ReadFileDoFn(beam.DoFn):
             too_large = isinstance(exc, DecompressionLimitError)
             reason = "decompressed_too_large" if too_large else "unreadable_file"
             yield drop(
-                self.source, "read", reason, f"{self.source}:{short_name(split.path)}{part}",
+                self.source, READ_STAGE, reason, f"{self.source}:{short_name(split.path)}{part}",
                 f"{split.describe()}: {type(exc).__name__}: {exc}",
             )
 
@@ -358,10 +358,10 @@ def plan_splits(reader: ReadFileDoFn, path: str, size: int, split_bytes: int) ->
         splits = list(reader.plan(path, size, split_bytes))
     except Exception as exc:  # noqa: BLE001 - planning only speeds reading up; fall back to whole
         _LOG.warning("%s: cannot split %s (%s: %s); reading it whole", source, path, type(exc).__name__, exc)
-        beam.metrics.Metrics.counter(f"{source}.read", "plan_failed").inc()
+        beam.metrics.Metrics.counter(f"{source}.{READ_STAGE}", "plan_failed").inc()
         splits = [FileSplit(path)]
-    beam.metrics.Metrics.counter(f"{source}.read", "files").inc()
-    beam.metrics.Metrics.counter(f"{source}.read", "splits").inc(len(splits))
+    beam.metrics.Metrics.counter(f"{source}.{READ_STAGE}", "files").inc()
+    beam.metrics.Metrics.counter(f"{source}.{READ_STAGE}", "splits").inc(len(splits))
     return splits
 
 

@@ -34,7 +34,8 @@ from llamapipe.model.train_config import METRICS_NAME
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.format.manifest import MANIFEST_NAME
 
-RUN_STEPS = ("clean", "tokenizer", "tokenize")
+CLEAN_STEP, TOKENIZER_STEP, TOKENIZE_STEP = "clean", "tokenizer", "tokenize"
+RUN_STEPS = (CLEAN_STEP, TOKENIZER_STEP, TOKENIZE_STEP)
 RUN_RECORD = "run.json"  # what makes a folder the OUT of a run
 LOCK_NAME = ".llamapipe.lock"
 
@@ -59,9 +60,9 @@ TRAIN = ("train",)
 
 # What each run step writes; deleted before the step runs again.
 STEP_OUTPUTS = {
-    "clean": (DOCUMENTS, DROPPED, REJECTS, CLASSIFIER, DEDUP, LEDGER, LEDGER_PARTS, DEDUP_WORK, SPILL),
-    "tokenizer": (TOKENIZER, SAMPLE),
-    "tokenize": (SHARDS, TOKEN_RUNS),
+    CLEAN_STEP: (DOCUMENTS, DROPPED, REJECTS, CLASSIFIER, DEDUP, LEDGER, LEDGER_PARTS, DEDUP_WORK, SPILL),
+    TOKENIZER_STEP: (TOKENIZER, SAMPLE),
+    TOKENIZE_STEP: (SHARDS, TOKEN_RUNS),
 }
 
 

@@ -18,6 +18,10 @@ from __future__ import annotations
 import apache_beam as beam
 
 DOCUMENTS = "documents"  # the main output: the documents kept
+# The stages of the readers' own drops, first in the stage registry (stages/registry.py), named here
+# because sources/ may import only the plumbing.
+READ_STAGE = "read"  # a record that cannot be read
+CLEAN_STAGE = "clean"  # a source's own recipe cleaning, inside its reader
 DROPPED = "dropped"  # tag of the side output that carries drop records
 
 

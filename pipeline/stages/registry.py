@@ -4,8 +4,8 @@ report, the progress line and the per-file work read it from here. No Beam impor
 subprocess reads it too.
 
 Two of them are the sources' readers (`read`: records that cannot be read; `clean`: a source's own
-recipe cleaning, inside its reader), whose drops the readers emit with these names
-(`plumbing.drops.drop(SOURCE, "read", ...)`: sources/ may import only the plumbing). The stages of a
+recipe cleaning, inside its reader), whose names the readers take from `plumbing.drops` (READ_STAGE,
+CLEAN_STAGE: sources/ may import only the plumbing). The stages of a
 whole run, as resume records them (`clean`, `tokenizer`, `tokenize`), are another list:
 `llamapipe.pipeline.output.layout.RUN_STEPS`.
 """
@@ -13,6 +13,8 @@ whole run, as resume records them (`clean`, `tokenizer`, `tokenize`), are anothe
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,8 @@ class StageEntry:
     label: str = ""  # the Beam label of a corpus-wide stage's transform in the recipe
 
 
-READ = StageEntry("read", per_file=True)
-CLEAN = StageEntry("clean", per_file=True, progress=False)  # counted with `read`, in the reader
+READ = StageEntry(READ_STAGE, per_file=True)
+CLEAN = StageEntry(CLEAN_STAGE, per_file=True, progress=False)  # counted with `read`, in the reader
 EXTRACT = StageEntry("extract", per_file=True)
 LANGID = StageEntry("langid", per_file=True)
 QUALITY = StageEntry("quality", per_file=True)

@@ -1,8 +1,8 @@
 """The drop record, made one way, and the shape of what drops documents: `{"documents": kept, "dropped":
 drop records}` (`outputs`), the output of every reader, source's corpus-wide step and stage.
 
-The drop record: every document that leaves the pipeline becomes exactly one drop, so
-the ledger reconciles (in = kept + dropped):
+The drop record: every document that leaves the pipeline becomes exactly one drop, so the ledger
+reconciles (in = kept + dropped):
 
     {"source": "c4", "stage": "read", "reason": "malformed_json", "id": "...", "detail": "..."}
 
@@ -18,11 +18,11 @@ from __future__ import annotations
 import apache_beam as beam
 
 DOCUMENTS = "documents"  # the main output: the documents kept
+DROPPED = "dropped"  # tag of the side output that carries drop records
 # The stages of the readers' own drops, first in the stage registry (stages/registry.py), named here
 # because sources/ may import only the plumbing.
 READ_STAGE = "read"  # a record that cannot be read
 CLEAN_STAGE = "clean"  # a source's own recipe cleaning, inside its reader
-DROPPED = "dropped"  # tag of the side output that carries drop records
 
 
 def outputs(documents, dropped, **more) -> dict:

@@ -19,7 +19,7 @@ from llamapipe.pipeline.run import beam_options
 def test_direct_runner_names_select_the_local_runner():
     assert runner_class("DirectRunner") == runner_class("direct") == LOCAL_RUNNER
     assert runner_class("DataflowRunner") == "DataflowRunner"
-    config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "demo.yaml"),
+    config = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs", "demo.yaml"),
                          check_files=False)
     assert config.runner.runner == "DirectRunner"
     assert beam_options(config, None, []).get_all_options()["runner"] == LOCAL_RUNNER

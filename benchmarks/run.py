@@ -5,6 +5,10 @@
     python benchmarks/run.py --docs 8000 --speedup-at-4x  # the figures of the README (about 15 minutes)
     python benchmarks/run.py --docs 4000 --skip-4x --workers 2 --storage local,s3
                                                      # OUT and inputs on local disk, then on an S3 server
+    python benchmarks/run.py --scales 128000,512000,1000000 --corpora /work/bench-corpora --prepare-only
+                                                     # write the corpora once (about 25 minutes on 2 cores)
+    python benchmarks/run.py --scales 128000,512000,1000000 --corpora /work/bench-corpora [--stage-times]
+                                                     # one run per size, 2 workers: how each figure grows
 
 Each run is `llamapipe run` in a subprocess on the demo corpus scaled by `make_corpus.py`, on the
 multi-process local runner (`direct_running_mode=multi_processing`, `direct_num_workers` = 1 or 2,
@@ -22,6 +26,21 @@ With `--storage local,s3` the same corpus and workers run twice: inputs and OUT 
 moto's S3 server (`tests/object_stores.py`, a separate process on 127.0.0.1, started and stopped here;
 its own CPU and memory are not in the figures), and wall time and peak memory are printed side by side.
 Every file then crosses HTTP, as on a cluster's object store (but with no network latency).
+
+With `--scales N1,N2,..` (instead of 1x/4x) there is one run per size, with `--workers` (default 2), on
+corpora kept in `--corpora DIR` (DIR/corpus-<N>, written by `make_corpus.py --jobs`, cores by default,
+and reused by later invocations; a folder without its corpus.json, written last, is written again;
+`--prepare-only` stops there). Each run's OUT is removed after it (kept with --keep). For each size:
+documents in and kept, input MB, wall seconds, documents/s, MB/s per core, the seconds of every stage
+OUT/run.json records, the peak memory of each kind of process (driver, beam-worker, extraction, ...),
+the driver's peak and its bytes per input document past the previous size and past the smallest (the
+marginal cost, which is what grows), and CPU seconds. Then a table of each figure's ratio to the
+previous size against the documents' ratio, flagging what grows faster than linearly (> 1.1x). With
+`--stage-times` each run is `benchmarks/stages.py CONFIG --json` (the same run, in one driver process,
+each Beam stage timed), and the Beam stages are also summed by step: those whose fused transforms
+include Dedup (Deduplicate, WriteDedupReport), LineDedup, Perplexity, ReferenceClassifier,
+WriteDocuments, CountLedger or Tokenize (a fused stage counts for each step in it), with the driver's
+and the largest worker's peak RSS rise during them. Saved to benchmarks/results/scale.json.
 
 Read the memory figures knowing the local runner: it keeps every collection crossing a stage boundary
 in its own memory, so the cleaning graph sends documents between stages through files
@@ -62,10 +81,11 @@ def write_config(corpus: Path | str, out: Path | str, workers: int, path: Path) 
     path.write_text(yaml.safe_dump(data))
 
 
-def run_once(config: Path, out: Path | str) -> dict:
+def run_once(config: Path, out: Path | str, command: list[str] | None = None) -> dict:
+    """`llamapipe run CONFIG --fresh` (or `command`, a run of CONFIG) watched: its figures."""
     from llamapipe.tokenizer.format import storage
 
-    command = [sys.executable, "-m", "llamapipe.pipeline.cli", "run", str(config), "--fresh"]
+    command = command or [sys.executable, "-m", "llamapipe.pipeline.cli", "run", str(config), "--fresh"]
     seconds, watch, _ = run_watched(command, "the run")
     out = str(out)
     record = storage.read_json(storage.join(out, "run.json"))
@@ -163,11 +183,237 @@ def print_storage_comparison(runs: dict, storages: list[str]) -> None:
         print(f"  {key:<20}{columns[0]:>24}{columns[1]:>28}{columns[2]:>28}")
 
 
+# --- --scales: one run per corpus size, and how each figure grows with it ----------------------------------
+
+# The corpus-wide steps of the cleaning pipeline and the tokenization step, as --stage-times groups the
+# Beam stages: a stage counts for a group when one of its fused transforms' top-level label contains the
+# word (LineDedup before Dedup, which it also contains).
+STAGE_GROUPS = ("LineDedup", "Dedup", "Perplexity", "ReferenceClassifier", "WriteDocuments", "CountLedger",
+                "Tokenize")
+NOISE_SECONDS = 2.0
+
+
+def scale_corpus(docs: int, corpora: Path, jobs: int) -> tuple[Path, dict]:
+    """corpora/corpus-<docs>, written unless a complete one is there (its corpus.json is written last)."""
+    folder = corpora / f"corpus-{docs}"
+    summary = folder / "corpus.json"
+    if summary.is_file():
+        info = json.loads(summary.read_text(encoding="utf-8"))
+        print(f"[{docs:,}] corpus {folder}: reused ({info['documents']:,} documents, "
+              f"{info['bytes'] / 1e6:.1f} MB, written in {info.get('seconds', '?')} s)", flush=True)
+        return folder, {**info, "reused": True}
+    if folder.exists():  # unfinished: written again from scratch
+        shutil.rmtree(folder)
+    print(f"[{docs:,}] corpus {folder}: writing ({jobs} processes)", flush=True)
+    info = {"requested": docs, **make_corpus(docs, str(folder), jobs=jobs)}
+    summary.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    print(f"[{docs:,}] corpus {folder}: {info['documents']:,} documents, {info['bytes'] / 1e6:.1f} MB, "
+          f"written in {info['seconds']} s", flush=True)
+    return folder, {**info, "reused": False}
+
+
+def stage_groups(path: Path) -> dict[str, dict]:
+    """benchmarks/stages.py's --json summed per group of STAGE_GROUPS: seconds, stages, the seconds of
+    stages fused with another group's transforms (counted in both), and the driver's and the largest
+    worker's peak RSS climb during the group's stages (a worker's peak drops when a pipeline's workers
+    are replaced: only rises count); for "other", also its largest stages by top-level labels."""
+    with open(path, encoding="utf-8") as f:
+        stages = json.load(f)["stages"]
+    others: dict[str, float] = {}
+    groups = {name: {"seconds": 0.0, "stages": 0, "shared_seconds": 0.0, "driver_climb_mb": 0,
+                     "worker_climb_mb": 0} for name in (*STAGE_GROUPS, "other")}
+    driver = worker = None
+    for stage in stages:
+        mine = {next((g for g in STAGE_GROUPS if g in label.split("-", 1)[0]), "other")
+                for label in stage["transforms"]} or {"other"}
+        if len(mine) > 1:
+            mine.discard("other")
+        if mine == {"other"}:
+            labels = "+".join(dict.fromkeys(label.split("-", 1)[0] for label in stage["transforms"]))
+            others[labels or "(unnamed)"] = others.get(labels or "(unnamed)", 0.0) + stage["seconds"]
+        for name in mine:
+            group = groups[name]
+            group["seconds"] += stage["seconds"]
+            group["stages"] += 1
+            group["shared_seconds"] += stage["seconds"] if len(mine) > 1 else 0.0
+            if driver is not None:
+                group["driver_climb_mb"] += stage["driver_peak_mb"] - driver
+                group["worker_climb_mb"] += max(0, stage["worker_peak_mb"] - worker)
+        driver, worker = stage["driver_peak_mb"], stage["worker_peak_mb"]
+    for group in groups.values():
+        for key in ("seconds", "shared_seconds"):
+            group[key] = round(group[key], 2)
+    groups["other"]["largest"] = [(labels, round(seconds, 2)) for labels, seconds in
+                                  sorted(others.items(), key=lambda kv: -kv[1])[:5]]
+    return groups
+
+
+def scale_run(docs: int, corpus: Path, info: dict, workers: int, work: Path, stage_times: bool,
+              keep: bool) -> dict:
+    out, config = work / f"out-{docs}", work / f"config-{docs}.yaml"
+    write_config(corpus, out, workers, config)
+    command, times = None, work / f"stages-{docs}.json"
+    if stage_times:
+        command = [sys.executable, str(REPO / "benchmarks" / "stages.py"), str(config), "--json", str(times)]
+    under = " under benchmarks/stages.py" if stage_times else ""
+    print(f"[{docs:,}] running with {workers} workers{under}", flush=True)
+    run = run_once(config, out, command)
+    seconds = run["seconds"]
+    run.update(input_mb=round(info["bytes"] / 1e6, 1),
+               documents_per_s=round(run["documents_in"] / seconds, 1),
+               mb_per_s_per_core=round(info["bytes"] / 1e6 / seconds / workers, 4),
+               driver_peak_mb=run["peak_mb_by_role"].get("driver", 0.0))
+    if stage_times:
+        run["stage_groups"] = stage_groups(times)
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return run
+
+
+def add_driver_bytes(runs: dict[int, dict]) -> None:
+    """The driver's peak RSS per input document, past the smallest scale: against the previous scale
+    (marginal, what grows) and against the smallest."""
+    scales = sorted(runs)
+    for before, after in zip(scales, scales[1:], strict=False):
+        one, two, smallest = runs[before], runs[after], runs[scales[0]]
+        for key, base in (("driver_bytes_per_doc_marginal", one),
+                          ("driver_bytes_per_doc_vs_smallest", smallest)):
+            docs = two["documents_in"] - base["documents_in"]
+            grown = (two["driver_peak_mb"] - base["driver_peak_mb"]) * 2**20
+            two[key] = round(grown / docs) if docs else None
+
+
+def print_scale(docs: int, run: dict, workers: int) -> None:
+    print(f"[{docs:,}] {run['documents_in']:,} documents in, {run['documents_kept']:,} kept, "
+          f"{run['input_mb']} MB input; {run['seconds']} s wall, {run['documents_per_s']} documents/s, "
+          f"{run['mb_per_s_per_core']:.3f} MB/s per core ({workers} workers); CPU {run['cpu_seconds']} s "
+          f"(busiest processes {run['cpu_seconds_busiest']})")
+    print("  stages (OUT/run.json): " + ", ".join(f"{k} {v} s" for k, v in run["stages"].items()))
+    print("  peak MB by process role: " + ", ".join(f"{k} {v}" for k, v in run["peak_mb_by_role"].items())
+          + f"; largest process {run['largest_process_mb']}, all processes {run['tree_peak_total_mb']}")
+    line = f"  driver: peak {run['driver_peak_mb']} MB"
+    if run.get("driver_bytes_per_doc_marginal") is not None:
+        line += (f"; bytes per input document {run['driver_bytes_per_doc_marginal']:,} since the previous "
+                 f"scale, {run['driver_bytes_per_doc_vs_smallest']:,} since the smallest")
+    print(line)
+    if "stage_groups" in run:
+        print(f"  {'Beam stages by group (stages.py)':<36}{'seconds':>9}{'stages':>8}{'fused w/ other s':>18}"
+              f"{'driver +MB':>12}{'worker +MB':>12}")
+        for name, group in run["stage_groups"].items():
+            if group["stages"]:
+                print(f"    {name:<34}{group['seconds']:>9.2f}{group['stages']:>8}"
+                      f"{group['shared_seconds']:>18.2f}{group['driver_climb_mb']:>12}"
+                      f"{group['worker_climb_mb']:>12}")
+        print("    other's largest: " + ", ".join(f"{labels[:60]} {seconds} s" for labels, seconds in
+                                                  run["stage_groups"]["other"].get("largest", [])))
+    sys.stdout.flush()
+
+
+def scale_metrics(run: dict) -> dict[str, float]:
+    """The figures of a run compared across scales, by name."""
+    metrics = {"documents in": run["documents_in"], "documents kept": run["documents_kept"],
+               "input MB": run["input_mb"], "wall s": run["seconds"], "CPU s": run["cpu_seconds"]}
+    metrics.update({f"stage {k} s": v for k, v in run["stages"].items()})
+    metrics.update({f"peak MB {k}": v for k, v in run["peak_mb_by_role"].items()})
+    metrics["peak MB all processes"] = run["tree_peak_total_mb"]
+    for name, group in run.get("stage_groups", {}).items():
+        if group["stages"]:
+            metrics[f"Beam {name} s"] = group["seconds"]
+    return metrics
+
+
+def scaling(runs: dict[int, dict]) -> list[dict]:
+    """For each metric and each step between scales: its ratio, the documents' ratio, and whether it
+    grew faster than linearly (ratio > 1.1x the documents'; a time under NOISE_SECONDS at the larger
+    scale is not flagged: 0.01 -> 0.03 s says nothing)."""
+    scales = sorted(runs)
+    rows = []
+    for before, after in zip(scales, scales[1:], strict=False):
+        one, two = scale_metrics(runs[before]), scale_metrics(runs[after])
+        docs = two["documents in"] / one["documents in"]
+        for name in dict.fromkeys([*one, *two]):
+            if one.get(name) and two.get(name) is not None:
+                ratio = two[name] / one[name]
+                noise = name.endswith(" s") and two[name] < NOISE_SECONDS
+                rows.append({"metric": name, "from": before, "to": after, "ratio": round(ratio, 3),
+                             "documents_ratio": round(docs, 3),
+                             "superlinear": ratio > 1.1 * docs and not noise})
+    return rows
+
+
+def print_scaling(rows: list[dict]) -> None:
+    steps = list(dict.fromkeys((row["from"], row["to"]) for row in rows))
+    if not steps:
+        return
+    print("\nscaling: each figure's ratio to the previous scale, against the documents' ratio; "
+          f"! = faster than linear (> 1.1x the documents' ratio; not for times under {NOISE_SECONDS} s)")
+    by_metric: dict[str, dict] = {}
+    for row in rows:
+        by_metric.setdefault(row["metric"], {})[(row["from"], row["to"])] = row
+    width = 24
+    print(f"  {'':<34}" + "".join(f"{f'{a:,} -> {b:,}':>{width}}" for a, b in steps))
+    docs = {(row["from"], row["to"]): row["documents_ratio"] for row in rows}
+    print(f"  {'(documents ratio)':<34}" + "".join(f"{docs[step]:>{width}.2f}" for step in steps))
+    for metric, cells in by_metric.items():
+        text = "".join(f"{cells[step]['ratio']:>{width - 2}.2f}{' !' if cells[step]['superlinear'] else '  '}"
+                       if step in cells else f"{'':>{width}}" for step in steps)
+        print(f"  {metric[:34]:<34}{text}")
+    flagged = sorted({row["metric"] for row in rows if row["superlinear"]})
+    print("faster than linear: " + (", ".join(flagged) if flagged else "none"), flush=True)
+
+
+def main_scales(args: argparse.Namespace) -> None:
+    scales = sorted(int(n) for n in args.scales.split(","))
+    workers = [int(w) for w in (args.workers or "2").split(",")]
+    if len(workers) != 1:
+        sys.exit("--scales runs every scale with one worker count: give --workers N")
+    corpora = Path(args.corpora) if args.corpora else None
+    work = Path(tempfile.mkdtemp(prefix="llamapipe-scale-bench-"))
+    results: dict = {"config": {"scales": scales, "workers": workers[0], "stage_times": args.stage_times,
+                                "corpora": str(corpora) if corpora else None},
+                     "corpora": {}, "runs": {}}
+    try:
+        found = {}
+        for docs in scales:
+            corpus, info = scale_corpus(docs, corpora or work, args.corpus_jobs)
+            found[docs] = corpus
+            results["corpora"][docs] = info
+        if args.prepare_only:
+            for docs, info in results["corpora"].items():
+                print(f"  {docs:>10,}: {info['documents']:>10,} documents {info['bytes'] / 1e6:>9.1f} MB  "
+                      f"written in {info['seconds']} s with {info.get('jobs', 1)} processes in {found[docs]}")
+            return
+        for docs in scales:
+            run = scale_run(docs, found[docs], results["corpora"][docs], workers[0], work, args.stage_times,
+                            args.keep)
+            results["runs"][docs] = run
+            add_driver_bytes(results["runs"])
+            print_scale(docs, run, workers[0])
+            results["scaling"] = scaling(results["runs"])
+            save_results(results, args.out)  # after each size: a series stopped early keeps what it measured
+        print_scaling(results["scaling"])
+    finally:
+        if args.keep:
+            print(f"outputs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"saved {save_results(results, args.out)}")
+
+
+def save_results(results: dict, out: str | None) -> str:
+    out = out or str(REPO / "benchmarks" / "results" / "scale.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=4000, help="documents at 1x (default 4000)")
-    parser.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
+    parser.add_argument("--docs", type=int, help="documents at 1x (default 4000)")
+    parser.add_argument("--workers", help="worker counts to compare (default 1,2; with --scales one count, "
+                                          "default 2)")
     parser.add_argument("--skip-4x", action="store_true", help="no 4x run (no memory comparison)")
     parser.add_argument("--speedup-at-4x", action="store_true",
                         help="run 4x with every worker count too, for the speed-up at 4x (fixed costs of a "
@@ -176,9 +422,34 @@ def main(argv: list[str] | None = None) -> None:
                         help="where inputs and OUT are: local, s3 (moto's S3 server, started here) or both "
                              "as local,s3 (default local)")
     parser.add_argument("--keep", action="store_true", help="keep the corpora and outputs")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "run.json"))
+    parser.add_argument("--out", help="results JSON (default benchmarks/results/run.json, with --scales "
+                                      "scale.json)")
+    scale = parser.add_argument_group("scale mode (instead of 1x/4x)")
+    scale.add_argument("--scales", help="documents per run, one run per scale, e.g. 128000,512000,1000000")
+    scale.add_argument("--corpora", help="folder of the corpora, DIR/corpus-<N>, written once and reused "
+                                         "(default: a temporary folder)")
+    scale.add_argument("--corpus-jobs", type=int, default=os.cpu_count() or 1,
+                       help="processes writing a corpus (make_corpus.py --jobs; default: the cores)")
+    scale.add_argument("--prepare-only", action="store_true", help="write (or find) the corpora, and stop")
+    scale.add_argument("--stage-times", action="store_true",
+                       help="run under benchmarks/stages.py and sum its Beam stages by step (Dedup, "
+                            "LineDedup, Perplexity, ...)")
     args = parser.parse_args(argv)
-    workers = [int(w) for w in args.workers.split(",")]
+    if args.scales:
+        clashing = [flag for flag, given in (("--docs", args.docs is not None), ("--skip-4x", args.skip_4x),
+                                             ("--speedup-at-4x", args.speedup_at_4x),
+                                             ("--storage", args.storage != "local")) if given]
+        if clashing:
+            parser.error(f"--scales runs its own sizes on local storage: not with {', '.join(clashing)}")
+        if args.prepare_only and not args.corpora:
+            parser.error("--prepare-only needs --corpora (where the corpora stay)")
+        return main_scales(args)
+    for flag in ("corpora", "prepare_only", "stage_times"):
+        if getattr(args, flag):
+            parser.error(f"--{flag.replace('_', '-')} is for --scales")
+    args.docs = 4000 if args.docs is None else args.docs
+    args.out = args.out or str(REPO / "benchmarks" / "results" / "run.json")
+    workers = [int(w) for w in (args.workers or "1,2").split(",")]
     storages = args.storage.split(",")
     work = Path(tempfile.mkdtemp(prefix="llamapipe-run-bench-"))
     results: dict = {"config": {"docs": args.docs, "workers": workers, "storage": storages}, "runs": {}}

@@ -9,9 +9,12 @@ report) before the first stage, between the pipelines and after the last; the `-
 and each stage after which the driver's peak RSS (VmHWM, the runner holds every collection crossing a
 stage boundary) had risen by more than 10 MB since the last such stage (what the driver does between
 stages, such as training the tokenizer between the pipelines, shows at the next stage), and the same
-for the largest worker. `--json PATH` saves every stage's time. Used to find what keeps 2 workers from
-being twice as fast as 1 (stages that run one after another, fixed costs) and what grows with the
-input in the runner (benchmarks/run.py gives the end-to-end figures).
+for the largest worker. `--json PATH` saves every stage as it ran: {"seconds": end to end, "stages":
+[{"pipeline", "name", "seconds", "transforms": the label of every transform fused in it ("/" written
+"-"), "driver_peak_mb" and "worker_peak_mb": the peaks once it ended}]} (`benchmarks/run.py
+--stage-times` sums them by transform). Used to find what keeps 2 workers from being twice as fast as 1
+(stages that run one after another, fixed costs) and what grows with the input in the runner
+(benchmarks/run.py gives the end-to-end figures).
 """
 
 from __future__ import annotations
@@ -56,9 +59,14 @@ def _worker_peak_mb() -> int:
     return peak
 
 
+def _transforms(stage_name: str) -> list[str]:
+    """A fused stage's name is every transform's: their labels, "/" written "-" (`Deduplicate-Shingle-..`)."""
+    return re.findall(r"ref_AppliedPTransform_([A-Za-z0-9_-]+?)_\d+", stage_name)
+
+
 def _short(stage_name: str) -> str:
     """A fused stage's name is every transform's; keep its first and last."""
-    names = re.findall(r"ref_AppliedPTransform_([A-Za-z0-9_-]+?)_\d+", stage_name)
+    names = _transforms(stage_name)
     return f"{names[0]} .. {names[-1]}" if len(names) > 1 else (names[0] if names else stage_name[:100])
 
 
@@ -91,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     stages: list[tuple[int, str, float]] = []  # (pipeline, stage, seconds)
+    details: list[dict] = []  # the same, with every transform and the peaks after the stage, for --json
     spans: list[tuple[float, float]] = []  # (start, end) of each stage, since `started`
     climbs: list[tuple[int, int, str]] = []
     worker_climbs: list[tuple[int, int, str]] = []
@@ -107,10 +116,13 @@ def main(argv: list[str] | None = None) -> None:
         stages.append((pipelines[0], name, ended - begun))
         spans.append((begun - started, ended - started))
         after = _peak_rss_mb()
+        worker = _worker_peak_mb()
+        details.append({"pipeline": pipelines[0], "name": name, "seconds": round(ended - begun, 4),
+                        "transforms": _transforms(bundle_context.stage.name), "driver_peak_mb": after,
+                        "worker_peak_mb": worker})
         if after > reported[0] + 10:  # since the last climb printed: slow climbs add up
             climbs.append((reported[0], after, name))
             reported[0] = after
-        worker = _worker_peak_mb()
         if worker > worker_reported[0] + 10:
             worker_climbs.append((worker_reported[0], worker, name))
             worker_reported[0] = worker
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {seconds:7.2f} s  [{pipeline}] {name[:110]}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"seconds": total, "stages": stages}, f, indent=1)
+            json.dump({"seconds": total, "stages": details}, f, indent=1)
     print("driver peak RSS climbs (> 10 MB) during:")
     for before, after, name in climbs:
         print(f"  {before:5d} -> {after:5d} MB  {name[:110]}")

@@ -28,7 +28,9 @@ from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.run import run
 from llamapipe.pipeline.status import run_status
 from llamapipe.sources.demo import write_demo_corpus
+from llamapipe.tokenizer.format import storage
 from tests.conftest import REPO
+from tests.object_stores import applied_env, no_aws_environment, s3_server  # noqa: F401 (the fixture)
 
 SCALE = 0.2  # 448 documents in 27 input files
 
@@ -167,6 +169,42 @@ def test_a_run_over_half_the_files_then_all_reuses_the_half_and_equals_a_fresh_r
     other.write_text(yaml.safe_dump(changed))
     with pytest.raises(ConfigError, match="dedup.threshold differs"):
         run(load_config(str(other)), log=lambda line: None)
+
+
+@pytest.mark.time_bound(900)
+def test_on_s3_half_then_all_reuses_the_half_and_equals_the_local_run(corpus, fresh, tmp_path, request):
+    s3 = request.getfixturevalue("s3_server")  # moto's S3 server on 127.0.0.1 (tests/object_stores.py)
+    root = s3.create_bucket("file-work")
+    bucket = root.removeprefix("s3://")
+    client = s3.client()
+    for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
+        client.upload_file(str(path), bucket, f"demo-data/{path.relative_to(corpus)}")
+    with applied_env({**no_aws_environment(tmp_path), **s3.env}):
+        storage.use_options(None)
+        try:
+            everything = list_inputs(load_config(write_config(tmp_path, corpus, tmp_path / "local-probe")))
+            remote = {f.path: f.path.replace(str(corpus), f"{root}/demo-data", 1) for f in everything}
+            all_inputs: dict[str, list[str]] = {}
+            for f in everything:
+                all_inputs.setdefault(f.source, []).append(remote[f.path])
+            half = {name: paths[: (len(paths) + 1) // 2] for name, paths in all_inputs.items()}
+            half_count = sum(len(paths) for paths in half.values())
+            out = f"{root}/out"
+            for inputs in (half, all_inputs):
+                config = load_config(write_config(tmp_path, corpus, tmp_path / "s3", inputs=inputs))
+                config.output = out
+                run(config, log=lambda line: None)
+            status = run_status(out)
+            assert status["last_run"]["files_reused"] == half_count
+            assert status["last_run"]["files_processed"] == len(everything) - half_count
+            assert status["files_done"] == status["files_total"] == len(everything)
+            digests = {}
+            for key in sorted(fresh):
+                with storage.open_read(f"{out}/{key}") as f:
+                    digests[key] = hashlib.sha256(f.read()).hexdigest()
+            assert digests == fresh
+        finally:
+            storage.use_options(None)
 
 
 def test_records_count_a_file_only_when_its_plan_and_every_split_are_recorded(tmp_path):

@@ -27,11 +27,13 @@ demo: $(STAMP)
 	$(BIN)/llamapipe generate out/demo/train --prompt "The" --max-new-tokens 40
 	$(BIN)/llamapipe inspect out/demo/shards
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
 
+# ruff, then the layer contracts of pyproject.toml's [tool.importlinter] (which package may import which).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf out $(DEMO_DATA) .pytest_cache

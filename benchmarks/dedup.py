@@ -4,7 +4,7 @@
     python benchmarks/dedup.py --base-docs 500 --skip-4x
 
 1. Corpus: base documents of English prose in four registers (the demo corpus's writer,
-   pipeline/demo/text.py), each given a random source of the seven. Planted near duplicates of some of
+   sources/demo/text.py), each given a random source of the seven. Planted near duplicates of some of
    them: word edits, inserted sentences and paragraphs, shuffled paragraphs, mixes of the three, and
    exact copies (case and punctuation changed); plus unrelated short documents that share one of a few
    boilerplate blocks (a header and a footer). True Jaccard similarity is computed exactly on the
@@ -24,11 +24,12 @@
    Read them knowing the local runner: it keeps every GroupByKey's contents in the runner process's
    memory and hands each worker its whole share of a stage as one bundle. Neither the documents nor
    the LSH band records (14 per document, each with its 128-byte signature) cross a shuffle: the
-   documents are spilled to files and read back beside their marks (spill.py), the band records are
-   written to run files and grouped one partition of keys at a time (lsh_buckets.py). What crosses
-   one is one text hash per document, the confirmed pairs and the marks. What the stage holds at once
-   is bounded: one run of band records, one partition of them (1/512 of all), one file's marks, one
-   node's neighbours; the largest cluster and LSH bucket are printed with the results.
+   documents are spilled to files and read back beside their marks (plumbing/files_as_shuffle.py), the band
+   records are written to run files and grouped one partition of keys at a time
+   (pipeline/stages/dedup/buckets.py). What crosses one is one text hash per document, the confirmed pairs and
+   the marks. What the stage holds at once is bounded: one run of band records, one partition of them (1/512
+   of all), one file's marks, one node's neighbours; the largest cluster and LSH bucket are printed with the
+   results.
 
 Results are printed and saved as JSON (default benchmarks/results/dedup.json).
 """
@@ -58,7 +59,7 @@ KINDS = ("edits", "insertions", "shuffled", "mixed", "exact")
 # --- corpus ------------------------------------------------------------------------------------------
 
 def _writer(seed: int):
-    from llamapipe.pipeline.demo.text import EnglishWriter
+    from llamapipe.sources.demo.text import EnglishWriter
 
     rng = random.Random(seed)
     return EnglishWriter(rng, register=rng.choice(REGISTERS)), rng
@@ -66,7 +67,7 @@ def _writer(seed: int):
 
 def _variant(paragraphs: list[str], kind: str, rng: random.Random, seed: int) -> list[str]:
     """A planted near duplicate of `paragraphs`; its strength is drawn so that true J spreads ~0.5-1."""
-    from llamapipe.pipeline.demo.corpus import change_words
+    from llamapipe.sources.demo.common import change_words
 
     words = sum(p.count(" ") + 1 for p in paragraphs)
     out = list(paragraphs)
@@ -134,7 +135,7 @@ def build_corpus(base_docs: int, seed: int = 0) -> tuple[list[dict], list[list[s
 
 class Shingles:
     def __init__(self, docs: list[dict], n: int = 5):
-        from llamapipe.pipeline.dedup import shingles
+        from llamapipe.pipeline.stages.dedup.fingerprints import shingles
 
         self._text = {d["id"]: d["text"] for d in docs}
         self._cache: dict[str, set] = {}
@@ -202,7 +203,7 @@ def time_signatures(texts: list[str], repeats: int) -> dict:
     from datasketch import MinHash
     from datasketch.hashfunc import sha1_hash32
 
-    from llamapipe.pipeline.dedup import MinHasher, normalise, shingle_bytes
+    from llamapipe.pipeline.stages.dedup.fingerprints import MinHasher, normalise, shingle_bytes
 
     ours = MinHasher(128, 5)
     ours_sha1 = MinHasher(128, 5)
@@ -246,7 +247,7 @@ def child(corpus_path: str, out_dir: str, mode: str, workers: int) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from llamapipe.pipeline.config import DedupConfig
-    from llamapipe.pipeline.dedup import Deduplicate
+    from llamapipe.pipeline.stages.dedup.deduplicate import Deduplicate
 
     flags = [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}",
              "--default_sdk_harness_log_level=WARNING"]

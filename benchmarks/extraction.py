@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     import trafilatura
 
     from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
-    from llamapipe.pipeline.extract import ExtractionProcess, extractor_setup
-    from llamapipe.pipeline.lid176 import LanguageIdentifier
+    from llamapipe.pipeline.stages.extract import ExtractionProcess, extractor_setup
+    from llamapipe.pipeline.stages.lid176 import LanguageIdentifier
 
     pages = load_pages(args.data)
     items, htmls = [p[0] for p in pages], [p[1] for p in pages]

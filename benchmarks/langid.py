@@ -4,7 +4,7 @@ that the stage predicts exactly what raw lid.176 predicts on the same text.
 Data: one sentence per line, labelled by the file name (`<lang>.txt.gz`, ISO 639-1), e.g. the
 Leipzig-corpora sentences of lingua-py's test data in ../shared/realdata/langid.
 
-The stage is `LanguageIdDoFn` (pipeline/langid.py) itself, run on each sentence as a document with a
+The stage is `LanguageIdDoFn` (pipeline/stages/langid.py) itself, run on each sentence as a document with a
 policy that allows every lid.176 label; raw lid.176 is `fasttext.load_model(...).predict(sentence)`
 on the same model file.
 
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     import fasttext
 
     from llamapipe.pipeline.config import LangIdConfig
-    from llamapipe.pipeline.langid import LanguageIdDoFn
-    from llamapipe.pipeline.lid176 import bundled_model_path
+    from llamapipe.pipeline.stages.langid import LanguageIdDoFn
+    from llamapipe.pipeline.stages.lid176 import bundled_model_path
 
     fasttext.FastText.eprint = lambda *a, **k: None
     raw = fasttext.load_model(bundled_model_path())

@@ -15,9 +15,9 @@ writes the same files with N processes (about 1.7x faster with 2): each plans th
 Crawl WARC files (more than half of the work). A process goes through the WARC files it does not write
 without pages or records: each file's record ids and headers draw from one random stream, which the
 pages do not touch, so it is then where it would be after writing them. `plants.json` is put together
-from what each process planted. This follows `pipeline/demo/corpus.py`'s insides (its writers, the WARC
-file names and sizes): `--check` writes a corpus both ways and compares every file, to be run after a
-change there.
+from what each process planted. This follows the insides of `sources/demo/` (`corpus.py` and its writers,
+one module per format; the WARC file names and sizes of `commoncrawl.py`): `--check` writes a corpus both
+ways and compares every file, to be run after a change there.
 """
 
 from __future__ import annotations
@@ -33,8 +33,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from llamapipe.pipeline.demo import corpus as demo
-from llamapipe.pipeline.demo import write_demo_corpus
+from llamapipe.sources.demo import commoncrawl as demo_crawl  # whose WARCWriter a skipped file swaps out
+from llamapipe.sources.demo import write_demo_corpus
+from llamapipe.sources.demo.arxiv import ArxivWriter
+from llamapipe.sources.demo.books import BooksWriter
+from llamapipe.sources.demo.c4 import C4Writer
+from llamapipe.sources.demo.common import WARC_FILES, Plants, scaled_files
+from llamapipe.sources.demo.commoncrawl import CommonCrawlWriter
+from llamapipe.sources.demo.corpus import OUTPUT_PATTERNS
+from llamapipe.sources.demo.github import GithubWriter
+from llamapipe.sources.demo.stackexchange import StackExchangeWriter
+from llamapipe.sources.demo.wikipedia import WikipediaWriter
 
 DOCS_AT_SCALE_ONE = 2130
 # Relative cost of writing each source but Common Crawl (seconds per 20,000 documents, one process):
@@ -60,7 +69,7 @@ def make_corpus(docs: int, out: str, seed: int = 0, jobs: int = 1) -> dict:
 
 # --- --jobs: write_demo_corpus shared out over processes ---------------------------------------------------
 
-class _Plants(demo.Plants):
+class _Plants(Plants):
     """The demo's Plants, also telling what one task planted: the entries added since `mark()` (by
     category, in the order the categories were first added to) and the planned entries' refs of a source
     (a reader's id is set when its source is written)."""
@@ -105,7 +114,7 @@ class _Plants(demo.Plants):
 
 
 def _as_json(entries: dict[str, list]) -> dict[str, list]:
-    plants = demo.Plants()
+    plants = Plants()
     plants._entries.update(entries)
     return plants.to_json()
 
@@ -117,25 +126,25 @@ def _plan(seed: int, scale: float) -> tuple[dict, _Plants]:
     def rng_for(source: str) -> random.Random:
         return random.Random(f"llamapipe-demo:{seed}:{source}")
 
-    c4 = demo.C4Writer(rng_for("c4"), scale, plants)
-    commoncrawl = demo.CommonCrawlWriter(rng_for("commoncrawl"), scale, plants)
+    c4 = C4Writer(rng_for("c4"), scale, plants)
+    commoncrawl = CommonCrawlWriter(rng_for("commoncrawl"), scale, plants)
     commoncrawl.plan(c4.cross_source)
     writers = {
         "commoncrawl": commoncrawl,
         "c4": c4,
-        "github": demo.GithubWriter(rng_for("github"), scale, plants),
-        "wikipedia": demo.WikipediaWriter(rng_for("wikipedia"), scale, plants, commoncrawl.cited_pages()),
-        "books": demo.BooksWriter(rng_for("books"), scale, plants),
-        "arxiv": demo.ArxivWriter(rng_for("arxiv"), scale, plants),
-        "stackexchange": demo.StackExchangeWriter(rng_for("stackexchange"), scale, plants,
-                                                  commoncrawl.normal_urls()[:50]),
+        "github": GithubWriter(rng_for("github"), scale, plants),
+        "wikipedia": WikipediaWriter(rng_for("wikipedia"), scale, plants, commoncrawl.cited_pages()),
+        "books": BooksWriter(rng_for("books"), scale, plants),
+        "arxiv": ArxivWriter(rng_for("arxiv"), scale, plants),
+        "stackexchange": StackExchangeWriter(rng_for("stackexchange"), scale, plants,
+                                             commoncrawl.normal_urls()[:50]),
     }
     plants._planned = {category: len(entries) for category, entries in plants._entries.items()}
     return writers, plants
 
 
 _WORKER: dict = {}
-_WARCWriter = demo.WARCWriter
+_WARCWriter = demo_crawl.WARCWriter
 
 
 class _NoRecords:
@@ -175,19 +184,19 @@ def _run_task(job: tuple) -> dict:
         plants.mark()
         w["captures"] = crawl._captures()
         result.update(added=plants.added(), refs=plants.planned_refs(source))
-        w["files"] = demo._files(demo.WARC_FILES, w["scale"])
+        w["files"] = scaled_files(WARC_FILES, w["scale"])
         w["per_file"] = -(-len(w["captures"]) // w["files"])
     per_file = w["per_file"]
     for index in range(w["next_file"], end):
         name = f"CC-MAIN-demo-{index:05d}.warc.gz"
         captures = w["captures"][index * per_file:(index + 1) * per_file]
         if index < first:  # another process writes it: only its random draws (no page, no record)
-            crawl._page_bytes, demo.WARCWriter = (lambda page: (b"", "text/html")), _NoRecords
+            crawl._page_bytes, demo_crawl.WARCWriter = (lambda page: (b"", "text/html")), _NoRecords
             try:
                 crawl._write_file(None, name, captures)
             finally:
                 del crawl._page_bytes
-                demo.WARCWriter = _WARCWriter
+                demo_crawl.WARCWriter = _WARCWriter
         else:
             with open(folder / name, "wb") as handle:
                 result["documents"] += crawl._write_file(handle, name, captures)
@@ -201,11 +210,11 @@ def write_corpus_parallel(out_dir: str | Path, seed: int, scale: float, jobs: in
         raise ValueError("scale must be positive")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for source, patterns in demo.OUTPUT_PATTERNS.items():
+    for source, patterns in OUTPUT_PATTERNS.items():
         for pattern in patterns:
             for stale in (out / source).glob(pattern):
                 stale.unlink()
-    files = demo._files(demo.WARC_FILES, scale)
+    files = scaled_files(WARC_FILES, scale)
     step = max(1, -(-files // (jobs * CC_CHUNKS_PER_JOB)))
     # in this order, each process gets the Common Crawl files in increasing order (it only skips forward)
     tasks = [("plan",), *((s,) for s in sorted(SOURCE_COST, key=lambda s: -SOURCE_COST[s])),

@@ -114,9 +114,9 @@ def corpus(args) -> tuple[Path, Path | None]:
     if args.data:
         return Path(args.data), None
     try:
-        from llamapipe.pipeline.demo import write_demo_corpus
+        from llamapipe.sources.demo import write_demo_corpus
     except ImportError:
-        sys.exit("the demo corpus generator (llamapipe.pipeline.demo.write_demo_corpus) is not installed: "
+        sys.exit("the demo corpus generator (llamapipe.sources.demo.write_demo_corpus) is not installed: "
                  "pass --data with a corpus written by `llamapipe demo-data`")
     folder = Path(tempfile.mkdtemp(prefix="llamapipe-bench-"))
     started = time.perf_counter()

@@ -44,8 +44,8 @@ and the largest worker's peak RSS rise during them. Saved to benchmarks/results/
 
 Read the memory figures knowing the local runner: it keeps every collection crossing a stage boundary
 in its own memory, so the cleaning graph sends documents between stages through files
-(pipeline/spill.py) and only small records through shuffles; those still grow with the input. Results
-are printed and saved as JSON (default benchmarks/results/run.json).
+(pipeline/plumbing/files_as_shuffle.py) and only small records through shuffles; those still grow with the
+input. Results are printed and saved as JSON (default benchmarks/results/run.json).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def write_config(corpus: Path | str, out: Path | str, workers: int, path: Path) 
 
 def run_once(config: Path, out: Path | str, command: list[str] | None = None) -> dict:
     """`llamapipe run CONFIG --fresh` (or `command`, a run of CONFIG) watched: its figures."""
-    from llamapipe.pipeline import storage
+    from llamapipe.tokenizer.format import storage
 
     command = command or [sys.executable, "-m", "llamapipe.pipeline.cli", "run", str(config), "--fresh"]
     seconds, watch, _ = run_watched(command, "the run")

@@ -41,14 +41,14 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline.demo.text import (
+from llamapipe.pipeline.output.token_shards import WriteTokenShards
+from llamapipe.sources.demo.text import (
     FOREIGN_LANGUAGES,
     CodeWriter,
     EnglishWriter,
     ForeignWriter,
     PaperWriter,
 )
-from llamapipe.pipeline.tokenize import WriteTokenShards
 from llamapipe.tokenizer.train import file_sha256, train_tokenizer, write_sample
 
 MB = 1_000_000

@@ -42,7 +42,8 @@ import torch
 
 from llamapipe.model.data import MixtureLoader
 from llamapipe.model.hf import hf_config
-from llamapipe.model.train import ADAM_EPS, TrainConfig, build_model_args, lr_at, param_groups, train
+from llamapipe.model.train import ADAM_EPS, TrainConfig, lr_at, param_groups, train
+from llamapipe.model.train_config import build_model_args
 
 
 def write_synthetic_shards(root: Path, vocab_size: int, tokens_per_source: int, seed: int = 0) -> Path:

@@ -47,8 +47,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 # The manifest is read and validated in one place, shared with the pipeline and `llamapipe inspect verify`.
 # Every path (manifest, shards) goes through `storage`: a local disk, or an s3:// or gs:// OUT.
-from llamapipe.pipeline import storage
-from llamapipe.pipeline.manifest import read_manifest, validate_manifest  # noqa: F401 (re-exported)
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.manifest import read_manifest, validate_manifest
 
 STATE_VERSION = 1
 SPLITS = ("train", "heldout")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sentencepiece as spm
 import torch
 
+from llamapipe.model.checkpoints import find_tokenizer, load_model
 from llamapipe.model.llama import Transformer
-from llamapipe.model.weights import find_tokenizer, load_model
-from llamapipe.pipeline import storage
+from llamapipe.tokenizer.format import storage
 
 
 @torch.no_grad()

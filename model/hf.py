@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
+from llamapipe.model.checkpoints import args_from_dict, find_tokenizer, read_checkpoint, save_weights
 from llamapipe.model.llama import PRESETS, ModelArgs, ffn_hidden_dim
-from llamapipe.model.weights import args_from_dict, find_tokenizer, read_checkpoint, save_weights
-from llamapipe.pipeline import storage
+from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 
 SAFETENSORS_NAME = "model.safetensors"

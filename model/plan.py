@@ -23,6 +23,7 @@ from functools import lru_cache
 import torch
 
 from llamapipe.model.llama import ModelArgs, Transformer
+from llamapipe.model.train_config import build_model_args
 
 # LLaMA paper, section 2.4 and table 15: 65B at ~380 tokens/s/GPU on 2048 A100-80GB; 1.4T tokens.
 PAPER_TOKENS_PER_S_PER_GPU = 380.0
@@ -287,7 +288,5 @@ def format_plan(p: dict) -> str:
 
 def plan_text(cfg, vocab_size: int, gpus: int = 1) -> str:
     """The plan of a TrainConfig's run, as `llamapipe train CONFIG --plan` prints it."""
-    from llamapipe.model.train import build_model_args
-
     return format_plan(plan(build_model_args(cfg, vocab_size), cfg, preset=cfg.model, gpus=gpus))
 

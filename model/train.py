@@ -13,8 +13,9 @@ Evaluation: documents whose id hashes under `holdout_fraction` are held out of t
 `MixtureLoader`); every `eval_every` steps the loss on `eval_batches` fixed batches of each source's
 held-out documents is logged as `source_loss`.
 
-Outputs in `out_dir`, a local folder or an s3:// or gs:// prefix (through `llamapipe.pipeline.storage`;
-the manifest and shards may be on an object store too), written by rank 0 only:
+Outputs in `out_dir`, a local folder or an s3:// or gs:// prefix (through
+`llamapipe.tokenizer.format.storage`; the manifest and shards may be on an object store too), written by
+rank 0 only:
   - `metrics.jsonl`: one JSON line per logged step (step, loss, lr, tokens, tokens_per_s, elapsed_s,
     grad_norm, source_tokens, mfu on GPUs whose peak FLOP/s is known, and source_loss at evaluation
     steps); on an object store, one object rewritten whole now and then (see `_Trainer._log_metrics`);
@@ -51,14 +52,18 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from llamapipe.model.data import MixtureLoader, read_manifest, validate_manifest
-from llamapipe.model.llama import ModelArgs, Transformer, model_args
+from llamapipe.model.checkpoints import CHECKPOINT_NAME
+from llamapipe.model.data import MixtureLoader
+from llamapipe.model.llama import Transformer
 from llamapipe.model.plan import device_peak_flops, flops_per_token
-from llamapipe.model.train_config import TrainConfig  # noqa: F401 (also imported from here)
-from llamapipe.pipeline import storage
+from llamapipe.model.train_config import (  # noqa: F401 (TrainConfig: also from here)
+    METRICS_NAME,
+    TrainConfig,
+    build_model_args,
+)
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.manifest import read_manifest, validate_manifest
 
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_NAME = "metrics.jsonl"
 ADAM_EPS = 1e-5  # Llama 2 paper (section 2.2); the LLaMA-1 paper does not give it
 # On an object store metrics.jsonl is one object rewritten whole (see `_Trainer._log_metrics`): at most
 # this often between checkpoints and evaluations.
@@ -87,13 +92,6 @@ def _whole(path: str) -> str:
     """A path as recorded in checkpoints: a local one absolute with symlinks resolved, an object-store
     one as it is."""
     return path if storage.is_remote(path) else str(Path(path).resolve())
-
-
-def build_model_args(cfg: TrainConfig, vocab_size: int) -> ModelArgs:
-    return model_args(
-        cfg.model, dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads, vocab_size=vocab_size,
-        max_seq_len=cfg.seq_len,
-    )
 
 
 @dataclass

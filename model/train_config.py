@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llamapipe.model.presets import ModelArgs, model_args
+
 DTYPES = ("float32", "bfloat16")
+METRICS_NAME = "metrics.jsonl"  # in the output folder of a training run (OUT/train)
 
 
 @dataclass
@@ -77,3 +80,11 @@ class TrainConfig:
                 f"{self.batch_size} x {self.seq_len} x {world_size} = {micro:,}"
             )
         return self.batch_tokens // micro
+
+
+def build_model_args(cfg: TrainConfig, vocab_size: int) -> ModelArgs:
+    """The network a training config describes (its preset and overrides) for a vocabulary."""
+    return model_args(
+        cfg.model, dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads, vocab_size=vocab_size,
+        max_seq_len=cfg.seq_len,
+    )

@@ -1,5 +1,5 @@
 """The Beam pipeline of llamapipe: its stages, plumbing, driver and commands."""
 
-from llamapipe.pipeline import beam_s3
+from llamapipe.tokenizer.format import beam_s3
 
-beam_s3.install()  # empty objects on S3, in every process that imports us (see beam_s3.py)
+beam_s3.install()  # empty objects on S3, in every process that imports us (see tokenizer/format/beam_s3.py)

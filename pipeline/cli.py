@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the status as JSON (files_total, "
                         "files_done, last_run.files_processed, last_run.files_reused, ...)")
 
-    from llamapipe.pipeline.inspect_cli import add_inspect_parser
+    from llamapipe.pipeline.inspect.cli import add_inspect_parser
 
     inspect = add_inspect_parser(sub)
     inspect.add_argument("--reason", help="on OUT/rejects: print the sampled drops with this reason")
@@ -151,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
-    from llamapipe.pipeline.typed_yaml import ConfigError
+    from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 
     try:
         _check_remote_arguments(args)
         if args.command == "demo-data":
-            from llamapipe.pipeline.demo import write_demo_corpus
+            from llamapipe.sources.demo import write_demo_corpus
 
             summary = write_demo_corpus(args.dir, seed=args.seed, scale=args.scale)
             print(f"wrote the demo corpus to {args.dir}: {summary['total']} documents")
@@ -164,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<14}{count}")
             return 0
         if args.command == "run":
-            from llamapipe.pipeline import storage
             from llamapipe.pipeline.config import check_inputs, check_output, load_config
+            from llamapipe.pipeline.output.layout import OutputLayout
             from llamapipe.pipeline.run import beam_options, run
+            from llamapipe.tokenizer.format import storage
 
             config = load_config(args.config, check_files=False)
             if args.verbose:
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             # Inputs and output are checked with the run's own storage settings (--s3_endpoint_url...)
             storage.use_options(beam_options(config, runner, extra))
             check_inputs(config)
-            check_output(config)
+            check_output(config, OutputLayout(config.output).work)
             run(config, runner=runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
             return 0
         if args.command == "train":
@@ -189,26 +190,26 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(status, indent=2) if args.json else format_status(status))
             return 0
         if args.command == "report":
-            from llamapipe.pipeline.report import write_report
+            from llamapipe.pipeline.report.build import write_report
 
             print(f"wrote {write_report(args.dir)}")
             return 0
         if args.command in ("generate", "export-hf", "import-hf"):
             return _weights_command(args)
         if args.command == "inspect" and args.dups:
-            from llamapipe.pipeline.inspect_dups import format_dups
+            from llamapipe.pipeline.inspect.dups import format_dups
 
             if len(args.words) != 1:
                 parser.error("usage: llamapipe inspect OUT --dups [N]")
             print(format_dups(args.words[0], args.dups))
             return 0
         if args.command == "inspect":
-            from llamapipe.pipeline.inspect_rejects import format_rejects, is_rejects
+            from llamapipe.pipeline.inspect.rejects import format_rejects, is_rejects
 
             if len(args.words) == 1 and is_rejects(args.words[0]):
                 print(format_rejects(args.words[0], args.reason, args.source, args.show))
                 return 0
-            from llamapipe.pipeline.inspect_cli import run_inspect
+            from llamapipe.pipeline.inspect.cli import run_inspect
 
             return run_inspect(args)
     except ConfigError as exc:
@@ -248,41 +249,41 @@ def _train(args) -> int:
     from contextlib import nullcontext
 
     from llamapipe.model.train import train
-    from llamapipe.pipeline import storage
     from llamapipe.pipeline.config import check_reachable, load_config
-    from llamapipe.pipeline.run import output_paths
+    from llamapipe.pipeline.output.layout import OutputLayout
+    from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
     from llamapipe.pipeline.run_lock import RunLock
-    from llamapipe.pipeline.typed_yaml import ConfigError
+    from llamapipe.tokenizer.format import storage
 
     config = load_config(args.config, check_files=False)
-    paths = output_paths(config.output)
+    paths = OutputLayout(config.output)
     if not args.plan:
         check_reachable(config.output, key="output")
     cfg = config.train
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     if args.plan:
-        from llamapipe.model.data import read_manifest
         from llamapipe.model.plan import plan_text
+        from llamapipe.tokenizer.format.manifest import read_manifest
 
         # The shards' vocabulary when they exist, else the one the config will train.
-        exists = storage.is_file(paths["manifest"])  # OUT may be local or on s3:// / gs://
-        vocab = read_manifest(paths["manifest"])["tokenizer"]["vocab_size"] if exists else None
+        exists = storage.is_file(paths.manifest)  # OUT may be local or on s3:// / gs://
+        vocab = read_manifest(paths.manifest)["tokenizer"]["vocab_size"] if exists else None
         print(plan_text(cfg, vocab or config.tokenizer.vocab_size, gpus=args.gpus))
         return 0
     # Under torchrun, rank 0 holds OUT's lock for all ranks (a busy OUT is said before a missing manifest)
     with RunLock(config.output, "train", create=False) if int(os.environ.get("RANK", "0")) == 0 \
             else nullcontext():
-        if not storage.is_file(paths["manifest"]):
-            raise ConfigError(f"{paths['manifest']}: no manifest; run `llamapipe run {args.config}` first")
-        summary = train(paths["manifest"], paths["train"], cfg, resume=not args.fresh)
+        if not storage.is_file(paths.manifest):
+            raise ConfigError(f"{paths.manifest}: no manifest; run `llamapipe run {args.config}` first")
+        summary = train(paths.manifest, paths.train, cfg, resume=not args.fresh)
     if int(os.environ.get("RANK", "0")) != 0:  # rank 0 reports
         return 0
-    print(f"trained {summary.get('steps', cfg.steps)} steps -> {paths['train']}")
+    print(f"trained {summary.get('steps', cfg.steps)} steps -> {paths.train}")
     for key in ("params", "first_loss", "last_loss", "tokens_per_s"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
-    from llamapipe.pipeline.report import refresh_report
+    from llamapipe.pipeline.report.build import refresh_report
 
     print(refresh_report(config.output))  # now with the training curves
     return 0

@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from llamapipe.model.train_config import TrainConfig
-from llamapipe.pipeline import storage
-from llamapipe.pipeline.typed_yaml import ConfigError, from_dict, to_dict
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError, from_dict, to_dict
 from llamapipe.sources import SOURCE_NAMES, source_module
+from llamapipe.tokenizer.format import storage
 
 # LLaMA paper, table 1: sampling share and epochs per source.
 LLAMA_MIXTURE = {
@@ -87,7 +87,7 @@ class MixtureConfig:
 
 @dataclass
 class ExtractConfig:
-    """HTML to text with trafilatura (see pipeline/extract.py)."""
+    """HTML to text with trafilatura (see pipeline/stages/extract.py)."""
 
     favor_precision: bool = False  # trafilatura's precision/recall trade-off (at most one of the two)
     favor_recall: bool = False
@@ -132,7 +132,7 @@ class LangIdConfig:
 
 @dataclass
 class FiltersConfig:
-    """Quality heuristics per source, by rule-set name (see pipeline/filters.py)."""
+    """Quality heuristics per source, by rule-set name (see pipeline/stages/quality.py)."""
 
     rules: dict[str, list[str]] = field(
         default_factory=lambda: {
@@ -145,14 +145,14 @@ class FiltersConfig:
 @dataclass
 class LineDedupConfig:
     """CCNet's line-level dedup: a normalised line found in two or more documents is removed from
-    all of them (see pipeline/line_dedup.py)."""
+    all of them (see pipeline/stages/line_dedup.py)."""
 
     enabled: bool = True
     sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
     # CCNet keeps documents of at least this many characters after removing lines (0: keep any).
     min_chars_after: int = 300
-    # Line occurrences are grouped through run files (pipeline/run_files.py), one partition of line
-    # hashes at a time: a worker holds about 250 bytes x distinct lines / partitions (some 15 MB per
+    # Line occurrences are grouped through run files (pipeline/plumbing/group_through_files.py), one partition
+    # of line hashes at a time: a worker holds about 250 bytes x distinct lines / partitions (some 15 MB per
     # million web pages with the default). Raise it for corpora of more than some 10 million pages.
     partitions: int = 512
 
@@ -252,7 +252,7 @@ class DedupConfig:
     # An LSH bucket's members are verified against its `bucket_anchors` best-ranked members (all pairs
     # when the bucket is no larger): bounded work and memory for a bucket of any size.
     bucket_anchors: int = 100
-    # LSH band records are grouped through run files (pipeline/lsh_buckets.py), one partition of band
+    # LSH band records are grouped through run files (pipeline/stages/dedup/buckets.py), one partition of band
     # keys at a time: a worker holds about bands x 200 bytes x documents / lsh_partitions (some 6 MB per
     # million documents with the defaults). Raise it for corpora of more than some 50 million documents.
     lsh_partitions: int = 512
@@ -398,27 +398,28 @@ def check_inputs(config: Config) -> None:
                 raise ConfigError(f"{key}: cannot read {unreadable[0]!r}")
 
 
-def check_output(config: Config) -> None:
+def check_output(config: Config, work: str) -> None:
     """Before any work: an object-store output folder can be listed, written and deleted from (a probe
-    object under `_work/`), so that a wrong bucket, endpoint, credential or permission is one clear
-    error now, not a failure after hours of cleaning. A local folder is checked by `prepare_output`."""
+    object under its `work` folder, `OutputLayout.work`), so that a wrong bucket, endpoint, credential or
+    permission is one clear error now, not a failure after hours of cleaning. A local folder is checked by
+    `prepare_output`."""
     if not storage.is_remote(config.output):
         return
     check_reachable(config.output, "output")  # the bucket is there and may be listed
-    probe = storage.join(config.output, "_work", f".write-probe-{uuid.uuid4().hex}")
+    probe = storage.join(work, f".write-probe-{uuid.uuid4().hex}")
     with storage_errors_named("output", config.output):  # and written to
         storage.write_bytes(probe, b"probe")
         storage.remove(probe)
 
 
 def check_reachable(path: str, key: str) -> None:
-    """One bounded request to an object-store path's bucket (`storage_faults.probe`), before any work:
-    Beam's own calls retry a missing endpoint or missing credentials for about eight minutes, which is
+    """One bounded request to an object-store path's bucket (`plumbing.storage_faults.probe`), before any
+    work: Beam's own calls retry a missing endpoint or missing credentials for about eight minutes, which is
     right for a blip in a long run and wrong for a typo. A fault is a ConfigError naming `key` and the
     path. Nothing for a local path."""
     if not storage.is_remote(path):
         return
-    from llamapipe.pipeline.storage_faults import probe
+    from llamapipe.pipeline.plumbing.storage_faults import probe
 
     with storage_errors_named(key, path):
         probe(path, storage.current_options())
@@ -433,7 +434,7 @@ def storage_errors_named(key: str, path: str):
     except ConfigError:
         raise
     except Exception as exc:  # Beam wraps the client's errors in BeamIOError; explain() unwraps
-        from llamapipe.pipeline.storage_faults import explain
+        from llamapipe.pipeline.plumbing.storage_faults import explain
 
         message = explain(exc, path)
         if message is None:

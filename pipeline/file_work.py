@@ -3,8 +3,8 @@
 A run cleans in two pipelines (`run.py`). The first, built here, takes each input file (or each split
 of a big one) through its source's reader (and the source's own per-file cleaning), HTML extraction,
 language ID and the quality rules, in one worker call, computes each kept document's dedup fingerprint
-(text hash and MinHash signature, `dedup.fingerprint`), and records the result under OUT as soon as
-that split is done. The second (`graph.build_cleaning`) reads the records of every file the config
+(text hash and MinHash signature, `stages.dedup.fingerprints.fingerprint`), and records the result under OUT
+as soon as that split is done. The second (`recipe.build_cleaning`) reads the records of every file the config
 lists and runs what needs the whole corpus: a source's own corpus-wide step (GitHub's exact dedup,
 Stack Exchange's largest sites), document dedup, line dedup, perplexity, the classifier.
 
@@ -45,24 +45,25 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import Config
-from llamapipe.pipeline.dedup import FINGERPRINT, fingerprint, fingerprinter
-from llamapipe.pipeline.extract import ExtractTextDoFn, extractor_setup
-from llamapipe.pipeline.filters import QualityFilterDoFn
-from llamapipe.pipeline.langid import LanguageIdDoFn
-from llamapipe.pipeline.ledger import drop_events, read_events
-from llamapipe.pipeline.progress import count_in_process
-from llamapipe.pipeline.rejects import SmallestIdHash, id_fraction, reject_row
-from llamapipe.pipeline.spill import FrameWriter, read_frames
+from llamapipe.pipeline.output.ledger import drop_events, read_events
+from llamapipe.pipeline.output.rejects import SmallestIdHash, reject_row
+from llamapipe.pipeline.plumbing.drops import DROPPED
+from llamapipe.pipeline.plumbing.files_as_shuffle import FrameWriter, read_frames
+from llamapipe.pipeline.plumbing.progress import count_in_process
+from llamapipe.pipeline.plumbing.sampling import id_fraction
+from llamapipe.pipeline.stages.dedup.fingerprints import FINGERPRINT, fingerprint, fingerprinter
+from llamapipe.pipeline.stages.extract import ExtractTextDoFn, extractor_setup
+from llamapipe.pipeline.stages.langid import LanguageIdDoFn
+from llamapipe.pipeline.stages.quality import QualityFilterDoFn
+from llamapipe.pipeline.stages.registry import EXTRACT, LANGID, QUALITY, READ
 from llamapipe.sources import file_reader
-from llamapipe.sources.base import DROPPED, plan_splits
+from llamapipe.sources.reading import plan_splits
+from llamapipe.tokenizer.format import storage
 
 PLAN = re.compile(r"splits-(?P<count>\d{5,})")
 DONE = re.compile(r"(?P<index>\d{5,})\.done-(?P<documents>\d+)\.json")
 KINDS = ("docs", "drops", "rejects")
-# Steps of the live progress line counted inside `RecordSplitDoFn` (documents out of each).
-PROGRESS_STEPS = ("read", "extract", "langid", "quality")
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,10 @@ class RecordSplitDoFn(beam.DoFn):
         config = self._config
         self._readers = {name: file_reader(name, config.sources[name]) for name in config.enabled_sources()}
         self._stages = [
-            ("extract", ExtractTextDoFn(config.extract, extractor_setup(config.extract, config.langid,
-                                                                          config.filters))),
-            ("langid", LanguageIdDoFn(config.langid)),
-            ("quality", QualityFilterDoFn(config.filters.rules)),
+            (EXTRACT.name, ExtractTextDoFn(config.extract, extractor_setup(config.extract, config.langid,
+                                                                           config.filters))),
+            (LANGID.name, LanguageIdDoFn(config.langid)),
+            (QUALITY.name, QualityFilterDoFn(config.filters.rules)),
         ]
         self._dofns = [*self._readers.values(), *(stage for _, stage in self._stages)]
         for dofn in self._dofns:
@@ -230,7 +231,7 @@ class RecordSplitDoFn(beam.DoFn):
                         record.extra(item.tag, item.value)
                     continue
                 record.read(item)
-                self._count("read")
+                self._count(READ.name)
                 for doc in self._per_document(item, record):
                     if self._fingerprints:
                         doc = {**doc, FINGERPRINT: fingerprint(doc["text"], self._hasher)}
@@ -270,7 +271,7 @@ class RecordSplitDoFn(beam.DoFn):
 
 class _SplitRecord:
     """What one split's record holds, written as it goes: documents, drops, rejects candidates (the
-    rate sample and the smallest id hash per reason, as `rejects.WriteRejects` picks them), ledger
+    rate sample and the smallest id hash per reason, as `output.rejects.WriteRejects` picks them), ledger
     counts and the reader's extra outputs."""
 
     def __init__(self, config: Config, paths: dict[str, str]):

@@ -22,19 +22,12 @@ one); `llamapipe run --fresh` starts over.
 
 from __future__ import annotations
 
-from llamapipe.pipeline import storage
-from llamapipe.pipeline.shard_format import SHARD_NAME
+from llamapipe.pipeline.output.layout import RUN_STEPS, SHARDS, TOKENIZER_STEP, OutputLayout
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.shards import SHARD_NAME
 
-STAGES = ("clean", "tokenizer", "tokenize")
-# What each stage writes, relative to OUT; deleted before the stage runs again.
-STAGE_OUTPUTS = {
-    "clean": ("documents", "dropped", "rejects", "classifier", "dedup", "ledger.json",
-              "_work/ledger", "_work/dedup", "_work/spill"),
-    "tokenizer": ("tokenizer", "_work/tokenizer-sample.txt"),
-    "tokenize": ("shards", "_work/token_runs"),
-}
-RECORD = "_work/completed.json"
-FILE_RECORDS = "_work/files"  # the per-file work (file_work.py): kept when `clean` is not finished
+# A run's stages, in order, and what each writes: `output/layout.py` (RUN_STEPS, STEP_OUTPUTS). The
+# per-file work's records (`OutputLayout.files`) are not among them: kept when `clean` is not finished.
 
 
 class CompletedStages:
@@ -42,19 +35,19 @@ class CompletedStages:
     tokenizer's summary, for one)."""
 
     def __init__(self, out: str):
-        self._out = out
-        self._path = storage.join(out, RECORD)
+        self._layout = OutputLayout(out)
+        self._path = self._layout.completed
         self._done: dict[str, dict] = {}
         if storage.is_file(self._path):
             try:
                 loaded = storage.read_json(self._path)
-                self._done = {k: v for k, v in loaded.items() if k in STAGES and isinstance(v, dict)}
+                self._done = {k: v for k, v in loaded.items() if k in RUN_STEPS and isinstance(v, dict)}
             except (OSError, ValueError):
                 self._done = {}  # unreadable: nothing is trusted, everything runs again
         # A stage counts only when every earlier one does (a later one was built on their outputs).
-        for i, stage in enumerate(STAGES):
+        for i, stage in enumerate(RUN_STEPS):
             if stage not in self._done:
-                for later in STAGES[i:]:
+                for later in RUN_STEPS[i:]:
                     self._done.pop(later, None)
                 break
 
@@ -65,7 +58,7 @@ class CompletedStages:
         return self._done[stage]
 
     def names(self) -> list[str]:
-        return [s for s in STAGES if s in self._done]
+        return [s for s in RUN_STEPS if s in self._done]
 
     def mark(self, stage: str, info: dict | None = None) -> None:
         self._done[stage] = dict(info or {})
@@ -75,11 +68,10 @@ class CompletedStages:
         """Delete the outputs of every stage not recorded (a half-finished one's included). The
         shards of complete sources stay when `clean` and `tokenizer`
         are recorded (`complete_shard_sources` decides)."""
-        pending = [s for s in STAGES if s not in self._done]
+        pending = [s for s in RUN_STEPS if s not in self._done]
         for stage in pending:
-            for relative in STAGE_OUTPUTS[stage]:
-                path = storage.join(self._out, relative)
-                if relative == "shards" and "tokenizer" in self._done:
+            for relative, path in self._layout.step_outputs(stage):
+                if relative == SHARDS and TOKENIZER_STEP in self._done:
                     remove_incomplete_shards(path)
                 else:
                     remove_path(path)
@@ -92,7 +84,7 @@ class CompletedStages:
     def forget(self) -> None:
         """Start over (`--fresh`): no stage counts as done, no file's work is recorded."""
         self.forget_stages()
-        remove_path(storage.join(self._out, FILE_RECORDS))
+        remove_path(self._layout.files)
 
 
 def complete_shard_sources(shards_dir: str) -> set[str]:

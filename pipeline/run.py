@@ -1,22 +1,7 @@
 """`llamapipe run`: clean (per-file work, then corpus-wide stages) -> tokenizer -> tokenize -> manifest,
 each stage a step a user can see.
 
-Output folder layout (OUT = config.output):
-    OUT/run.json                          effective config, stage timings, tokenizer summary, files
-                                          processed and reused
-    OUT/_work/files/<source>/<file>/      the per-file work's records (file_work.py), kept across runs
-    OUT/beam.log                          Beam's own log (and its local workers')
-    OUT/documents/<source>/*.parquet      cleaned documents (id, source, text, url, language, meta)
-    OUT/dropped/*.jsonl                   one line per dropped document: source, stage, reason, id
-    OUT/ledger.json                       in / kept / dropped per source, stage and reason; "dedup":
-                                          duplicate cluster statistics
-    OUT/dedup/examples.jsonl              example duplicate clusters (`llamapipe inspect OUT --dups`)
-    OUT/tokenizer/tokenizer.model         SentencePiece BPE (Meta's settings)
-    OUT/tokenizer/tokenizer.json          the same for Hugging Face (+ tokenizer_config.json)
-    OUT/shards/<source>/*.parquet         token shards, one row per document
-    OUT/shards/manifest.json              per-source documents, tokens, shards, share, epochs
-    OUT/report.html                       the run in tables and charts (`llamapipe report OUT`)
-    OUT/train/                            written by `llamapipe train`
+The output folder (OUT = config.output) and its paths: `output/layout.py`.
 """
 
 from __future__ import annotations
@@ -33,51 +18,29 @@ from contextlib import contextmanager
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
-from llamapipe.pipeline.dedup_stats import format_dedup_summary, read_dedup_stats
-from llamapipe.pipeline.file_work import PROGRESS_STEPS, Records, build_file_work, list_inputs
-from llamapipe.pipeline.graph import build_cleaning, build_tokenization
-from llamapipe.pipeline.ledger import format_funnel, merge_ledger, write_ledger
-from llamapipe.pipeline.manifest import build_manifest, write_manifest
-from llamapipe.pipeline.progress import LiveProgress
-from llamapipe.pipeline.report import refresh_report
+from llamapipe.pipeline.file_work import Records, build_file_work, list_inputs
+from llamapipe.pipeline.output.layout import (
+    CLEAN_STEP,
+    RUN_RECORD,
+    TOKENIZE_STEP,
+    TOKENIZER_STEP,
+    OutputLayout,
+)
+from llamapipe.pipeline.output.ledger import format_funnel, merge_ledger, write_ledger
+from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
+from llamapipe.pipeline.output.token_shards import chars_per_token
+from llamapipe.pipeline.plumbing.progress import LiveProgress
+from llamapipe.pipeline.plumbing.runners import normalize_flags, runner_class, sharing_a_local_cluster
+from llamapipe.pipeline.recipe import build_cleaning, build_tokenization
+from llamapipe.pipeline.report.build import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
 from llamapipe.pipeline.run_lock import RunLock
-from llamapipe.pipeline.runners import normalize_flags, runner_class, sharing_a_local_cluster
-from llamapipe.pipeline.tokenize import chars_per_token
+from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary, read_dedup_stats
+from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS
+from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
-
-RUN_MARKER = "run.json"
-
-
-def output_paths(out: str) -> dict[str, str]:
-    """Every path of a run under OUT (a local folder, or an s3:// or gs:// prefix)."""
-    join = storage.join
-    work = join(out, "_work")
-    return {
-        "out": out,
-        "work": work,
-        "documents": join(out, "documents"),
-        "dropped": join(out, "dropped", "dropped"),
-        "ledger_parts": join(work, "ledger", "counts"),
-        "rejects": join(out, "rejects", "rejects"),
-        "classifier": join(out, "classifier"),
-        "ledger": join(out, "ledger.json"),
-        "dedup_stats": join(work, "dedup", "stats.json"),
-        "dedup_examples": join(out, "dedup", "examples.jsonl"),
-        "tokenizer": join(out, "tokenizer", "tokenizer.model"),
-        "sample": join(work, "tokenizer-sample.txt"),
-        "files": join(work, "files"),  # the per-file work's records (file_work.py), kept across runs
-        "spill": join(work, "spill"),  # documents between the cleaning pipeline's stages
-        "shards": join(out, "shards"),
-        "token_runs": join(work, "token_runs"),  # token rows on their way to their shard
-        "manifest": join(out, "shards", "manifest.json"),
-        "train": join(out, "train"),
-        "run": join(out, RUN_MARKER),
-        "beam_log": join(out, "beam.log"),
-    }
 
 
 def beam_options(config: Config, runner: str | None, extra_args: list[str]) -> PipelineOptions:
@@ -130,11 +93,11 @@ def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> 
     entries = [e for e in storage.list_names(out) if not e.startswith(".")]
     inputs_changed = False
     if entries:
-        if RUN_MARKER not in entries:
+        if RUN_RECORD not in entries:
             raise ConfigError(f"output: {out!r} is not empty and does not hold a llamapipe run; "
                               "choose another folder")
         if config is not None:
-            marker = storage.join(out, RUN_MARKER)
+            marker = OutputLayout(out).run
             try:
                 previous = storage.read_json(marker).get("config")
             except (OSError, ValueError, AttributeError) as exc:
@@ -214,28 +177,28 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 
 
 def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh: bool) -> dict:
-    paths = output_paths(config.output)
+    paths = OutputLayout(config.output)
     record = {"config": config_as_dict(config), "stages": {}, "started_at": round(time.time(), 3)}
     completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh)
     if completed.names():
         record["resumed"] = completed.names()
         log(f"resuming {config.output}: {', '.join(completed.names())} finished in an earlier attempt")
-    storage.write_json(paths["run"], record)
-    beam_log = paths["beam_log"]
+    storage.write_json(paths.run, record)
+    beam_log = paths.beam_log
 
     started = time.time()
-    if completed.done("clean"):
-        log(f"[1/4] cleaning: done in an earlier attempt, kept ({paths['documents']})")
+    if completed.done(CLEAN_STEP):
+        log(f"[1/4] cleaning: done in an earlier attempt, kept ({paths.documents})")
         listed = len(list_inputs(config))
         record["files"] = {"total": listed, "reused": listed, "processed": 0, "started_at": round(started, 3)}
-        ledger = storage.read_json(paths["ledger"])
-        classifier = read_classifier_status(paths["classifier"])
+        ledger = storage.read_json(paths.ledger)
+        classifier = read_classifier_status(paths.classifier)
         if classifier:
             record["classifier"] = classifier
     else:
         ledger = run_cleaning(config, options, paths, record, log, quiet_beam)
-        completed.mark("clean")
-        record["stages"]["clean"] = round(time.time() - started, 2)
+        completed.mark(CLEAN_STEP)
+        record["stages"][CLEAN_STEP] = round(time.time() - started, 2)
     log(format_funnel(ledger))
     log(format_dedup_summary(ledger["dedup"]))
     if "classifier" in record:
@@ -243,48 +206,48 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
-    if completed.done("tokenizer"):
-        tokenizer = completed.info("tokenizer")
-        log(f"[2/4] tokenizer: trained in an earlier attempt, kept ({paths['tokenizer']})")
+    if completed.done(TOKENIZER_STEP):
+        tokenizer = completed.info(TOKENIZER_STEP)
+        log(f"[2/4] tokenizer: trained in an earlier attempt, kept ({paths.tokenizer})")
     else:
         log(f"[2/4] training the tokenizer (vocab {config.tokenizer.vocab_size}) on a share-weighted sample")
         tokenizer = train_run_tokenizer(config, paths, chars_kept)
         if tokenizer["vocab_size"] != tokenizer["requested_vocab_size"]:
             log(f"      the sample supports at most {tokenizer['vocab_size']} pieces; using that")
-        completed.mark("tokenizer", tokenizer)
-        record["stages"]["tokenizer"] = round(time.time() - started, 2)
+        completed.mark(TOKENIZER_STEP, tokenizer)
+        record["stages"][TOKENIZER_STEP] = round(time.time() - started, 2)
     record["tokenizer"] = tokenizer
 
     started = time.time()
-    done_sources = complete_shard_sources(paths["shards"])
+    done_sources = complete_shard_sources(paths.shards)
     pending = {s: c for s, c in chars_kept.items() if s not in done_sources}
     if done_sources:
-        log(f"[3/4] tokenizing -> {paths['shards']} ({', '.join(sorted(done_sources))}: shards complete "
+        log(f"[3/4] tokenizing -> {paths.shards} ({', '.join(sorted(done_sources))}: shards complete "
             "from an earlier attempt, kept)")
     else:
-        log(f"[3/4] tokenizing -> {paths['shards']}")
+        log(f"[3/4] tokenizing -> {paths.shards}")
     if any(c > 0 for c in pending.values()):
-        totals = {"tokenize": sum(ledger["sources"][s]["kept"] for s in pending if s in ledger["sources"])}
-        with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths["work"], options, totals) as progress, \
+        totals = {TOKENIZE_STEP: sum(ledger["sources"][s]["kept"] for s in pending if s in ledger["sources"])}
+        with beam_logs_to(beam_log, quiet_beam), LiveProgress(paths.work, options, totals) as progress, \
                 beam.Pipeline(options=options) as p:
             build_tokenization(p, config, paths, tokenizer, pending, progress)
-        remove_path(paths["token_runs"])
-    completed.mark("tokenize")
-    record["stages"]["tokenize"] = round(time.time() - started, 2)
+        remove_path(paths.token_runs)
+    completed.mark(TOKENIZE_STEP)
+    record["stages"][TOKENIZE_STEP] = round(time.time() - started, 2)
 
     started = time.time()
-    manifest = build_manifest(paths["shards"], paths["tokenizer"], tokenizer["vocab_size"], config.mixture)
-    write_manifest(manifest, paths["manifest"])
+    manifest = build_manifest(paths.shards, paths.tokenizer, tokenizer["vocab_size"], config.mixture)
+    write_manifest(manifest, paths.manifest)
     record["stages"]["manifest"] = round(time.time() - started, 2)
-    log(f"[4/4] manifest -> {paths['manifest']}")
+    log(f"[4/4] manifest -> {paths.manifest}")
     log(format_mixture(manifest))
     record["finished_at"] = round(time.time(), 3)
-    storage.write_json(paths["run"], record)
+    storage.write_json(paths.run, record)
     log(refresh_report(config.output))
     return {"ledger": ledger, "manifest": manifest, "tokenizer": tokenizer, "paths": paths}
 
 
-def run_cleaning(config: Config, options: PipelineOptions, paths: dict[str, str], record: dict, log=print,
+def run_cleaning(config: Config, options: PipelineOptions, paths: OutputLayout, record: dict, log=print,
                  quiet_beam: bool = True) -> dict:
     """Cleaning: the per-file work of the files not recorded yet, then the corpus-wide stages over the
     records of every listed file; returns the ledger (also written to OUT/ledger.json)."""
@@ -292,47 +255,47 @@ def run_cleaning(config: Config, options: PipelineOptions, paths: dict[str, str]
     records = clean_files(config, options, paths, record, log, quiet_beam)
     record["stages"]["clean_files"] = round(time.time() - started, 2)
     started = time.time()
-    log(f"      corpus-wide stages over {len(records)} recorded splits -> {paths['documents']}")
-    with beam_logs_to(paths["beam_log"], quiet_beam), LiveProgress(paths["work"], options) as progress, \
+    log(f"      corpus-wide stages over {len(records)} recorded splits -> {paths.documents}")
+    with beam_logs_to(paths.beam_log, quiet_beam), LiveProgress(paths.work, options) as progress, \
             beam.Pipeline(options=options) as p:
         build_cleaning(p, config, paths, records, progress)
     # A copy of the corpus, no longer needed (an interrupted attempt's is removed with the stage's
     # other unfinished outputs, by `prepare_output`).
-    remove_path(paths["spill"])
+    remove_path(paths.spill)
     ledger = collect_cleaning(paths, record)
     record["stages"]["clean_corpus"] = round(time.time() - started, 2)
     return ledger
 
 
-def clean_files(config: Config, options: PipelineOptions, paths: dict[str, str], record: dict, log,
+def clean_files(config: Config, options: PipelineOptions, paths: OutputLayout, record: dict, log,
                 quiet_beam: bool) -> list[tuple[str, str]]:
     """The per-file work (`file_work.py`) of every listed file not recorded yet; returns the records
     of all listed files. `record["files"]` says what this run did and what it reused (`status`)."""
     files = list_inputs(config)
-    records = Records(paths["files"])
+    records = Records(paths.files)
     pending = [f for f in files if not records.is_done(f)]
     record["files"] = {"total": len(files), "reused": len(files) - len(pending), "processed": None,
                        "bytes_reused": sum(f.size for f in files if records.is_done(f)),
                        "started_at": round(time.time(), 3)}
-    storage.write_json(paths["run"], record)
+    storage.write_json(paths.run, record)
     reused = len(files) - len(pending)
     kept = f" ({reused} recorded in an earlier run, kept)" if reused else ""
     log(f"[1/4] cleaning {', '.join(config.enabled_sources())}: per-file work on {len(pending)} of "
         f"{len(files)} input files{kept}")
     if pending:
-        with beam_logs_to(paths["beam_log"], quiet_beam), LiveProgress(paths["work"], options) as progress, \
+        with beam_logs_to(paths.beam_log, quiet_beam), LiveProgress(paths.work, options) as progress, \
                 beam.Pipeline(options=options) as p:
-            build_file_work(p, config, paths["files"], pending, records, progress.declare(*PROGRESS_STEPS))
-        records = Records(paths["files"])
+            build_file_work(p, config, paths.files, pending, records, progress.declare(*PER_FILE_PROGRESS))
+        records = Records(paths.files)
     missing = [f.path for f in files if not records.is_done(f)]
     if missing:
         raise RuntimeError(f"the per-file work left {len(missing)} files unrecorded, e.g. {missing[0]}")
     record["files"]["processed"] = len(pending)
-    storage.write_json(paths["run"], record)
+    storage.write_json(paths.run, record)
     return records.records(files)
 
 
-def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[str, int]) -> dict:
+def train_run_tokenizer(config: Config, paths: OutputLayout, chars_kept: dict[str, int]) -> dict:
     """SentencePiece on a share-weighted sample of the cleaned documents, plus the Hugging Face files.
 
     SentencePiece reads and writes local files only: with OUT on an object store, the sample and the
@@ -340,12 +303,12 @@ def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[
     counts once `completed.json` records it)."""
     shares = {s: m.share for s, m in config.mixture.sources.items()}
     probes: dict[str, list[str]] = {}
-    with _local_twin(storage.dirname(paths["sample"])) as work, \
-            _local_twin(storage.dirname(paths["tokenizer"])) as folder:
-        sample = os.path.join(work, storage.basename(paths["sample"]))
-        model = os.path.join(folder, storage.basename(paths["tokenizer"]))
+    with _local_twin(storage.dirname(paths.sample)) as work, \
+            _local_twin(storage.dirname(paths.tokenizer)) as folder:
+        sample = os.path.join(work, storage.basename(paths.sample))
+        model = os.path.join(folder, storage.basename(paths.tokenizer))
         lines = write_sample(
-            sample_sentences(paths["documents"], shares, chars_kept, config.tokenizer.sample_chars,
+            sample_sentences(paths.documents, shares, chars_kept, config.tokenizer.sample_chars,
                              config.tokenizer.seed, probes, files=storage),
             sample,
         )
@@ -357,7 +320,7 @@ def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[
             max_sentence_length=config.tokenizer.max_sentence_length,
             num_threads=config.tokenizer.num_threads,
         )
-        tokenizer["path"] = paths["tokenizer"]
+        tokenizer["path"] = paths.tokenizer
         tokenizer["sample_lines"] = lines
         # Chooses each source's number of shards; measured on sampled documents in hash order, not on
         # whichever documents come first in its files (that varies with the workers: so would the shards).
@@ -366,8 +329,8 @@ def train_run_tokenizer(config: Config, paths: dict[str, str], chars_kept: dict[
         tokenizer["hf_files"] = [os.path.basename(p) for p in write_hf_tokenizer(model)]
         # The model last: once it is there the other files are too
         for name in tokenizer["hf_files"] + [os.path.basename(model)]:
-            _upload_twin(os.path.join(folder, name), storage.join(storage.dirname(paths["tokenizer"]), name))
-        _upload_twin(sample, paths["sample"])
+            _upload_twin(os.path.join(folder, name), storage.join(storage.dirname(paths.tokenizer), name))
+        _upload_twin(sample, paths.sample)
     return tokenizer
 
 
@@ -390,17 +353,17 @@ def _upload_twin(local: str, target: str) -> None:
         storage.upload(local, target)
 
 
-def collect_cleaning(paths: dict[str, str], record: dict) -> dict:
+def collect_cleaning(paths: OutputLayout, record: dict) -> dict:
     """After the cleaning pipeline: OUT/ledger.json from the counts, the classifier's status into the
     run record, and a stage that could not run (the classifier without cited pages) into both."""
-    ledger = merge_ledger(paths["ledger_parts"] + "*")
-    ledger["dedup"] = read_dedup_stats(paths["dedup_stats"])
-    classifier = read_classifier_status(paths["classifier"])
+    ledger = merge_ledger(paths.ledger_parts + "*")
+    ledger["dedup"] = read_dedup_stats(paths.dedup_stats)
+    classifier = read_classifier_status(paths.classifier)
     if classifier:
         record["classifier"] = classifier
         if classifier["status"] == "skipped":
             ledger["skipped_stages"] = {"classifier": classifier["reason"]}
-    write_ledger(ledger, paths["ledger"])
+    write_ledger(ledger, paths.ledger)
     return ledger
 
 

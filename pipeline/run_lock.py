@@ -30,10 +30,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from llamapipe.pipeline import storage
-from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.pipeline.output.layout import OutputLayout
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
+from llamapipe.tokenizer.format import storage
 
-LOCK_NAME = ".llamapipe.lock"
 LEASE_SECONDS = 120.0  # a holder that stops renewing for this long is gone
 SETTLE_SECONDS = 1.0  # object stores: wait before reading the record back
 
@@ -70,7 +70,7 @@ class RunLock:
     def __init__(self, out: str, command: str, log=print, create: bool = True):
         """`create`: make a local OUT that does not exist yet (`run`); without it (`train`, which only
         reads and adds to a finished run) an absent OUT is not locked: there is nothing to protect."""
-        self.path = storage.join(out, LOCK_NAME)
+        self.path = OutputLayout(out).lock
         self._create = create
         self.command = command
         self._log = log

@@ -15,24 +15,26 @@ from __future__ import annotations
 
 import time
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import parse_config
 from llamapipe.pipeline.file_work import Records, list_inputs, recorded_summary
-from llamapipe.pipeline.resume import STAGES, CompletedStages
-from llamapipe.pipeline.run_lock import LOCK_NAME, describe, stale_reason
-from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.pipeline.output.layout import CLEAN_STEP, RUN_STEPS, OutputLayout
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
+from llamapipe.pipeline.resume import CompletedStages
+from llamapipe.pipeline.run_lock import describe, stale_reason
+from llamapipe.tokenizer.format import storage
 
 
 def run_status(out: str, now: float | None = None) -> dict:
     """The status of the run in OUT, as a dict (the `--json` output)."""
     now = time.time() if now is None else now
-    run_path = storage.join(out, "run.json")
+    layout = OutputLayout(out)
+    run_path = layout.run
     if not storage.is_file(run_path):
         raise ConfigError(f"{run_path}: no run record; is {out!r} the `output` of a `llamapipe run`?")
     record = storage.read_json(run_path)
     config = parse_config(record["config"])
     files = list_inputs(config)
-    summary = recorded_summary(Records(storage.join(out, "_work", "files")), files)
+    summary = recorded_summary(Records(layout.files), files)
     stages_done = CompletedStages(out).names()
     holder = _holder(out, now)
     last = record.get("files") or {}
@@ -67,7 +69,7 @@ def run_status(out: str, now: float | None = None) -> dict:
 
 
 def _holder(out: str, now: float) -> dict | None:
-    path = storage.join(out, LOCK_NAME)
+    path = OutputLayout(out).lock
     try:
         holder = storage.read_json(path)
     except (OSError, ValueError):
@@ -80,12 +82,12 @@ def _holder(out: str, now: float) -> dict | None:
 
 
 def _stage_now(stages_done: list[str], summary: dict, running: bool) -> str:
-    if len(stages_done) == len(STAGES):
+    if len(stages_done) == len(RUN_STEPS):
         return "finished"
-    if "clean" not in stages_done:
+    if CLEAN_STEP not in stages_done:
         stage = "per-file work" if summary["files_done"] < summary["files_total"] else "corpus-wide stages"
     else:
-        stage = next(s for s in STAGES if s not in stages_done)
+        stage = next(s for s in RUN_STEPS if s not in stages_done)
     return stage if running else f"stopped before the end of {stage}"
 
 

@@ -4,14 +4,14 @@
 A run does a source's work in two parts: what it does to each input file on its own,
 `Read.file_reader(options)` (a `ReadFileDoFn`: one split in, documents and drops out), recorded per
 file (`pipeline/file_work.py`); and what needs every file, `Read.corpus_step(options, work_folder)`
-(`sources/base.ReadSourceFiles`), or None. `Read` itself is the two in one Beam transform."""
+(`sources/reading.ReadSourceFiles`), or None. `Read` itself is the two in one Beam transform."""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-from llamapipe.sources.base import SOURCE_NAMES
+from llamapipe.sources.reading import SOURCE_NAMES
 
 
 def source_module(name: str) -> ModuleType:

@@ -26,12 +26,12 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.sources.base import (
+from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE, drop
+from llamapipe.sources.reading import (
     DecompressionLimitError,
     ReadFileDoFn,
     ReadSourceFiles,
     SourceOptions,
-    dropped,
     make_document,
     open_input,
     open_raw,
@@ -660,21 +660,21 @@ class ReadPaperSource(ReadFileDoFn):
         try:
             files, too_large = self._load(path)
         except DecompressionLimitError as exc:
-            yield dropped(SOURCE, "read", "archive_too_large", doc_id, str(exc))
+            yield drop(SOURCE, READ_STAGE, "archive_too_large", doc_id, str(exc))
             return
         except zipfile.BadZipFile as exc:
-            yield dropped(SOURCE, "read", "unreadable_archive", doc_id, f"{path}: {exc}")
+            yield drop(SOURCE, READ_STAGE, "unreadable_archive", doc_id, f"{path}: {exc}")
             return
         if too_large:
             beam.metrics.Metrics.counter(SOURCE, "skipped.tex_too_large").inc(too_large)
         main = choose_main_file(files)
         if main is None:
             reason = "tex_too_large" if too_large else "no_tex_source"
-            yield dropped(SOURCE, "read", reason, doc_id, path)
+            yield drop(SOURCE, READ_STAGE, reason, doc_id, path)
             return
         text, expanded = clean_latex_with_stats(inline_inputs(files, main), self._options.cut_appendix)
         if not text:
-            yield dropped(SOURCE, "clean", "no_section", doc_id, main)
+            yield drop(SOURCE, CLEAN_STAGE, "no_section", doc_id, main)
             return
         yield make_document(
             SOURCE,

@@ -20,19 +20,19 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from llamapipe.sources.base import (
+from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE, drop
+from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
+from llamapipe.sources.reading import (
     FileSplit,
     ReadFileDoFn,
     ReadSourceFiles,
     SourceOptions,
-    dropped,
     make_document,
     open_input,
     plan_line_splits,
     provenance,
     short_name,
 )
-from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 
 SOURCE = "books"
 
@@ -260,11 +260,11 @@ class ReadBookFile(ReadFileDoFn):
             with open_input(path) as stream:
                 raw = split_book(read_lines(stream, self._max_bytes))
         except BookTooLarge as exc:
-            yield dropped(SOURCE, "read", "book_too_large", doc_id, str(exc))
+            yield drop(SOURCE, READ_STAGE, "book_too_large", doc_id, str(exc))
             return
         book = clean_book(raw)
         if not book.text.strip():
-            yield dropped(SOURCE, "clean", "empty", doc_id, path)
+            yield drop(SOURCE, CLEAN_STAGE, "empty", doc_id, path)
             return
         number = book.meta.pop("ebook_number", None)
         if number is None:
@@ -280,19 +280,19 @@ class ReadBookFile(ReadFileDoFn):
             where = f"{split.path} line {line.number}"
             if line.problem:
                 reason = "book_too_large" if line.problem == "record_too_large" else line.problem
-                yield dropped(SOURCE, "read", reason, doc_id, where)
+                yield drop(SOURCE, READ_STAGE, reason, doc_id, where)
                 continue
             row = line.value
             text = row.get("text") if isinstance(row, dict) else None
             if not isinstance(text, str):
-                yield dropped(SOURCE, "read", "bad_schema", doc_id, f"{where}: needs a string 'text'")
+                yield drop(SOURCE, READ_STAGE, "bad_schema", doc_id, f"{where}: needs a string 'text'")
                 continue
             if not encodes_as_utf8(text):
-                yield dropped(SOURCE, "read", "bad_encoding", doc_id, f"{where}: lone surrogate")
+                yield drop(SOURCE, READ_STAGE, "bad_encoding", doc_id, f"{where}: lone surrogate")
                 continue
             book = clean_book(split_book(text.encode("utf-8").splitlines(keepends=True)))
             if not book.text.strip():
-                yield dropped(SOURCE, "clean", "empty", doc_id, where)
+                yield drop(SOURCE, CLEAN_STAGE, "empty", doc_id, where)
                 continue
             url = row.get("url") if isinstance(row.get("url"), str) else ""
             number = GUTENBERG_URL_NUMBER.search(url)

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
-from llamapipe.sources.base import (
+from llamapipe.pipeline.plumbing.drops import READ_STAGE, drop
+from llamapipe.sources.reading import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     FileSplit,
     ReadFileDoFn,
     ReadSourceFiles,
     SourceOptions,
-    dropped,
     make_document,
     open_split,
     plan_line_splits,
@@ -131,7 +131,7 @@ class ReadC4FileDoFn(ReadFileDoFn):
         for line in read_json_lines_split(split, self._max_line_bytes, self._max_decompressed_bytes):
             doc_id = f"{SOURCE}:{name}:{line.number}"
             if line.problem:
-                yield dropped(SOURCE, "read", line.problem, doc_id, f"{split.path} line {line.number}")
+                yield drop(SOURCE, READ_STAGE, line.problem, doc_id, f"{split.path} line {line.number}")
                 continue
             yield self._document(line, doc_id, split.path)
 
@@ -141,11 +141,11 @@ class ReadC4FileDoFn(ReadFileDoFn):
         text = row.get("text") if isinstance(row, dict) else None
         url = row.get("url") if isinstance(row, dict) else None
         if not isinstance(text, str) or not isinstance(url, str | None):
-            return dropped(SOURCE, "read", "bad_schema", doc_id, f"{where}: needs a string 'text'")
+            return drop(SOURCE, READ_STAGE, "bad_schema", doc_id, f"{where}: needs a string 'text'")
         if not encodes_as_utf8(text, url or ""):
-            return dropped(SOURCE, "read", "bad_encoding", doc_id, f"{where}: lone surrogate")
+            return drop(SOURCE, READ_STAGE, "bad_encoding", doc_id, f"{where}: lone surrogate")
         if not text.strip():
-            return dropped(SOURCE, "read", "empty", doc_id, where)
+            return drop(SOURCE, READ_STAGE, "empty", doc_id, where)
         timestamp = row.get("timestamp", row.get("date"))
         return make_document(
             SOURCE, doc_id, text, url or "",

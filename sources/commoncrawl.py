@@ -53,13 +53,13 @@ from charset_normalizer import from_bytes
 from warcio.bufferedreaders import BufferedReader
 from warcio.recordloader import ArcWarcRecordLoader
 
-from llamapipe.sources.base import (
+from llamapipe.pipeline.plumbing.drops import READ_STAGE, drop
+from llamapipe.sources.reading import (
     FileSplit,
     RangeReader,
     ReadFileDoFn,
     ReadSourceFiles,
     SourceOptions,
-    dropped,
     is_compressed,
     make_document,
     open_raw,
@@ -635,8 +635,8 @@ class ReadWarcFileDoFn(ReadFileDoFn):
     @staticmethod
     def _corrupt(region: CorruptRegion, path: str):
         stop = "the end" if region.stop is None else f"byte {region.stop}"
-        return dropped(SOURCE, "read", "corrupt_record", f"{SOURCE}:{short_name(path)}@{region.start}",
-                       f"{path} bytes {region.start} to {stop} hold no readable record: {region.cause}")
+        return drop(SOURCE, READ_STAGE, "corrupt_record", f"{SOURCE}:{short_name(path)}@{region.start}",
+                    f"{path} bytes {region.start} to {stop} hold no readable record: {region.cause}")
 
     def _skip(self, kind: str) -> None:
         beam.metrics.Metrics.counter(SOURCE, f"skipped.{kind}").inc()
@@ -660,10 +660,10 @@ class ReadWarcFileDoFn(ReadFileDoFn):
         # content_stream() undoes HTTP chunked transfer-encoding and Content-Encoding (gzip, br, ...).
         body = read_at_most(record.content_stream(), self._max_page_bytes + 1)
         if len(body) > self._max_page_bytes:
-            return None, dropped(SOURCE, "read", "page_too_large", doc_id,
-                                 f"payload exceeds {self._max_page_bytes} bytes")
+            return None, drop(SOURCE, READ_STAGE, "page_too_large", doc_id,
+                              f"payload exceeds {self._max_page_bytes} bytes")
         if not body.strip():
-            return None, dropped(SOURCE, "read", "empty", doc_id, "empty payload")
+            return None, drop(SOURCE, READ_STAGE, "empty", doc_id, "empty payload")
         return body, None
 
     def _response(self, record, path: str, number: int, where: dict) -> Iterator:
@@ -681,11 +681,11 @@ class ReadWarcFileDoFn(ReadFileDoFn):
         if http is not None:
             status = (http.get_statuscode() or "").strip()
             if not (status.isdigit() and 200 <= int(status) < 300):
-                yield dropped(SOURCE, "read", "http_status", doc_id, f"HTTP status {status or 'missing'}")
+                yield drop(SOURCE, READ_STAGE, "http_status", doc_id, f"HTTP status {status or 'missing'}")
                 return
-        body, drop = self._payload(record, doc_id)
-        if drop is not None:
-            yield drop
+        body, refused = self._payload(record, doc_id)
+        if refused is not None:
+            yield refused
             return
         html, charset = decode_html(body, content_type)
         url = target_url(record.rec_headers.get_header("WARC-Target-URI"))
@@ -695,9 +695,9 @@ class ReadWarcFileDoFn(ReadFileDoFn):
 
     def _conversion(self, record, path: str, number: int, where: dict) -> Iterator:
         doc_id, meta = self._identity(record, path, number, where)
-        body, drop = self._payload(record, doc_id)
-        if drop is not None:
-            yield drop
+        body, refused = self._payload(record, doc_id)
+        if refused is not None:
+            yield refused
             return
         # Common Crawl writes WET text as UTF-8; honour an explicit charset if a producer sets one.
         charset = declared_charset(record.rec_headers.get_header("Content-Type")) or "utf-8"

@@ -21,14 +21,22 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline.spill import FILES, GroupByFile, SpillDocuments, documents_beside
-from llamapipe.sources.base import (
+from llamapipe.pipeline.plumbing.drops import (
+    CLEAN_STAGE,
+    DOCUMENTS,
     DROPPED,
+    READ_STAGE,
+    drop,
+    outputs,
+    split_drops,
+)
+from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
+from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
+from llamapipe.sources.reading import (
     FileSplit,
     ReadFileDoFn,
     ReadSourceFiles,
     SourceOptions,
-    dropped,
     make_document,
     open_raw,
     plan_line_splits,
@@ -36,7 +44,6 @@ from llamapipe.sources.base import (
     reader_work_folder,
     short_name,
 )
-from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 
 SOURCE = "github"
 
@@ -279,26 +286,26 @@ class ReadCodeFileDoFn(ReadFileDoFn):
         for line in read_json_lines_split(split, self._max_line_bytes, self._max_decompressed_bytes):
             where = f"{path} line {line.number}"
             if line.problem:
-                yield dropped(SOURCE, "read", line.problem, f"{SOURCE}:{name}:{line.number}", where)
+                yield drop(SOURCE, READ_STAGE, line.problem, f"{SOURCE}:{name}:{line.number}", where)
             else:
                 yield self._document(line.value, f"{SOURCE}:{name}:{line.number}", where,
                                      provenance(path, line=line.number, offset=line.offset))
 
     def _document(self, row: object, fallback_id: str, where: str, position: dict):
         if not isinstance(row, dict):
-            return dropped(SOURCE, "read", "bad_schema", fallback_id, f"{where}: not an object")
+            return drop(SOURCE, READ_STAGE, "bad_schema", fallback_id, f"{where}: not an object")
         content, repo, path = row.get("content"), row.get("repo_name"), row.get("path")
         if isinstance(content, bytes):
             try:
                 content = content.decode("utf-8")
             except UnicodeDecodeError:
-                return dropped(SOURCE, "read", "bad_encoding", fallback_id, f"{where}: content is not UTF-8")
+                return drop(SOURCE, READ_STAGE, "bad_encoding", fallback_id, f"{where}: content is not UTF-8")
         if not all(isinstance(value, str) for value in (content, repo, path)) or not repo or not path:
-            return dropped(SOURCE, "read", "bad_schema", fallback_id,
-                           f"{where}: needs string content, repo_name and path")
+            return drop(SOURCE, READ_STAGE, "bad_schema", fallback_id,
+                        f"{where}: needs string content, repo_name and path")
         doc_id = f"{SOURCE}:{repo}/{path}"
         if not encodes_as_utf8(content, repo, path):
-            return dropped(SOURCE, "read", "bad_encoding", doc_id, f"{where}: lone surrogate")
+            return drop(SOURCE, READ_STAGE, "bad_encoding", doc_id, f"{where}: lone surrogate")
         return make_document(
             SOURCE, doc_id, content, f"https://github.com/{repo}/blob/HEAD/{path}",
             repo_name=repo, path=path, license=license_label(row.get("license")),
@@ -316,15 +323,15 @@ class CleanCodeFileDoFn(beam.DoFn):
     def process(self, document: dict) -> Iterator:
         options, meta, doc_id = self._options, document["meta"], document["id"]
         if not license_allowed(meta.get("license"), options.licenses):
-            yield dropped(SOURCE, "clean", "license_not_allowed", doc_id, f"license {meta.get('license')!r}")
+            yield drop(SOURCE, CLEAN_STAGE, "license_not_allowed", doc_id, f"license {meta.get('license')!r}")
             return
         if not extension_allowed(meta["path"], options.extensions):
-            yield dropped(SOURCE, "clean", "extension_not_allowed", doc_id, meta["path"])
+            yield drop(SOURCE, CLEAN_STAGE, "extension_not_allowed", doc_id, meta["path"])
             return
         text = strip_license_header(document["text"], meta["path"])
         problem = "empty" if not text.strip() else quality_problem(text, options)
         if problem:
-            yield dropped(SOURCE, "clean", problem, doc_id)
+            yield drop(SOURCE, CLEAN_STAGE, problem, doc_id)
             return
         yield {**document, "text": text}
 
@@ -363,7 +370,7 @@ class KeepFirstOfDuplicatesDoFn(beam.DoFn):
             if digest is None:
                 yield document
             else:
-                yield dropped(SOURCE, "clean", "exact_duplicate_file", document["id"], f"sha256 {digest}")
+                yield drop(SOURCE, CLEAN_STAGE, "exact_duplicate_file", document["id"], f"sha256 {digest}")
 
 
 class ReadCleanCodeFileDoFn(ReadCodeFileDoFn):
@@ -387,16 +394,16 @@ class ExactDedup(beam.PTransform):
     """Cleaned GitHub files -> {"documents", "dropped"}: one file of each content, the smallest id.
 
     The exact dedup shuffles only (content hash, id, file) records: the cleaned files wait in
-    `work_folder` (`pipeline/spill.py`; Beam's local runners hold whatever crosses a GroupByKey in
-    their memory, and a GitHub export is hundreds of GB). The pipeline passes a folder of its work
-    folder; without one, a local temporary folder (for tests and local runners only)."""
+    `work_folder` (`pipeline/plumbing/files_as_shuffle.py`; Beam's local runners hold whatever crosses a
+    GroupByKey in their memory, and a GitHub export is hundreds of GB). The pipeline passes a folder of its
+    work folder; without one, a local temporary folder (for tests and local runners only)."""
 
     def __init__(self, work_folder: str | None = None):
         super().__init__()
         self._folder = work_folder
 
     def expand(self, inputs: dict):
-        documents = inputs["documents"]
+        documents = inputs[DOCUMENTS]
         folder = reader_work_folder(self._folder, SOURCE)
         # Dedup after cleaning: files that differ only in their licence header are duplicates too.
         spilled = documents | "Spill" >> beam.ParDo(SpillDocuments(folder)).with_outputs(
@@ -408,13 +415,9 @@ class ExactDedup(beam.PTransform):
             | "GroupByContentHash" >> beam.GroupByKey()
             | "MarkCopies" >> beam.ParDo(MarkCopiesDoFn())
         )
-        deduped = (
-            {"copies": copies}
-            | "JoinCopies" >> GroupByFile(spilled[FILES])
-            | "KeepFirstOfDuplicates" >> beam.ParDo(KeepFirstOfDuplicatesDoFn(folder)).with_outputs(
-                DROPPED, main="documents")
-        )
-        return {"documents": deduped.documents, "dropped": deduped[DROPPED]}
+        by_file = {"copies": copies} | "JoinCopies" >> GroupByFile(spilled[FILES])
+        deduped = split_drops(by_file, "KeepFirstOfDuplicates", KeepFirstOfDuplicatesDoFn(folder))
+        return outputs(deduped[DOCUMENTS], deduped[DROPPED])
 
 
 class Read(ReadSourceFiles):

@@ -40,13 +40,20 @@ import lxml.html
 from apache_beam.io.filesystems import FileSystems
 from lxml import etree
 
-from llamapipe.sources.base import (
-    DEFAULT_MAX_DECOMPRESSED_BYTES,
+from llamapipe.pipeline.plumbing.drops import (
+    CLEAN_STAGE,
+    DOCUMENTS,
     DROPPED,
+    READ_STAGE,
+    drop,
+    outputs,
+    split_drops,
+)
+from llamapipe.sources.reading import (
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
     ReadFileDoFn,
     ReadSourceFiles,
     SourceOptions,
-    dropped,
     is_compressed,
     make_document,
     open_input,
@@ -240,13 +247,13 @@ class ReadPostsDoFn(ReadFileDoFn):
             row_number = 0
             for item in iter_rows(stream):
                 if isinstance(item, BadRecord) and item.head:
-                    yield dropped(SOURCE, "read", item.reason, f"{SOURCE}:{site}/head",
-                                  f"{path}: {item.detail}")
+                    yield drop(SOURCE, READ_STAGE, item.reason, f"{SOURCE}:{site}/head",
+                               f"{path}: {item.detail}")
                     continue
                 row_number += 1
                 if isinstance(item, BadRecord):
-                    yield dropped(SOURCE, "read", item.reason, f"{SOURCE}:{site}/row{row_number}",
-                                  f"{path} row {row_number}, {item.detail}")
+                    yield drop(SOURCE, READ_STAGE, item.reason, f"{SOURCE}:{site}/row{row_number}",
+                               f"{path} row {row_number}, {item.detail}")
                     continue
                 line, row = item
                 yield from self._post(site, row, row_number, line, path)
@@ -261,8 +268,8 @@ class ReadPostsDoFn(ReadFileDoFn):
         parent_id = (row.get("ParentId") or "").strip()
         doc_id = f"{SOURCE}:{site}/{post_id or f'row{row_number}'}"
         if not post_type or not post_id or (post_type == ANSWER and not parent_id):
-            yield dropped(SOURCE, "read", "malformed_row", doc_id,
-                          f"{path} row {row_number}: needs Id, PostTypeId (and ParentId for answers)")
+            yield drop(SOURCE, READ_STAGE, "malformed_row", doc_id,
+                       f"{path} row {row_number}: needs Id, PostTypeId (and ParentId for answers)")
             return
         post = {"id": post_id, "score": _int(row.get("Score")), "body": row.get("Body") or ""}
         if post_type == QUESTION:
@@ -293,21 +300,21 @@ class AssembleThreadDoFn(beam.DoFn):
         doc_id = f"{SOURCE}:{key}"
         if not questions:
             # One drop per missing question, whatever the number of answers left without it.
-            yield dropped(SOURCE, "read", "orphan_answer", doc_id,
-                          f"{len(answers)} answer(s) whose question is not in the dump")
+            yield drop(SOURCE, READ_STAGE, "orphan_answer", doc_id,
+                       f"{len(answers)} answer(s) whose question is not in the dump")
             return
         question, *repeats = questions
         for _ in repeats:
-            yield dropped(SOURCE, "read", "duplicate_post", doc_id, "question row repeated in the dump")
+            yield drop(SOURCE, READ_STAGE, "duplicate_post", doc_id, "question row repeated in the dump")
         answer_texts = [text for text in (html_to_text(a["body"]) for a in sorted(answers, key=answer_order))
                         if text]
         title = _SPACES.sub(" ", question["title"]).strip()  # titles are plain text in the dumps
         body = html_to_text(question["body"])
         if not title and not body:
-            yield dropped(SOURCE, "read", "empty", doc_id)
+            yield drop(SOURCE, READ_STAGE, "empty", doc_id)
             return
         if len(answer_texts) < self._min_answers:
-            yield dropped(SOURCE, "clean", "too_few_answers", doc_id, f"{len(answer_texts)} answer(s)")
+            yield drop(SOURCE, CLEAN_STAGE, "too_few_answers", doc_id, f"{len(answer_texts)} answer(s)")
             return
         site, question_id = key.rsplit("/", 1)
         yield make_document(
@@ -425,8 +432,8 @@ class _KeepSitesDoFn(beam.DoFn):
         if thread["meta"].get("site") in kept_sites:
             yield thread
         else:
-            yield dropped(SOURCE, "read", "site_not_largest", thread["id"],
-                          f"not among the {len(kept_sites)} largest sites by posts")
+            yield drop(SOURCE, READ_STAGE, "site_not_largest", thread["id"],
+                       f"not among the {len(kept_sites)} largest sites by posts")
 
 
 class KeepLargestSites(beam.PTransform):
@@ -440,15 +447,14 @@ class KeepLargestSites(beam.PTransform):
         self._max_sites = max_sites
 
     def expand(self, inputs: dict):
-        threads = inputs["documents"]
+        threads = inputs[DOCUMENTS]
         largest = (
             inputs[SITE_POSTS]
             | "PostsPerSite" >> beam.CombinePerKey(sum)
             | "Top" >> beam.combiners.Top.Of(self._max_sites, key=lambda kv: (kv[1], kv[0]))
         )
-        out = threads | "KeepLargestSites" >> beam.ParDo(
-            _KeepSitesDoFn(), beam.pvalue.AsSingleton(largest)).with_outputs(DROPPED, main="documents")
-        return {"documents": out.documents, "dropped": out[DROPPED]}
+        out = split_drops(threads, "KeepLargestSites", _KeepSitesDoFn(), beam.pvalue.AsSingleton(largest))
+        return outputs(out[DOCUMENTS], out[DROPPED])
 
 
 class Read(ReadSourceFiles):

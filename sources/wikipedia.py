@@ -41,12 +41,12 @@ from mwparserfromhell.nodes import (
 )
 from mwparserfromhell.wikicode import Wikicode
 
-from llamapipe.sources.base import (
+from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE, drop
+from llamapipe.sources.reading import (
     FileSplit,
     ReadFileDoFn,
     ReadSourceFiles,
     SourceOptions,
-    dropped,
     make_document,
     open_input,
     open_raw,
@@ -663,8 +663,8 @@ class ReadDumpFile(ReadFileDoFn):
                     data = decompress_stream(raw, offset, stop, self._max_stream_bytes)
                     pages = list(parse_stream(data, site))
                 except Exception as exc:  # noqa: BLE001 - a corrupt stream costs its pages, not the split
-                    yield dropped(SOURCE, "read", "unreadable_stream", f"{SOURCE}:{name}@{offset}",
-                                  f"{split.path} stream at byte {offset}: {type(exc).__name__}: {exc}")
+                    yield drop(SOURCE, READ_STAGE, "unreadable_stream", f"{SOURCE}:{name}@{offset}",
+                               f"{split.path} stream at byte {offset}: {type(exc).__name__}: {exc}")
                     continue
                 yield from self._pages(pages, split.path, site, offset)
 
@@ -693,8 +693,8 @@ class ReadDumpFile(ReadFileDoFn):
         name = short_name(path) if offset is None else f"{short_name(path)}@{offset}"
         stream = "" if offset is None else f" (bz2 stream at byte {offset})"
         where = "head" if record.head else record.line
-        return dropped(SOURCE, "read", record.reason, f"{SOURCE}:{name}:{where}",
-                       f"{path}{stream}: {record.detail}")
+        return drop(SOURCE, READ_STAGE, record.reason, f"{SOURCE}:{name}:{where}",
+                    f"{path}{stream}: {record.detail}")
 
     @staticmethod
     def _site_settings(site: SiteInfo, path: str) -> tuple[str, frozenset[str]]:
@@ -705,24 +705,24 @@ class ReadDumpFile(ReadFileDoFn):
     def _page(self, page: Page, lang: str, hidden: frozenset[str], position: dict) -> Iterator:
         doc_id = f"{SOURCE}:{lang or 'unknown'}/{page.page_id or page.title}"
         if not lang:
-            yield dropped(SOURCE, "read", "language_unknown", doc_id, page.title)
+            yield drop(SOURCE, READ_STAGE, "language_unknown", doc_id, page.title)
             return
         if lang not in self._languages:
-            yield dropped(SOURCE, "read", "language_not_in_recipe", doc_id, lang)
+            yield drop(SOURCE, READ_STAGE, "language_not_in_recipe", doc_id, lang)
             return
         if not page.page_id:
-            yield dropped(SOURCE, "read", "missing_page_id", doc_id, page.title)
+            yield drop(SOURCE, READ_STAGE, "missing_page_id", doc_id, page.title)
             return
         if page.redirect or is_redirect(page.text):
-            yield dropped(SOURCE, "clean", "redirect", doc_id, page.title)
+            yield drop(SOURCE, CLEAN_STAGE, "redirect", doc_id, page.title)
             return
         try:
             text, ref_urls = render_article(page.text, hidden)
         except Exception as exc:  # noqa: BLE001 - one pathological page must not end the file
-            yield dropped(SOURCE, "read", "unparseable_wikitext", doc_id, f"{type(exc).__name__}: {exc}")
+            yield drop(SOURCE, READ_STAGE, "unparseable_wikitext", doc_id, f"{type(exc).__name__}: {exc}")
             return
         if not text:
-            yield dropped(SOURCE, "clean", "empty", doc_id, page.title)
+            yield drop(SOURCE, CLEAN_STAGE, "empty", doc_id, page.title)
             return
         yield make_document(
             SOURCE,

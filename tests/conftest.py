@@ -2,7 +2,7 @@
 (relative to the repository); tests that need them skip with a clear reason when neither exists.
 
 `demo_run` runs the pipeline once per test session on the demo corpus (tests/test_end_to_end.py and
-tests/pipeline/test_report.py read it); `demo_trained` then trains on it once (`llamapipe train`).
+tests/pipeline/report/test_report.py read it); `demo_trained` then trains on it once (`llamapipe train`).
 
 `time_limit(seconds, what)` fails a block that takes too long; a test (or module, with `pytestmark`)
 marked `time_bound(seconds)` runs under one: a test against a server that stopped answering fails
@@ -71,8 +71,8 @@ def realdata() -> Path:
 def demo_run(tmp_path_factory) -> dict:
     """The demo corpus through `run()` with configs/demo.yaml (40 training steps configured)."""
     from llamapipe.pipeline.config import load_config
-    from llamapipe.pipeline.demo import write_demo_corpus
     from llamapipe.pipeline.run import run
+    from llamapipe.sources.demo import write_demo_corpus
 
     root = tmp_path_factory.mktemp("e2e")
     corpus = root / "demo-data"

@@ -1,7 +1,7 @@
 """A real Dask cluster for tests, and an S3 server: separate OS processes on 127.0.0.1, bounded in time.
 
 `dask_cluster()` starts `dask scheduler` and N `dask worker` processes as one would on a cluster (the
-`LocalCluster` of `pipeline/runners.py` is started inside the test process: its workers are spawned
+`LocalCluster` of `pipeline/plumbing/runners.py` is started inside the test process: its workers are spawned
 children that inherit its `sys.path` and working directory). Here the workers
 
 - run in their own working directory (an empty temporary folder unless `cwd` says), so a relative path

@@ -20,11 +20,11 @@ import uuid
 
 import yaml
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.cli import main
+from llamapipe.tokenizer.format import storage
 from tests.dask_cluster import dask_cluster
 from tests.object_stores import applied_env, moto_s3_server, no_aws_environment
-from tests.pipeline.test_dask_runner import needs_dask, time_limit
+from tests.pipeline.plumbing.test_dask_runner import needs_dask, time_limit
 
 BUCKET = "llamapipe-cluster"
 

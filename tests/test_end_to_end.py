@@ -1,7 +1,7 @@
 """The whole spine on the demo corpus: what a user of `make demo` would check by hand.
 
 One run of the pipeline (demo corpus -> cleaned documents -> tokenizer -> shards -> manifest, the
-`demo_run` fixture of tests/conftest.py, shared with tests/pipeline/test_report.py) serves the tests of
+`demo_run` fixture of tests/conftest.py, shared with tests/pipeline/report/test_report.py) serves the tests of
 this module; each test then checks one behaviour against the corpus's own record of what it planted
 (`plants.json`), an independent account of the input.
 """
@@ -18,7 +18,7 @@ import pytest
 import sentencepiece as spm
 
 from llamapipe.pipeline.cli import main
-from llamapipe.pipeline.inspect_shards import summarize
+from llamapipe.pipeline.inspect.shards import summarize
 
 
 def kept_documents(out) -> dict[str, dict]:
@@ -224,7 +224,7 @@ def test_the_trained_model_plans_samples_and_loads_in_transformers(demo_run, cap
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llamapipe.model.weights import load_model
+    from llamapipe.model.checkpoints import load_model
 
     config, run = demo_run["config_path"], demo_run["out"] / "train"
     if not (run / "checkpoint.pt").exists():  # when run alone, without the training test

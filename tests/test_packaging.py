@@ -80,7 +80,7 @@ def test_every_distribution_of_a_clean_install_is_pinned(resolved):
 
 
 def test_one_fasttext_that_trains_and_one_lid176(resolved):
-    from llamapipe.pipeline.lid176 import bundled_model_path
+    from llamapipe.pipeline.stages.lid176 import bundled_model_path
 
     dists = {name: installed(name, version) for name, version in resolved.items() if name != "llamapipe"}
     for module in FASTTEXT_MODULES:
@@ -113,3 +113,17 @@ def test_a_worker_installs_no_torch(resolved):
     """No pipeline stage imports torch: the wheel's closure leaves it to the `train` extra (on a worker,
     PyPI's torch is the multi-GB CUDA build, and the pinned CPU build is not on PyPI)."""
     assert "torch" not in resolved
+
+
+def test_the_wheel_lists_every_package_of_the_tree():
+    """pyproject.toml lists the packages one by one (`llamapipe.<folder>` -> folder): a subpackage left out
+    would be missing from the wheel, and a worker would fail to import it."""
+    import tomllib
+
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {str(init.parent.relative_to(REPO)) for top in ("pipeline", "sources", "tokenizer", "model")
+               for init in (REPO / top).rglob("__init__.py")}
+    assert {name: folder for name, folder in setuptools["package-dir"].items()} == {
+        "llamapipe." + folder.replace("/", "."): folder for folder in folders}
+    assert sorted(setuptools["packages"]) == sorted(setuptools["package-dir"])
+    assert "llamapipe.sources.demo" in setuptools["package-data"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from llamapipe.pipeline.demo.text import (
+from llamapipe.sources.demo.text import (
     FOREIGN_LANGUAGES,
     CodeWriter,
     EnglishWriter,

@@ -7,7 +7,7 @@ is the one that reproduces SentencePiece exactly): BPE over the SentencePiece vo
 ranked by the merged piece's id, byte fallback, a normaliser that prepends '▁' and writes spaces as '▁'
 (SentencePiece's dummy prefix and whitespace escaping), and a decoder that undoes both. The model file
 is read with our own protobuf declaration (`model_proto`), so this works with the protobuf that Beam pins.
-Literal '▁' in text: Hugging Face, like SentencePiece, reads it as a space (see `exact`).
+Literal '▁' in text: Hugging Face, like SentencePiece, reads it as a space (see `exact_encoding`).
 """
 
 from __future__ import annotations

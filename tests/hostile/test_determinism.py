@@ -9,8 +9,8 @@ import hashlib
 import yaml
 
 from llamapipe.pipeline.config import load_config
-from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.run import run
+from llamapipe.sources.demo import write_demo_corpus
 from tests.conftest import REPO
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from llamapipe.model.data import MixtureLoader, is_held_out, source_shares, validate_manifest
+from llamapipe.model.data import MixtureLoader, is_held_out, source_shares
+from llamapipe.tokenizer.format.manifest import validate_manifest
 
 
 def numbered_docs(start: int, n_docs: int, doc_len: int) -> list[list[int]]:

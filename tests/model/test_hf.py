@@ -9,6 +9,7 @@ import sentencepiece as spm
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from llamapipe.model.checkpoints import load_model, save_weights
 from llamapipe.model.generate import generate
 from llamapipe.model.hf import (
     args_from_hf_config,
@@ -18,7 +19,6 @@ from llamapipe.model.hf import (
     meta_to_hf_rows,
 )
 from llamapipe.model.llama import PRESETS, ModelArgs, Transformer
-from llamapipe.model.weights import load_model, save_weights
 from llamapipe.pipeline.cli import main
 
 VOCAB = 380  # the spm_model fixture's

@@ -8,8 +8,9 @@ import json
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from llamapipe.pipeline.config import parse_config
-from llamapipe.pipeline.demo import write_demo_corpus
-from llamapipe.pipeline.run import output_paths, prepare_output, run_cleaning
+from llamapipe.pipeline.output.layout import OutputLayout
+from llamapipe.pipeline.run import prepare_output, run_cleaning
+from llamapipe.sources.demo import write_demo_corpus
 
 
 def test_without_wikipedia_the_classifier_is_skipped_and_recorded(tmp_path):
@@ -18,7 +19,7 @@ def test_without_wikipedia_the_classifier_is_skipped_and_recorded(tmp_path):
         "output": str(tmp_path / "out"),
         "sources": {"commoncrawl": {"inputs": [str(tmp_path / "corpus" / "commoncrawl" / "*.warc.gz")]}},
     })
-    paths = output_paths(config.output)
+    paths = OutputLayout(config.output)
     prepare_output(config.output)
     record: dict = {"stages": {}}
     options = PipelineOptions(["--runner=DirectRunner"])

@@ -16,10 +16,10 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline.runners import DASK_RUNNER
+from llamapipe.pipeline.plumbing.runners import DASK_RUNNER
 from tests.dask_cluster import dask_cluster, pickled_by_value
 from tests.object_stores import moto_s3_server
-from tests.pipeline.test_dask_runner import needs_dask, time_limit
+from tests.pipeline.plumbing.test_dask_runner import needs_dask, time_limit
 
 try:
     import distributed

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.config import load_config
-from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.file_work import InputFile, Records, list_inputs
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.run import run
 from llamapipe.pipeline.status import run_status
-from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.sources.demo import write_demo_corpus
+from llamapipe.tokenizer.format import storage
 from tests.conftest import REPO
 from tests.object_stores import applied_env, no_aws_environment, s3_server  # noqa: F401 (the fixture)
 

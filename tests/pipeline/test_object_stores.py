@@ -21,7 +21,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline.runners import LOCAL_RUNNER
+from llamapipe.pipeline.plumbing.runners import LOCAL_RUNNER
 from tests.object_stores import (
     applied_env,
     closed_port,

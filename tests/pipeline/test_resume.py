@@ -14,9 +14,9 @@ import time
 import yaml
 
 from llamapipe.pipeline.config import load_config
-from llamapipe.pipeline.demo import write_demo_corpus
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_incomplete_shards
 from llamapipe.pipeline.run import run
+from llamapipe.sources.demo import write_demo_corpus
 from tests.conftest import REPO
 from tests.hostile.test_determinism import shard_digests
 

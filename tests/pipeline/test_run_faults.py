@@ -10,10 +10,10 @@ import time
 import pytest
 import yaml
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.cli import main
+from llamapipe.tokenizer.format import storage
 from tests.object_stores import applied_env, closed_port, moto_s3_server, no_aws_environment
-from tests.pipeline.test_storage_faults import READ_ONLY  # may read the bucket "data", not write it
+from tests.pipeline.plumbing.test_storage_faults import READ_ONLY  # may read the bucket "data", not write it
 
 pytestmark = pytest.mark.time_bound(120)  # a hung server fails the test, not the suite
 

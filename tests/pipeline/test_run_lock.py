@@ -14,12 +14,13 @@ import time
 import pytest
 import yaml
 
-from llamapipe.pipeline import storage
 from llamapipe.pipeline.cli import main
-from llamapipe.pipeline.demo import write_demo_corpus
-from llamapipe.pipeline.manifest import validate_manifest
-from llamapipe.pipeline.run_lock import LOCK_NAME, RunLock, stale_reason
-from llamapipe.pipeline.typed_yaml import ConfigError
+from llamapipe.pipeline.output.layout import LOCK_NAME
+from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
+from llamapipe.pipeline.run_lock import RunLock, stale_reason
+from llamapipe.sources.demo import write_demo_corpus
+from llamapipe.tokenizer.format import storage
+from llamapipe.tokenizer.format.manifest import validate_manifest
 from tests.hostile.test_determinism import demo_config
 from tests.object_stores import applied_env, no_aws_environment, s3_server  # noqa: F401 (the fixture)
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from llamapipe.pipeline.config import MixtureConfig, SourceShare
-from llamapipe.pipeline.manifest import build_manifest, write_manifest
-from llamapipe.pipeline.tokenize import WriteTokenShards
+from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
+from llamapipe.pipeline.output.token_shards import WriteTokenShards
 
 
 def tokenize(docs: list[dict], source: str, shards_dir: str, tokenizer: dict, num_shards: int = 1,

@@ -9,8 +9,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from llamapipe.sources.base import FileSplit, plan_line_splits
 from llamapipe.sources.c4 import Options, Read, ReadC4FileDoFn, read_json_lines
+from llamapipe.sources.reading import FileSplit, plan_line_splits
 
 
 def line(**fields) -> bytes:

@@ -13,9 +13,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline import storage
-from llamapipe.pipeline.runners import LOCAL_RUNNER
+from llamapipe.pipeline.plumbing.runners import LOCAL_RUNNER
 from llamapipe.sources import source_module
+from llamapipe.tokenizer.format import storage
 from tests.object_stores import applied_env, no_aws_environment, s3_server  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.time_bound(300)

@@ -15,7 +15,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from llamapipe.sources import wikipedia
-from llamapipe.sources.base import open_input
+from llamapipe.sources.reading import open_input
 
 EXPORT_NS = "http://www.mediawiki.org/xml/export-0.10/"
 

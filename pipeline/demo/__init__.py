@@ -1,5 +1,0 @@
-"""Demo corpus generator: a small corpus in each LLaMA source's real dump format (`llamapipe demo-data`)."""
-
-from llamapipe.pipeline.demo.corpus import write_demo_corpus
-
-__all__ = ["write_demo_corpus"]

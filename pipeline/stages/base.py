@@ -1,0 +1,41 @@
+"""The contract of a cleaning stage: documents in, `{"documents": kept, "dropped": drop records}` out
+(`plumbing.drops.outputs`, the shape of a reader's output too).
+
+A stage is a `Stage` (a Beam PTransform) naming its registry entry once (`entry`, from `registry.py`):
+its name is what its drops (`plumbing.drops.drop`), its counters (`Stage.counter`: `<source>.<stage>`),
+the ledger and the progress line carry, and a corpus-wide stage's entry gives the recipe its Beam
+label. A stage may return more outputs than the two (dedup's cluster statistics) and write reports of
+its own beside the documents (`write_reports`, which the recipe calls after applying every stage).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import apache_beam as beam
+
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, outputs, split_drops
+from llamapipe.pipeline.stages.registry import StageEntry
+
+
+class Stage(beam.PTransform):
+    entry: ClassVar[StageEntry]
+
+    outputs = staticmethod(outputs)  # kept documents, drop records, and any others of the stage's own
+
+    def split(self, docs, label: str, dofn: beam.DoFn, *args) -> dict:
+        """`docs` through a DoFn that yields kept documents and drops (on the DROPPED side output)."""
+        out = split_drops(docs, label, dofn, *args)
+        return outputs(out[DOCUMENTS], out[DROPPED])
+
+    def unchanged(self, docs, label: str = "NoDrops") -> dict:
+        """Every document kept, none dropped (a stage that is off)."""
+        return outputs(docs, docs | label >> beam.FlatMap(lambda _: []))
+
+    def write_reports(self, outputs: dict) -> None:
+        """Write what the stage reports besides documents and drops, from its `outputs` (none here)."""
+
+    @classmethod
+    def counter(cls, source: str, name: str):
+        """A Beam counter of this stage for one source (`<source>.<stage>`, `name`)."""
+        return beam.metrics.Metrics.counter(f"{source}.{cls.entry.name}", name)

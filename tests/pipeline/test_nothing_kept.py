@@ -11,6 +11,7 @@ import json
 import yaml
 
 from llamapipe.pipeline.cli import main
+from llamapipe.pipeline.status import run_status
 
 # Written for this test (not taken from any corpus): plain German prose, clearly German to lid.176.
 GERMAN = [
@@ -67,4 +68,5 @@ def test_a_run_that_drops_every_document_says_why_and_exits_2(tmp_path, capsys):
     report = (out / "report.html").read_text()
     assert "language_de" in report
     assert json.loads((out / "run.json").read_text())["stopped"] == "every document was dropped"
+    assert run_status(str(out))["stage_now"] == "stopped after cleaning: every document was dropped"
     assert not (out / "shards").exists()

@@ -15,6 +15,13 @@ Rows, all on one core, timed as the best of --repeat runs (the machine is shared
                        pages it extracted (next to plain trafilatura with the stage's options on the
                        same pages), and every page it skipped is checked against what extraction +
                        the same rules on the extracted text would have decided
+  frames               the cost of the parent/child protocol alone (`extract_subprocess.write_frame`
+                       and `read_frame` through memory): each page's request (html, url, source) and
+                       its reply (the stage's result with plain trafilatura's text), encoded and
+                       decoded, over the pages repeated --frame-copies times
+
+The stage rows get each page as the CommonCrawl reader hands it to the stage: text decoded from the
+page's bytes (`sources.commoncrawl.decode_html`), not the raw bytes.
 
     python benchmarks/extraction.py [--data ../shared/realdata/html_extraction/trafilatura] [--repeat 3]
 """
@@ -70,11 +77,35 @@ def timed(run, pages: list[bytes], repeat: int) -> tuple[list, float]:
     return outputs, len(pages) / best
 
 
+def frame_round_trips(requests: list[tuple], replies: list, repeat: int) -> tuple[float, int]:
+    """Pages per second through the protocol alone: each request written and read back, then its
+    reply, as the parent and the child do (best of `repeat`); and the bytes of all frames."""
+    import io
+
+    from llamapipe.pipeline.stages.extract_subprocess import read_frame, write_frame
+
+    best, total = float("inf"), 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        total = 0
+        for request, reply in zip(requests, replies, strict=True):
+            for value in (request, reply):
+                buffer = io.BytesIO()
+                write_frame(buffer, value)
+                total += buffer.tell()
+                buffer.seek(0)
+                read_frame(buffer)
+        best = min(best, time.perf_counter() - started)
+    return len(requests) / best, total
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--frame-copies", type=int, default=3,
+                        help="the pages repeated this many times for the frames row (default 3)")
     args = parser.parse_args(argv)
     if not os.path.exists(os.path.join(args.data, "evaldata.json")):
         print(f"no evaldata.json under {args.data}", file=sys.stderr)
@@ -84,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
     from llamapipe.pipeline.stages.extract import ExtractionProcess, extractor_setup
+    from llamapipe.pipeline.stages.extract_subprocess import PageResult
     from llamapipe.pipeline.stages.lid176 import LanguageIdentifier
+    from llamapipe.sources.commoncrawl import decode_html
 
     pages = load_pages(args.data)
     items, htmls = [p[0] for p in pages], [p[1] for p in pages]
+    texts = [decode_html(html, None)[0] for html in htmls]  # what the stage receives from the reader
     config = ExtractConfig()
     print(f"{len(pages)} pages of trafilatura's evaluation set, best of {args.repeat} runs, one core\n")
     rows = []
@@ -103,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("plain, stage options", score(items, reference), speed, len(pages)))
 
     process = ExtractionProcess(no_policy, config.max_seconds_per_page)
-    process.extract(htmls[0], "", "benchmark")  # start the process outside the timing
-    results, speed = timed(lambda h: process.extract(h, "", "benchmark"), htmls, args.repeat)
+    process.extract(texts[0], "", "benchmark")  # start the process outside the timing
+    results, speed = timed(lambda h: process.extract(h, "", "benchmark"), texts, args.repeat)
     process.close()
     rows.append(("stage (no policy)", score(items, [r.text for r in results]), speed, len(pages)))
     same = sum(1 for r, t in zip(results, reference, strict=True)
@@ -112,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cc_setup = extractor_setup(config, LangIdConfig(), FiltersConfig())
     process = ExtractionProcess(cc_setup, config.max_seconds_per_page)
-    process.extract(htmls[0], "", "commoncrawl")
-    results, speed = timed(lambda h: process.extract(h, "", "commoncrawl"), htmls, args.repeat)
+    process.extract(texts[0], "", "commoncrawl")
+    results, speed = timed(lambda h: process.extract(h, "", "commoncrawl"), texts, args.repeat)
     process.close()
     extracted = [i for i, r in enumerate(results) if r.text is not None or r.stage == "extract"]
     subset = [items[i] for i in extracted]
@@ -126,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, s, speed, n in rows:
         rate = f"{speed:>9.1f}" if speed else f"{'':>9}"
         print(f"{name:<28}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}{rate}{n:>8}")
+    replies = [PageResult(t.strip() if t else None) for t in reference]
+    frames = [(text, "https://example.org/", "commoncrawl") for text in texts] * args.frame_copies
+    frame_replies = replies * args.frame_copies
+    frame_speed, frame_bytes = frame_round_trips(frames, frame_replies, args.repeat)
+    print(f"{'frames (protocol only)':<28}{'':>25}{frame_speed:>9.0f}{len(frames):>8}"
+          f"   {frame_bytes / len(frames) / 1024:.1f} KiB per page and reply")
     print(f"\nstage (no policy) output identical to plain with the stage's options on "
           f"{same}/{len(pages)} pages")
 

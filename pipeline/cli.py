@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from llamapipe.pipeline.config import check_inputs, check_output, load_config
             from llamapipe.pipeline.output.layout import OutputLayout
-            from llamapipe.pipeline.run import beam_options, run
+            from llamapipe.pipeline.run import NothingKeptError, beam_options, run
             from llamapipe.tokenizer.format import storage
 
             config = load_config(args.config, check_files=False)
@@ -179,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             storage.use_options(beam_options(config, runner, extra))
             check_inputs(config)
             check_output(config, OutputLayout(config.output).work)
-            run(config, runner=runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
+            try:
+                run(config, runner=runner, extra_args=extra, quiet_beam=not args.verbose, fresh=args.fresh)
+            except NothingKeptError as exc:  # ledger and report written; the inputs or filters to fix
+                print(f"llamapipe: error: {exc}", file=sys.stderr)
+                return 2
             return 0
         if args.command == "train":
             return _train(args)

@@ -149,7 +149,8 @@ class LineDedupConfig:
 
     enabled: bool = True
     sources: list[str] = field(default_factory=lambda: ["commoncrawl"])
-    # CCNet keeps documents of at least this many characters after removing lines (0: keep any).
+    # Documents left shorter than this after removing lines are dropped (0: keep any, as CCNet, whose
+    # 300-character minimum applies when a page is read: our `ccnet_min_length` rule).
     min_chars_after: int = 300
     # Line occurrences are grouped through run files (pipeline/plumbing/group_through_files.py), one partition
     # of line hashes at a time: a worker holds about 250 bytes x distinct lines / partitions (some 15 MB per

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from contextlib import contextmanager
 
@@ -41,6 +42,12 @@ from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
+
+
+class NothingKeptError(Exception):
+    """Cleaning dropped every document: there is no text to train the tokenizer on or to tokenize.
+    Not a bug to show a traceback for: the inputs or the filters are not what the user meant. The run
+    stops after writing OUT/ledger.json and OUT/report.html, and the message says where the drops went."""
 
 
 def beam_options(config: Config, runner: str | None, extra_args: list[str]) -> PipelineOptions:
@@ -206,6 +213,13 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
 
     started = time.time()
     chars_kept = {s: e["chars_kept"] for s, e in ledger["sources"].items()}
+    if not any(chars > 0 for chars in chars_kept.values()):
+        # The tokenizer would fail on an empty sample; stop here, with the run's record and report.
+        record["stopped"] = "every document was dropped"
+        record["finished_at"] = round(time.time(), 3)
+        storage.write_json(paths.run, record)
+        log(refresh_report(config.output))
+        raise NothingKeptError(nothing_kept_message(config.enabled_sources(), ledger, paths))
     if completed.done(TOKENIZER_STEP):
         tokenizer = completed.info(TOKENIZER_STEP)
         log(f"[2/4] tokenizer: trained in an earlier attempt, kept ({paths.tokenizer})")
@@ -386,6 +400,34 @@ def format_classifier(status: dict) -> str:
                  f"kept at P >= {status['threshold']}: {evaluation['positives_kept_at_threshold']} of cited, "
                  f"{evaluation['negatives_kept_at_threshold']} of random")
     return line
+
+
+MAIN_REASONS = 3  # drop reasons named per source in the message of a run that kept nothing
+
+
+def nothing_kept_message(sources: list[str], ledger: dict, paths: OutputLayout) -> str:
+    """One paragraph for a run that kept no text: per source, the documents read and the main drop
+    reasons (stage/reason and count, most frequent first), then where to look and what to change."""
+    parts = []
+    for source in sources:
+        entry = ledger["sources"].get(source)
+        if not entry or not entry["in"]:
+            parts.append(f"{source}: no document read from its inputs")
+            continue
+        reasons = sorted(((count, f"{stage}/{reason}")
+                          for stage, by_reason in entry["dropped_by_stage"].items()
+                          for reason, count in by_reason.items()), key=lambda item: (-item[0], item[1]))
+        named = ", ".join(f"{name} {count}" for count, name in reasons[:MAIN_REASONS])
+        others = len(reasons) - MAIN_REASONS
+        more = f", and {others} other reason{'s' if others > 1 else ''}" if others > 0 else ""
+        parts.append(f"{source}: {entry['in']} read, {entry['dropped']} dropped ({named}{more})")
+    message = (
+        "every document was dropped, so there is no text to train the tokenizer on: "
+        + "; ".join(parts) + f". The counts are in {paths.ledger} and {paths.report}; "
+        f"`llamapipe inspect {paths.rejects_dir} --reason REASON` shows dropped texts. Check the sources' "
+        "`inputs` (the right files, the right language) and the `langid` and `filters` settings."
+    )
+    return textwrap.fill(message, width=100, break_long_words=False, break_on_hyphens=False)
 
 
 def format_mixture(manifest: dict) -> str:

@@ -48,7 +48,8 @@ def run_status(out: str, now: float | None = None) -> dict:
         "running": running,
         "holder": holder,
         "stages_done": stages_done,
-        "stage_now": _stage_now(stages_done, summary, running),
+        "stage_now": (f"stopped after cleaning: {record['stopped']}" if record.get("stopped") and not running
+                      else _stage_now(stages_done, summary, running)),
         **summary,
         "last_run": {"files_processed": processed, "files_reused": reused,
                      "started_at": record.get("started_at"), "finished_at": record.get("finished_at"),

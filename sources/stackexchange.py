@@ -361,6 +361,8 @@ class _ThreadGroups:
                 grouped: dict[str, list[dict]] = defaultdict(list)
                 while True:
                     try:
+                        # Safe to unpickle: a private temporary file this object wrote moments ago, in
+                        # this process (`add`: plain dicts of the rows lxml parsed here).
                         key, post = pickle.load(handle)
                     except EOFError:
                         break

@@ -1,5 +1,7 @@
 """Shared fixtures. Real-format samples are found at $LLAMAPIPE_REALDATA, else ../shared/realdata
-(relative to the repository); tests that need them skip with a clear reason when neither exists.
+(relative to the repository); tests that need them skip with a clear reason when neither exists, and
+fail instead when $LLAMAPIPE_REQUIRE_REALDATA is set (CI sets it: `.ci/run`), so that a missing folder
+cannot quietly turn every real-format test into a skip.
 
 `demo_run` runs the pipeline once per test session on the demo corpus (tests/test_end_to_end.py and
 tests/pipeline/report/test_report.py read it); `demo_trained` then trains on it once (`llamapipe train`).
@@ -48,23 +50,42 @@ def time_bound(request):
         yield
 
 
-def realdata_dir() -> Path | None:
-    env = os.environ.get("LLAMAPIPE_REALDATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "realdata")
-    for candidate in candidates:
+REALDATA = "LLAMAPIPE_REALDATA"  # where the real dump samples are, if not at DEFAULT_REALDATA
+REQUIRE_REALDATA = "LLAMAPIPE_REQUIRE_REALDATA"  # set (not "" or "0"): missing samples fail the tests
+DEFAULT_REALDATA = REPO.parent / "shared" / "realdata"
+
+
+def realdata_candidates(environ=os.environ, default: Path = DEFAULT_REALDATA) -> list[Path]:
+    """Where the samples are looked for, in order."""
+    named = [Path(environ[REALDATA])] if environ.get(REALDATA) else []
+    return [*named, default]
+
+
+def realdata_dir(environ=os.environ, default: Path = DEFAULT_REALDATA) -> Path | None:
+    for candidate in realdata_candidates(environ, default):
         if candidate.is_dir():
             return candidate
     return None
 
 
+def require_realdata(environ=os.environ, default: Path = DEFAULT_REALDATA) -> Path:
+    """The samples' folder. Missing: the calling test skips with the reason, or fails when
+    REQUIRE_REALDATA is set, since in CI a skip would hide that no real-format test ran."""
+    found = realdata_dir(environ, default)
+    if found is not None:
+        return found
+    looked = ", ".join(str(path) for path in realdata_candidates(environ, default))
+    reason = f"real-data samples not found (looked in {looked}): set {REALDATA} or provide ../shared/realdata"
+    if environ.get(REQUIRE_REALDATA, "") not in ("", "0"):
+        pytest.fail(f"{reason}; {REQUIRE_REALDATA} is set, so the real-data tests may not skip",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def realdata() -> Path:
     """Folder of real dump samples (see its SOURCES.md)."""
-    found = realdata_dir()
-    if found is None:
-        pytest.skip("real-data samples not found: set LLAMAPIPE_REALDATA or provide ../shared/realdata")
-    return found
+    return require_realdata()
 
 
 @pytest.fixture(scope="session")

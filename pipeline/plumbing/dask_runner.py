@@ -321,7 +321,10 @@ class _Receivers(dict):
 def _run_bundle(items, spec: bytes, tagged: bool, *side_values) -> list:
     """One dask partition through a ParDo as one bundle: the outputs of process and finish_bundle, as
     (tag, value) pairs (main output: tag None) when the ParDo has tagged outputs, else the values."""
-    fn, args, kwargs, window_fn, side_specs, label, options = pickler.loads(spec)  # a fresh DoFn per bundle
+    # A fresh DoFn per bundle. Safe to unpickle: `spec` is what this pipeline's driver pickled with Beam's
+    # pickler (`_pardo`), sent to the workers of the run's own dask cluster, as every Beam runner ships
+    # DoFns (and dask its tasks); no parser's output and no input file is in it.
+    fn, args, kwargs, window_fn, side_specs, label, options = pickler.loads(spec)
     _use_pipeline_options(options)  # before setup: a DoFn may open files there
     out: list = []
     receivers = _Receivers(out, tagged)

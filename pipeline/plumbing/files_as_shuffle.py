@@ -100,6 +100,10 @@ def read_frames(path: str) -> Iterator:
             data = f.read(size)
             if len(data) < size:
                 raise OSError(f"{path}: truncated document ({len(data)} of {size} bytes)")
+            # Safe to unpickle: files under OUT/_work written by llamapipe's own workers (FrameWriter):
+            # this run's spilled documents, and the per-file records (file_work.py) of this OUT's runs,
+            # plain dicts built in the worker (the extraction child's replies reach it as JSON). Never a
+            # file from outside OUT; whoever may write OUT/_work is trusted as much as the run itself.
             yield pickle.loads(data)
 
 

@@ -156,6 +156,8 @@ def read_records(frames: Iterable[Frame]) -> Iterator[tuple]:
                 f = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
             data = _read_at(f, path, offset, length)
             try:
+                # Safe to unpickle: a run file under OUT/_work that this run's own WriteRuns wrote (from
+                # records our code built), never a file from outside the run or a parser's output.
                 records = pickle.loads(decompressor.decompress(data))
             except (zstandard.ZstdError, pickle.UnpicklingError, EOFError) as error:
                 raise OSError(f"{path}: unreadable run frame at offset {offset}: {error}") from error

@@ -36,6 +36,7 @@ from llamapipe.pipeline.stages.extract_subprocess import (
     STAGE,
     PageResult,
     PrepassPolicy,
+    decode_payload,
     write_frame,
 )
 from llamapipe.pipeline.stages.registry import EXTRACT
@@ -63,6 +64,8 @@ class ExtractionTimeout(Exception):
 class ExtractionProcess:
     """A `PageExtractor` in a child process, restarted whenever a page exceeds the time limit."""
 
+    command = (sys.executable, "-m", "llamapipe.pipeline.stages.extract_subprocess")
+
     def __init__(self, setup: dict, seconds_per_page: float, startup_seconds: float = 120.0):
         self._setup = setup
         self._seconds = seconds_per_page
@@ -73,7 +76,7 @@ class ExtractionProcess:
 
     def _start(self) -> None:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llamapipe.pipeline.stages.extract_subprocess"],
+            list(self.command),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
         )
         self._proc = proc
@@ -82,7 +85,7 @@ class ExtractionProcess:
         write_frame(proc.stdin, self._setup)
         try:
             ready = self._read(time.monotonic() + self._startup_seconds)
-        except (ExtractionTimeout, EOFError) as exc:
+        except (ExtractionTimeout, EOFError, ValueError) as exc:
             self.close()
             raise RuntimeError(f"the extraction process did not start ({type(exc).__name__}); "
                                "see the log above for its error") from None
@@ -95,7 +98,7 @@ class ExtractionProcess:
             self._start()
         try:
             write_frame(self._proc.stdin, (html, url, source))
-            return self._read(time.monotonic() + self._seconds)
+            return PageResult.from_reply(self._read(time.monotonic() + self._seconds))
         except ExtractionTimeout:
             self._restart()
             return PageResult(None, STAGE, "extraction_timeout", f"over {self._seconds:g} s")
@@ -103,16 +106,18 @@ class ExtractionProcess:
             code = self._proc.poll() if self._proc else None
             self._restart()
             return PageResult(None, STAGE, "extraction_crashed", f"{type(exc).__name__}, exit code {code}")
+        except ValueError as exc:  # a reply that is not JSON, or not a page result: as good as a crash
+            self._restart()
+            return PageResult(None, STAGE, "extraction_crashed", f"malformed reply ({exc})")
 
     def _restart(self) -> None:
         self.close()
         self.restarts += 1
 
     def _read(self, deadline: float):
-        import pickle
-
+        """The child's next frame, as JSON data only (the child parses hostile pages: never unpickled)."""
         (size,) = _HEADER.unpack(self._read_exact(_HEADER.size, deadline))
-        return pickle.loads(self._read_exact(size, deadline))
+        return decode_payload(self._read_exact(size, deadline))
 
     def _read_exact(self, size: int, deadline: float) -> bytes:
         fd = self._proc.stdout.fileno()

@@ -8,10 +8,15 @@ A process can be killed from outside; a thread cannot. The parent (`ExtractionPr
 extract.py) sends one page at a time and kills and restarts this process when a page takes longer
 than the limit.
 
-Protocol on stdin/stdout: frames of a 4-byte big-endian length and a pickle. The first frame is the
-setup (`PageExtractor` arguments); the reply is "ready". Then each request is
-`(html, url, source)` and each reply a `PageResult` tuple. stdout carries frames only: anything
-else written to file descriptor 1 (a library printing) is sent to stderr.
+Protocol on stdin/stdout: frames of a 4-byte big-endian length and a JSON value (ASCII, so a lone
+surrogate in a page travels as its escape). The first frame is the setup (`PageExtractor` arguments,
+its policies as lists); the reply is "ready". Then each request is `[html, url, source]` and each
+reply `[text or null, stage, reason, detail]` (`PageResult.from_reply` checks it). stdout carries
+frames only: anything else written to file descriptor 1 (a library printing) is sent to stderr.
+
+Why JSON and not pickle: this process parses hostile HTML. Were it ever made to write a frame of its
+own choosing, unpickling that frame in the Beam worker would run whatever code the frame names; a JSON
+value is only data, and a reply that is not the four values expected is treated as a crash.
 
 The process exits when stdin closes, and a watchdog thread ends it when the parent process is gone,
 even while a page is still being worked on (so a killed Beam worker never leaves it behind).
@@ -19,9 +24,9 @@ even while a page is still being worked on (so a killed Beam worker never leaves
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import pickle
 import struct
 import sys
 import threading
@@ -49,6 +54,15 @@ class PageResult(NamedTuple):
     stage: str = STAGE
     reason: str = ""
     detail: str = ""
+
+    @classmethod
+    def from_reply(cls, reply) -> PageResult:
+        """The result the child sent as a JSON list; ValueError when it is anything else."""
+        if not (isinstance(reply, list) and len(reply) == len(cls._fields)
+                and (reply[0] is None or isinstance(reply[0], str))
+                and all(isinstance(field, str) for field in reply[1:])):
+            raise ValueError(f"not a page result: {str(reply)[:80]!r}")
+        return cls(*reply)
 
 
 class PrepassPolicy(NamedTuple):
@@ -92,7 +106,9 @@ class PageExtractor:
         self._load_html = load_html
         self._options = dict(favor_precision=favor_precision, favor_recall=favor_recall,
                              include_tables=include_tables, include_comments=False, deduplicate=False)
-        self._policies = policies or {}
+        # From the setup frame, each policy is a JSON list.
+        self._policies = {source: PrepassPolicy(int(p[0]), tuple(p[1]), float(p[2]))
+                          for source, p in (policies or {}).items()}
         self._prepass_chars = prepass_chars
         self._identify = None
         if any(p.allowed_languages for p in self._policies.values()):
@@ -134,7 +150,19 @@ class PageExtractor:
         return None
 
 
-def read_frame(stream) -> object | None:
+def encode_frame(value) -> bytes:
+    """A frame: the length, then `value` as JSON (tuples become lists)."""
+    payload = json.dumps(value).encode("ascii")  # ensure_ascii: the fastest of json's encoders here
+    return _HEADER.pack(len(payload)) + payload
+
+
+def decode_payload(payload: bytes):
+    """A frame's JSON value (ValueError when it is not JSON)."""
+    return json.loads(payload)
+
+
+def read_frame(stream):
+    """The next frame's value, or None at the end of the stream."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
@@ -142,12 +170,11 @@ def read_frame(stream) -> object | None:
     payload = stream.read(size)
     if len(payload) < size:
         return None
-    return pickle.loads(payload)
+    return decode_payload(payload)
 
 
-def write_frame(stream, obj: object) -> None:
-    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(payload)) + payload)
+def write_frame(stream, value) -> None:
+    stream.write(encode_frame(value))
     stream.flush()
 
 
@@ -167,10 +194,6 @@ def main() -> int:
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # its per-page errors are our drops
     logging.getLogger("htmldate").setLevel(logging.CRITICAL)
-
-    # By its package name, so results pickle as llamapipe.pipeline.stages.extract_subprocess.PageResult (this
-    # file runs as __main__, whose classes the parent could not unpickle).
-    from llamapipe.pipeline.stages.extract_subprocess import PageExtractor
 
     setup = read_frame(frames_in)
     if setup is None:

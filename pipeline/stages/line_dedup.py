@@ -2,15 +2,23 @@
 
 CCNet (Wenzek et al. 2019; cc_net/dedup.py): every line is normalised (`normalize_for_dedup`:
 stripped, lower case, digits -> 0, CCNet's list of Unicode punctuation and non-printing characters
-removed) and hashed (first 8 bytes of SHA-1). A line whose hash occurs in two or more documents is
-removed from all of them, first occurrence included; a line repeated inside one document only keeps
-its first occurrence. Documents left with no line are dropped; CCNet then keeps documents of at
-least 300 characters.
+removed; no accent stripping, no Unicode normal form) and hashed (first 8 bytes of SHA-1). A line
+whose hash occurs in two or more documents is removed from all of them, first occurrence included; a
+line repeated inside one document only keeps its first occurrence. Documents left with no line are
+dropped. tests/pipeline/stages/test_line_dedup_ccnet.py holds a re-implementation of cc_net's code and
+compares the two on real text: the same normalised lines and the same lines removed.
 
-One difference, on purpose: occurrences are counted per distinct document *text*, not per document.
-Two byte-identical copies of a page would otherwise strip each other empty, and the copy that
-document dedup would keep would be lost with the other. Counted once, their lines survive, and
-exact dedup (pipeline/stages/dedup/deduplicate.py) keeps one copy.
+Differences, on purpose (each tested there):
+- occurrences are counted per distinct document *text*, not per document. Two byte-identical copies
+  of a page would otherwise strip each other empty, and the copy that document dedup would keep
+  would be lost with the other. Counted once, their lines survive, and exact dedup
+  (pipeline/stages/dedup/deduplicate.py) keeps one copy;
+- `min_chars_after` (default 300) drops a document left shorter than that. CCNet has no length rule
+  after dedup: its 300 characters are checked when a page is read (`CCShardReader(min_len=300)`, our
+  `ccnet_min_length` rule); 0 gives CCNet's behaviour;
+- a document left with blank lines only is dropped (`no_lines_left`); CCNet keeps it, but its WET
+  reader skips blank lines, so it never has one;
+- the scope is the whole run; cc_net's mine.py dedups each shard against its group of shards.
 
 Global, bounded: each document is spilled to a file (`plumbing/files_as_shuffle.py`) and emits (line hash,
 (text hash, id, file tag)) for its distinct lines. These occurrences, one per line of the corpus, go to their

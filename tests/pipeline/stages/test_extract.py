@@ -1,5 +1,6 @@
 """HTML to text: pages over the time or size limit are dropped, never hang the run; the prepass drops
-only what the later rules would; the worker process never outlives its parent."""
+only what the later rules would; the worker process never outlives its parent; its replies are read as
+JSON data only, never unpickled."""
 
 from __future__ import annotations
 
@@ -16,7 +17,12 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
 from llamapipe.pipeline.stages.extract import ExtractionProcess, ExtractText, extractor_setup
-from llamapipe.pipeline.stages.extract_subprocess import PageExtractor, visible_text
+from llamapipe.pipeline.stages.extract_subprocess import (
+    PageExtractor,
+    decode_payload,
+    encode_frame,
+    visible_text,
+)
 
 ENGLISH = [
     "The river valley was settled by farmers who grew wheat and barley on the terraces above the town.",
@@ -83,6 +89,75 @@ def test_a_page_over_the_time_limit_is_dropped_and_the_next_page_still_extracted
         assert ENGLISH[0] in process.extract(page(ENGLISH * 2), "", "commoncrawl").text
     finally:
         process.close()
+
+
+# A stand-in for an extraction process that a hostile page took over: it answers the setup as the real
+# one does, then replies to the page with REPLY (a Python expression giving the frame's bytes).
+IMPOSTOR = textwrap.dedent("""
+    import json, os, pickle, struct, sys
+    def read():
+        (size,) = struct.unpack(">I", sys.stdin.buffer.read(4))
+        return sys.stdin.buffer.read(size)
+    def write(payload):
+        sys.stdout.buffer.write(struct.pack(">I", len(payload)) + payload)
+        sys.stdout.buffer.flush()
+    class Payload:
+        def __reduce__(self):  # unpickling this would create the marker file
+            return (os.mkdir, (os.environ["MARKER"],))
+    read()
+    write(json.dumps("ready").encode())
+    read()
+    write(REPLY)
+    sys.stdin.buffer.read()
+""")
+
+
+class Impostor(ExtractionProcess):
+    def __init__(self, reply: str):
+        super().__init__({}, seconds_per_page=30)
+        self.command = (sys.executable, "-c", IMPOSTOR.replace("REPLY", reply))
+
+
+def test_a_pickled_reply_is_never_unpickled(tmp_path, monkeypatch):
+    marker = tmp_path / "unpickled"
+    monkeypatch.setenv("MARKER", str(marker))
+    process = Impostor("pickle.dumps(Payload())")
+    try:
+        result = process.extract(page(ENGLISH), "", "commoncrawl")
+    finally:
+        process.close()
+    assert (result.text, result.reason) == (None, "extraction_crashed")
+    assert "malformed reply" in result.detail
+    assert process.restarts == 1
+    assert not marker.exists(), "the reply was unpickled"
+
+
+def test_a_json_reply_that_is_not_a_page_result_is_a_crash():
+    for reply in ('json.dumps({"text": "x"}).encode()', 'json.dumps(["x", "extract", "", 7]).encode()',
+                  'b"not json"'):
+        process = Impostor(reply)
+        try:
+            result = process.extract(page(ENGLISH), "", "commoncrawl")
+        finally:
+            process.close()
+        assert (result.text, result.reason) == (None, "extraction_crashed"), reply
+        assert "malformed reply" in result.detail, reply
+
+
+def test_any_text_crosses_the_process_boundary_unchanged():
+    """Non-ASCII letters, emoji, and a lone surrogate (a str may hold one) go as JSON escapes."""
+    paragraphs = [p + " Grüße, ναί, 日本語 🚀 \udcff." for p in ENGLISH * 2]
+    process = ExtractionProcess(cc_setup(prepass=False), seconds_per_page=30)
+    try:
+        result = process.extract(page(paragraphs), "https://example.org/ü", "commoncrawl")
+    finally:
+        process.close()
+    in_process = PageExtractor(**cc_setup(prepass=False))(page(paragraphs), "https://example.org/ü",
+                                                          "commoncrawl")
+    assert result == in_process
+    assert "日本語 🚀" in result.text
+    request = [page(paragraphs), "https://example.org/ü", "commoncrawl"]
+    assert decode_payload(encode_frame(request)[4:]) == request  # the surrogate too (lxml stops there)
 
 
 def test_the_worker_process_dies_with_its_parent():

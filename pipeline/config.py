@@ -237,9 +237,10 @@ class DedupConfig:
     num_perm: int = 128  # MinHash permutations (datasketch, affine32 scheme, xxhash-32 of shingles)
     shingle_words: int = 5  # word n-grams (datatrove uses 5)
     threshold: float = 0.8  # estimated Jaccard similarity a candidate pair must reach
-    # LSH bands x rows: datasketch's optimal-parameter routine for `threshold` with these weights of
-    # (false positive, false negative) probability, as MinHashLSH(weights=...). Candidates are verified
-    # by their estimated Jaccard, so a false positive only costs a comparison: misses weigh more.
+    # LSH bands x rows minimising these weights of (false positive, false negative) probability area for
+    # `threshold`, as datasketch's MinHashLSH(weights=...) (fingerprints.lsh_params; the defaults give 14
+    # bands of 9 rows). Candidates are verified by their estimated Jaccard, so a false positive only costs
+    # a comparison: misses weigh more.
     lsh_weights: list[float] = field(default_factory=lambda: [0.1, 0.9])
     # Bits kept of each signature value for verification (b-bit MinHash, Li & Koenig 2010): what every
     # LSH band record carries to its bucket. With 8 bits two values also match by chance 1 time in

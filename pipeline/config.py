@@ -26,6 +26,7 @@ import yaml
 from llamapipe.model.train_config import TrainConfig
 from llamapipe.pipeline.plumbing.typed_yaml import ConfigError, from_dict, to_dict
 from llamapipe.sources import SOURCE_NAMES, source_module
+from llamapipe.sources.wikipedia import RECIPE_LANGUAGES as WIKIPEDIA_LANGUAGES
 from llamapipe.tokenizer.format import storage
 
 # LLaMA paper, table 1: sampling share and epochs per source.
@@ -38,12 +39,6 @@ LLAMA_MIXTURE = {
     "arxiv": (0.025, 1.06),
     "stackexchange": (0.020, 1.03),
 }
-
-# The 20 Wikipedia languages of the recipe (Latin or Cyrillic script).
-WIKIPEDIA_LANGUAGES = [
-    "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
-    "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",
-]
 
 
 @dataclass

@@ -53,11 +53,12 @@ from llamapipe.sources.reading import (
     provenance,
     short_name,
 )
-from llamapipe.sources.xmlrecords import BadRecord, parse_records
+from llamapipe.sources.xmlrecords import BadRecord, document_encoding, parse_records
 
 SOURCE = "wikipedia"
 
-# Paper: 20 Wikipedia languages written in Latin or Cyrillic script.
+# Paper: 20 Wikipedia languages written in Latin or Cyrillic script. The one list of them: the config's
+# language policy (pipeline/config.py) takes it from here.
 RECIPE_LANGUAGES = (
     "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
     "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",

@@ -150,16 +150,15 @@ class WikipediaLanguagePolicy:
 
     def __post_init__(self) -> None:
         if not 0 < self.other_language_score <= 1:
-            raise ValueError(f"wikipedia.other_language_score must be within (0, 1], got "
-                             f"{self.other_language_score}")
+            raise ValueError(f"other_language_score must be within (0, 1], got {self.other_language_score}")
         for index, group in enumerate(self.groups):
             if len(set(group)) < 2:
-                raise ValueError(f"wikipedia.groups[{index}] must name at least two different lid.176 "
-                                 f"labels, got {group}")
+                raise ValueError(f"groups[{index}] must name at least two different lid.176 labels, got "
+                                 f"{group}")
             odd = [label for label in group if not re.fullmatch(r"[a-z]{2,3}", label)]
             if odd:
-                raise ValueError(f"wikipedia.groups[{index}]: {odd[0]!r} is not a lid.176 label (2 or 3 "
-                                 "lowercase letters, e.g. 'hr')")
+                raise ValueError(f"groups[{index}]: {odd[0]!r} is not a lid.176 label (2 or 3 lowercase "
+                                 "letters, e.g. 'hr')")
 
 
 @dataclass

@@ -8,6 +8,10 @@ kept, redirects are dropped, and the wikitext is rendered to plain text with mwp
 text kept). The URLs cited by each article are kept in `meta["ref_urls"]`:
 they are the positives of the CommonCrawl "is this page reference-like?" classifier.
 
+Wikimedia writes its dumps in UTF-8; a dump re-saved in UTF-16 or UTF-32 (byte-order mark, or a 16-bit
+XML declaration) or in another encoding its XML declaration names is read the same way, streaming
+(sources/xmlrecords.py), split or whole.
+
 Multistream dumps (`*-pages-articles-multistream*.xml*.bz2`, each bz2 stream holding 100 whole pages)
 are split across workers by their index (`*-multistream-index*.txt*.bz2`, lines
 `offset:page_id:title`, found next to the dump): runs of streams of about `split_bytes` compressed
@@ -53,11 +57,12 @@ from llamapipe.sources.reading import (
     provenance,
     short_name,
 )
-from llamapipe.sources.xmlrecords import BadRecord, parse_records
+from llamapipe.sources.xmlrecords import BadRecord, document_encoding, parse_records
 
 SOURCE = "wikipedia"
 
-# Paper: 20 Wikipedia languages written in Latin or Cyrillic script.
+# Paper: 20 Wikipedia languages written in Latin or Cyrillic script. The one list of them: the config's
+# language policy (pipeline/config.py) takes it from here.
 RECIPE_LANGUAGES = (
     "bg", "ca", "cs", "da", "de", "en", "es", "fr", "hr", "hu",
     "it", "nl", "pl", "pt", "ro", "ru", "sl", "sr", "sv", "uk",
@@ -467,15 +472,19 @@ def _site_of_head(root) -> SiteInfo:
     return _parse_siteinfo(siteinfo, xml_lang) if siteinfo is not None else SiteInfo(xml_lang=xml_lang)
 
 
-def iter_dump(stream: BinaryIO, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page | BadRecord]:
+def iter_dump(stream: BinaryIO, site: SiteInfo | None = None,
+              encoding: str | None = None) -> Iterator[SiteInfo | Page | BadRecord]:
     """Stream a pages-articles XML: yields the SiteInfo once (before the first page), then a Page or,
     for a page that does not parse, a BadRecord. With `site` given (a part of a dump whose <siteinfo>
-    was read elsewhere), only Pages and BadRecords, and a stream without a <mediawiki> root is fine.
+    was read elsewhere), only Pages and BadRecords, and a stream without a <mediawiki> root is fine;
+    `encoding` is then the dump's, as its start names it (None: UTF-8). A whole dump may be in any
+    encoding its byte-order mark or XML declaration names, UTF-16 included (see xmlrecords).
 
     Each page is parsed on its own (see xmlrecords), so a malformed page costs only itself and memory
     does not grow with the dump. Parsing resolves no entity and fetches nothing: an entity declared in
     the dump's DOCTYPE (external, or a billion-laughs bomb) is undefined in the page that uses it."""
-    for item in parse_records(stream, root="mediawiki", tag="page", require_document=site is None):
+    for item in parse_records(stream, root="mediawiki", tag="page", require_document=site is None,
+                              encoding=encoding):
         if isinstance(item, BadRecord):
             yield item
             continue
@@ -560,10 +569,12 @@ def read_stream_offsets(index_path: str) -> list[int]:
     return sorted(offsets)
 
 
-def parse_stream(data: bytes, site: SiteInfo | None = None) -> Iterator[SiteInfo | Page | BadRecord]:
+def parse_stream(data: bytes, site: SiteInfo | None = None,
+                 encoding: str | None = None) -> Iterator[SiteInfo | Page | BadRecord]:
     """The pages of one decompressed multistream stream: a run of whole <page> elements, or the
-    dump's head (`<mediawiki ...><siteinfo>...`), or its tail (`</mediawiki>`)."""
-    yield from iter_dump(io.BytesIO(data), site)
+    dump's head (`<mediawiki ...><siteinfo>...`), or its tail (`</mediawiki>`). `encoding`: the dump's,
+    for a stream after the head (which has no XML declaration or byte-order mark of its own)."""
+    yield from iter_dump(io.BytesIO(data), site, encoding)
 
 
 def decompress_stream(raw: BinaryIO, start: int, stop: int | None, max_bytes: int) -> bytes:
@@ -584,22 +595,20 @@ def decompress_stream(raw: BinaryIO, start: int, stop: int | None, max_bytes: in
     return b"".join(parts)
 
 
-def read_siteinfo(path: str, first_page_stream: int, max_bytes: int) -> SiteInfo:
-    """The <siteinfo> of a multistream dump, from its head stream (the bytes before the first page)."""
+def read_head(path: str, first_page_stream: int, max_bytes: int) -> tuple[SiteInfo, str | None]:
+    """The <siteinfo> of a multistream dump and the dump's encoding (None: UTF-8), from its head stream
+    (the bytes before the first page)."""
     with closing(open_raw(path)) as raw:
         head = decompress_stream(raw, 0, first_page_stream or None, max_bytes)
-    end = head.find(b"</siteinfo>")
-    if end < 0:
-        return SiteInfo()
-    for item in parse_stream(head[:end + len(b"</siteinfo>")]):
-        if isinstance(item, SiteInfo):
-            return item
-    return SiteInfo()
+    site = next((item for item in parse_stream(head) if isinstance(item, SiteInfo)), SiteInfo())
+    return site, document_encoding(head)
 
 
 def plan_multistream_splits(path: str, size: int, split_bytes: int, max_stream_bytes: int) -> list[FileSplit]:
     """Runs of whole streams of about `split_bytes`, from the dump's index; [whole file] when there is
-    no index or it does not fit the dump. Each split's context is (siteinfo, its stream offsets)."""
+    no index or it does not fit the dump. Each split's context is (siteinfo, its stream offsets, the
+    dump's encoding): a stream of pages is parsed on its own, so it is told the encoding (UTF-16 too,
+    each stream holding whole pages) that only the dump's head names."""
     index = multistream_index_path(path)
     if size <= split_bytes or index is None or not FileSystems.exists(index):
         return [FileSplit(path)]
@@ -619,9 +628,9 @@ def plan_multistream_splits(path: str, size: int, split_bytes: int, max_stream_b
             raw.seek(start)
             if not _BZ2_STREAM_START.match(raw.read(10)):
                 raise ValueError(f"{index} does not fit {path}: no bz2 stream starts at byte {start}")
-    site = read_siteinfo(path, offsets[0], max_stream_bytes)
+    site, encoding = read_head(path, offsets[0], max_stream_bytes)
     stops = [run[0] for run in runs[1:]] + [None]
-    return [FileSplit(path, run[0], stop, context=(site, tuple(run)))
+    return [FileSplit(path, run[0], stop, context=(site, tuple(run), encoding))
             for run, stop in zip(runs, stops, strict=True)]
 
 
@@ -654,14 +663,14 @@ class ReadDumpFile(ReadFileDoFn):
                 yield from self._pages(iter_dump(stream), split.path, None)
             return
         # A multistream part: each bz2 stream is decompressed and parsed on its own.
-        site, offsets = split.context
+        site, offsets, encoding = split.context
         name = short_name(split.path)
         with closing(open_raw(split.path)) as raw:
             for index, offset in enumerate(offsets):
                 stop = offsets[index + 1] if index + 1 < len(offsets) else split.stop
                 try:
                     data = decompress_stream(raw, offset, stop, self._max_stream_bytes)
-                    pages = list(parse_stream(data, site))
+                    pages = list(parse_stream(data, site, encoding))
                 except Exception as exc:  # noqa: BLE001 - a corrupt stream costs its pages, not the split
                     yield drop(SOURCE, READ_STAGE, "unreadable_stream", f"{SOURCE}:{name}@{offset}",
                                f"{split.path} stream at byte {offset}: {type(exc).__name__}: {exc}")

@@ -13,6 +13,14 @@ follows it up to the next record (whitespace, in a dump as written); that tail i
 record. The bytes before the first record are the *head* (XML declaration, DOCTYPE, root start tag,
 Wikipedia's <siteinfo>); the root's end tag and anything after it are cut off the last piece.
 
+Encodings: records are found by their ASCII start tag, so the bytes searched must be ASCII-compatible.
+A document in UTF-16 or UTF-32 (told by its byte-order mark or, without one, by how its XML declaration
+`<?xml` starts, as XML 1.0 appendix F describes) is transcoded to UTF-8 as it streams (`Utf8Reader`,
+constant memory) and parsed as UTF-8; any other encoding its XML declaration names (ISO-8859-1, ...) is
+handed to the parser for the head and for every record. A part of a document (a multistream dump's
+stream of pages) has no declaration of its own: its reader passes the encoding found at the document's
+start (`document_encoding`).
+
 Safety: pieces are parsed by lxml with no DTD loading, no network access, no entity resolution and
 libxml2's default size limits (`huge_tree` off). A DOCTYPE can only be in the head and never applies
 to a record, so an external entity (XXE) or an entity bomb declared there is, in the record that uses
@@ -39,6 +47,21 @@ DEFAULT_MAX_RECORD_BYTES = 64 * 1024**2
 
 _XML_DECLARATION_ENCODING = re.compile(
     rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+
+# XML 1.0, appendix F: the first four bytes of a document in 16- or 32-bit characters, with a byte-order
+# mark, or without one then starting with its XML declaration (`<?` or, in UTF-32, `<`), and the codec
+# that reads it from there (byte order explicit, the mark skipped). UTF-32 first: its little-endian mark
+# starts like UTF-16's.
+WIDE_STARTS: tuple[tuple[bytes, str, int], ...] = (  # (first bytes, codec, byte-order mark length)
+    (codecs.BOM_UTF32_BE, "utf-32-be", 4),
+    (codecs.BOM_UTF32_LE, "utf-32-le", 4),
+    (b"\x00\x00\x00<", "utf-32-be", 0),
+    (b"<\x00\x00\x00", "utf-32-le", 0),
+    (codecs.BOM_UTF16_BE, "utf-16-be", 2),
+    (codecs.BOM_UTF16_LE, "utf-16-le", 2),
+    (b"\x00<\x00?", "utf-16-be", 0),
+    (b"<\x00?\x00", "utf-16-le", 0),
+)
 
 
 @dataclass(frozen=True)
@@ -103,19 +126,91 @@ def split_records(stream: BinaryIO, tag: str, max_record_bytes: int = DEFAULT_MA
         search_from = max(search_from, len(buffer) - overlap)
 
 
-def declared_encoding(head: bytes) -> str | None:
-    """The encoding named by the XML declaration at the start of `head`, None if there is none.
+def is_wide(encoding: str) -> bool:
+    """UTF-16 or UTF-32: characters of 2 or 4 bytes, ASCII not readable in the raw bytes."""
+    return codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
 
-    Raises LookupError for an encoding Python does not know, and ValueError for one whose bytes are
-    not ASCII-compatible (UTF-16/32): records are found by their ASCII start tags."""
+
+def wide_start(start: bytes) -> tuple[str, int] | None:
+    """(codec, byte-order mark length) when the first four bytes of a document show it is in UTF-16 or
+    UTF-32, else None (an ASCII-compatible encoding, named by its XML declaration if not UTF-8)."""
+    for first_bytes, codec, mark_length in WIDE_STARTS:
+        if start.startswith(first_bytes):
+            return codec, mark_length
+    return None
+
+
+def declared_encoding(head: bytes) -> str | None:
+    """The encoding named by the XML declaration at the start of `head` (ASCII-compatible bytes), None
+    if there is none.
+
+    Raises LookupError for an encoding Python does not know, and ValueError for UTF-16 or UTF-32 named
+    in bytes that are not (such a document starts with a byte-order mark or a 16- or 32-bit `<?xml`)."""
     match = _XML_DECLARATION_ENCODING.match(head)
     if not match:
         return None
     name = match.group(1).decode("ascii")
-    canonical = codecs.lookup(name).name
-    if canonical.startswith(("utf-16", "utf-32")):
-        raise ValueError(f"XML encoding {name} is not supported (records are found by ASCII tags)")
+    if is_wide(name):
+        raise ValueError(f"the XML declaration names {name}, but the document's bytes are ASCII-compatible "
+                         "(neither a byte-order mark nor a 16- or 32-bit '<?xml')")
     return name
+
+
+def document_encoding(start: bytes) -> str | None:
+    """The encoding of a document from its first bytes (at least its XML declaration): a UTF-16 or UTF-32
+    codec with its byte order, else the encoding its declaration names; None for UTF-8."""
+    wide = wide_start(start[:4])
+    return wide[0] if wide else declared_encoding(start)
+
+
+class Utf8Reader:
+    """A byte stream in UTF-16 or UTF-32, read as UTF-8: decoded a chunk at a time, so memory does not
+    grow with the stream. Line numbers stay those of the original; byte offsets are of the UTF-8 bytes.
+
+    An unpaired surrogate (invalid UTF-16) goes on as bytes that are not UTF-8, so the record holding it
+    fails to parse (one drop), as invalid UTF-8 does in a UTF-8 document. A stream that ends inside a
+    character raises UnicodeDecodeError at its end, like a truncated file."""
+
+    def __init__(self, stream: BinaryIO, codec: str, mark_length: int = 0, first_bytes: bytes = b""):
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder(codec)(errors="surrogatepass")
+        self._pending = first_bytes[mark_length:]
+        self._mark_left = max(mark_length - len(first_bytes), 0)  # of the mark, bytes still to skip
+        self._out = bytearray()
+        self._ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._ended and (size < 0 or len(self._out) < size):
+            raw = self._pending or self._stream.read(READ_CHUNK_BYTES)
+            self._pending = b""
+            if self._mark_left and raw:
+                raw, self._mark_left = raw[self._mark_left:], max(self._mark_left - len(raw), 0)
+                if not raw:
+                    continue
+            self._ended = not raw
+            self._out += self._decoder.decode(raw, final=self._ended).encode("utf-8", "surrogatepass")
+        if size < 0 or size >= len(self._out):
+            data, self._out = bytes(self._out), bytearray()
+        else:
+            data = bytes(self._out[:size])
+            del self._out[:size]
+        return data
+
+
+class _Prefixed:
+    """`first_bytes` (already read to look at them), then the rest of `stream`."""
+
+    def __init__(self, first_bytes: bytes, stream: BinaryIO):
+        self._first, self._stream = first_bytes, stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._first:
+            return self._stream.read(size)
+        if 0 <= size <= len(self._first):
+            data, self._first = self._first[:size], self._first[size:]
+            return data
+        data, self._first = self._first, b""
+        return data + self._stream.read(-1 if size < 0 else size - len(data))
 
 
 class MalformedRecord(ValueError):
@@ -190,7 +285,8 @@ class NotADocument(ValueError):
 
 
 def parse_records(stream: BinaryIO, root: str, tag: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                  require_document: bool = True) -> Iterator[tuple[Piece, object] | BadRecord]:
+                  require_document: bool = True,
+                  encoding: str | None = None) -> Iterator[tuple[Piece, object] | BadRecord]:
     """Each piece of an XML stream, parsed: (head piece, root element or None for an empty head),
     then (record piece, record element) per record, with a BadRecord in place of any piece that does
     not parse or is too long.
@@ -198,11 +294,23 @@ def parse_records(stream: BinaryIO, root: str, tag: str, max_record_bytes: int =
     With `require_document`, a stream with no record whose head holds no root element (an empty
     file, binary junk) raises NotADocument, so that it is one drop for the file and not a drop for a
     head that never was one. A piece cut short by a failed read is left out when it does not parse:
-    the read error is raised next and the caller counts what it cost."""
+    the read error is raised next and the caller counts what it cost.
+
+    `encoding`: of a part of a document, as `document_encoding` found it at the document's start; None
+    for a whole document, whose first bytes tell (see the module's docstring)."""
+    if encoding is None:
+        start = stream.read(4)
+        wide = wide_start(start)
+        stream = Utf8Reader(stream, *wide, first_bytes=start) if wide else _Prefixed(start, stream)
+        encoding = wide[0] if wide else None
+    elif is_wide(encoding):
+        stream = Utf8Reader(stream, encoding)
     pieces = split_records(stream, tag, max_record_bytes)
     head = next(pieces)
-    # An unknown or ASCII-incompatible encoding raises: the file as a whole cannot be read.
-    parser = RecordParser(root, declared_encoding(head.data))
+    # An unknown encoding, or UTF-16/32 named by ASCII-compatible bytes, raises: the file cannot be read.
+    if encoding is None:
+        encoding = declared_encoding(head.data)
+    parser = RecordParser(root, "utf-8" if encoding and is_wide(encoding) else encoding)
     head_result = _parse_piece(parser, head, tag, max_record_bytes)
     records = 0
     for piece in pieces:

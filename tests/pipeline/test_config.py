@@ -60,6 +60,23 @@ def test_invalid_value_is_named():
         parse_config({"output": "o", "sources": {"c4": {"inputs": ["x"]}}, "dedup": {"scope": "everywhere"}})
 
 
+def test_wikipedia_language_policy_values_are_checked():
+    base = {"output": "o", "sources": {"c4": {"inputs": ["x"]}}}
+
+    def policy(**values):
+        return parse_config({**base, "langid": {"wikipedia": values}}).langid.wikipedia
+
+    with pytest.raises(ConfigError, match=r"^langid\.wikipedia: other_language_score must be within"):
+        policy(other_language_score=1.5)
+    with pytest.raises(ConfigError, match=r"^langid\.wikipedia: groups\[1\] must name at least two"):
+        policy(groups=[["hr", "sr"], ["hr"]])
+    with pytest.raises(ConfigError, match=r"^langid\.wikipedia: groups\[0\]: 'Croatian' is not a lid"):
+        policy(groups=[["Croatian", "sr"]])
+    chosen = policy(other_language_score=0.8, groups=[["hr", "sr"]])
+    assert (chosen.other_language_score, chosen.groups, chosen.enabled) == (0.8, [["hr", "sr"]], True)
+    assert ["bs", "hr", "sh", "sl", "sr"] in policy().groups
+
+
 def test_missing_input_is_named(tmp_path):
     path = write(tmp_path, f"""
         output: {tmp_path}/out

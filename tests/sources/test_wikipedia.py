@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import codecs
 import json
 import re
 import xml.etree.ElementTree as ElementTree
@@ -322,6 +323,75 @@ def _check_reasons(reasons, main_pages):
     assert 90 <= len(reasons) < main_pages
 
 
+# --- dumps in another encoding than UTF-8 ------------------------------------------------------------
+
+# (variant, codec of the XML, bytes written before it, XML declaration put at its start or ""): how a dump
+# may come when it was re-saved by other tools. The declaration is put on the root's line, so that the
+# line numbers stay those of the original.
+REENCODINGS = [
+    ("utf-16le-bom", "utf-16-le", codecs.BOM_UTF16_LE, ""),
+    ("utf-16be-declared", "utf-16-be", b"", '<?xml version="1.0" encoding="UTF-16"?>'),
+    ("utf-32le-bom", "utf-32-le", codecs.BOM_UTF32_LE, ""),
+    ("iso-8859-1-declared", "iso-8859-1", b"", '<?xml version="1.0" encoding="ISO-8859-1"?>'),
+]
+
+
+def read_directly(path: Path, split_bytes: int = 1 << 30) -> tuple[list, list[tuple[str, str, str]]]:
+    """Documents (`comparable`: without file name and offset) and drops (stage, reason, id) of one dump,
+    planned and read by the reader's DoFn without a pipeline."""
+    reader = wikipedia.ReadDumpFile(wikipedia.Options())
+    documents, drops = [], []
+    for split in reader.plan(str(path), path.stat().st_size, split_bytes):
+        for item in reader.process(split):
+            if isinstance(item, dict):
+                documents.append(comparable(item))
+            else:
+                drops.append((item.value["stage"], item.value["reason"], item.value["id"]))
+    return sorted(documents), sorted(drops)
+
+
+@pytest.mark.parametrize(("variant", "codec", "mark", "declaration"), REENCODINGS,
+                         ids=[variant for variant, *_ in REENCODINGS])
+def test_real_dumps_in_another_encoding_give_the_pages_of_the_utf8_original(realdata, tmp_path, variant,
+                                                                            codec, mark, declaration):
+    """The English samples of ../shared/realdata (UTF-8, as Wikimedia writes them) re-encoded: with a
+    byte-order mark, or named by the XML declaration; characters ISO-8859-1 lacks written as character
+    references (`&#8212;`), as an XML writer in that encoding does. Same pages, same texts, same drops."""
+    originals = sorted((realdata / "wikipedia").glob("*.bz2"))
+    beyond_16_bits = 0  # characters written as a surrogate pair in UTF-16
+    for original in originals:
+        xml = bz2.decompress(original.read_bytes()).decode("utf-8")
+        assert not xml.startswith("<?xml")
+        beyond_16_bits += sum(1 for character in xml if ord(character) > 0xFFFF)
+        reencoded = tmp_path / variant / original.name
+        reencoded.parent.mkdir(exist_ok=True)
+        reencoded.write_bytes(bz2.compress(mark + (declaration + xml).encode(codec, "xmlcharrefreplace")))
+        expected_documents, expected_drops = read_directly(original)
+        documents, drops = read_directly(reencoded)
+        assert len(documents) == len(expected_documents) >= 5
+        assert documents == expected_documents
+        assert drops == expected_drops
+    assert len(originals) == 2 and beyond_16_bits > 0
+
+
+def test_a_utf16_multistream_dump_is_split_by_its_index_with_the_documents_of_a_whole_read(tmp_path):
+    """Each bz2 stream of pages is parsed on its own: it is told the encoding the dump's head names."""
+    split_dir, whole_dir = tmp_path / "split", tmp_path / "whole"
+    split_dir.mkdir()
+    whole_dir.mkdir()
+    pages = multistream_pages(24)
+    pages[4] = (pages[4][0], pages[4][1], pages[4][2].replace("is a", "is a \U0001d11e clef in a"))
+    dump, _ = write_multistream_dump(split_dir, pages, encoding="utf-16-le", head_prefix=codecs.BOM_UTF16_LE)
+    (whole_dir / dump.name).write_bytes(dump.read_bytes())  # no index next to it: read whole
+    reader = wikipedia.ReadDumpFile(wikipedia.Options())
+    splits = reader.plan(str(dump), dump.stat().st_size, split_bytes=500)
+    assert len(splits) >= 3 and splits[1].context[2] == "utf-16-le"
+    split_docs, split_drops = read_directly(dump, split_bytes=500)
+    whole_docs, whole_drops = read_directly(whole_dir / dump.name, split_bytes=500)
+    assert len(whole_docs) == 24 - 3 - 2 and split_docs == whole_docs and split_drops == whole_drops
+    assert any("\U0001d11e clef" in text for _, text, _, _ in split_docs)
+
+
 # --- multistream dumps, split by their index --------------------------------------------------------
 
 
@@ -343,19 +413,21 @@ def multistream_pages(count: int) -> list[tuple[int, str, str]]:
     return pages
 
 
-def write_multistream_dump(folder: Path, pages, pages_per_stream: int = 4) -> tuple[Path, Path]:
+def write_multistream_dump(folder: Path, pages, pages_per_stream: int = 4,
+                           encoding: str = "utf-8", head_prefix: bytes = b"") -> tuple[Path, Path]:
     """A dump as Wikimedia publishes it: a head stream (<mediawiki> + <siteinfo>), streams of whole
-    pages each compressed on its own, a tail stream, and the index `offset:page_id:title`."""
+    pages each compressed on its own, a tail stream, and the index `offset:page_id:title`. The XML is
+    written in `encoding`, `head_prefix` (a byte-order mark) before it."""
     head, tail = dump_xml([]).split("</siteinfo>")
-    streams = [bz2.compress((head + "</siteinfo>\n").encode())]
+    streams = [bz2.compress(head_prefix + (head + "</siteinfo>\n").encode(encoding))]
     index_lines = []
     offset = len(streams[0])
     for first in range(0, len(pages), pages_per_stream):
         chunk = pages[first:first + pages_per_stream]
-        streams.append(bz2.compress("".join(xml for _, _, xml in chunk).encode()))
+        streams.append(bz2.compress("".join(xml for _, _, xml in chunk).encode(encoding)))
         index_lines += [f"{offset}:{page_id}:{title}" for page_id, title, _ in chunk]
         offset += len(streams[-1])
-    streams.append(bz2.compress(tail.encode()))  # "</mediawiki>"
+    streams.append(bz2.compress(tail.encode(encoding)))  # "</mediawiki>"
     dump = folder / "enwiki-20240601-pages-articles-multistream.xml.bz2"
     dump.write_bytes(b"".join(streams))
     index = folder / "enwiki-20240601-pages-articles-multistream-index.txt.bz2"
@@ -398,7 +470,7 @@ def test_multistream_dump_is_split_by_its_index_with_the_documents_of_a_whole_re
     assert len(splits) >= 4
     assert splits[0].start == 0 and splits[-1].stop is None
     assert [s.stop for s in splits[:-1]] == [s.start for s in splits[1:]]
-    site, _ = splits[1].context
+    site, _, _ = splits[1].context
     assert site.dbname == "enwiki" and site.namespaces[6] == "Fichier"
     assert reader.plan(str(index), index.stat().st_size, 1500) == []  # the index is not a dump
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import codecs
 import io
+import tracemalloc
 
 import pytest
 
 from llamapipe.sources.xmlrecords import (
+    READ_CHUNK_BYTES,
     BadRecord,
     NotADocument,
+    Utf8Reader,
     declared_encoding,
+    document_encoding,
     parse_records,
     split_records,
 )
@@ -112,9 +117,105 @@ def test_the_declared_encoding_applies_to_every_record():
     assert [item[1].get("T") for item in parse_records(io.BytesIO(data), "posts", "row")][1:] == ["café"]
     with pytest.raises(LookupError):
         list(parse_records(io.BytesIO(b'<?xml version="1.0" encoding="uf-8"?><posts/>'), "posts", "row"))
-    with pytest.raises(ValueError, match="not supported"):
+    with pytest.raises(ValueError, match="ASCII-compatible"):  # says UTF-16, is not
         declared_encoding(b'<?xml version="1.0" encoding="UTF-16"?>')
     assert declared_encoding(b"<posts>") is None
+
+
+WIDE_POSTS = ('<?xml version="1.0" encoding="{name}"?>\n<posts>\n'
+              + "".join(f'  <row Id="{n}" Body="caf\u00e9 \U0001d11e {n}"/>\n' for n in range(1, 30))
+              + "</posts>")
+# (codec, byte-order mark, the name in the XML declaration): a mark, or the declaration alone
+WIDE_ENCODINGS = [
+    ("utf-16-le", codecs.BOM_UTF16_LE, "UTF-16"),
+    ("utf-16-be", codecs.BOM_UTF16_BE, "UTF-16"),
+    ("utf-16-le", b"", "UTF-16"),
+    ("utf-16-be", b"", "UTF-16"),
+    ("utf-32-le", codecs.BOM_UTF32_LE, "UTF-32"),
+    ("utf-32-be", b"", "UTF-32"),
+]
+
+
+def rows(items) -> list:
+    return [(item[0].line, dict(item[1].attrib)) if isinstance(item, tuple) else item for item in items][1:]
+
+
+@pytest.mark.parametrize(("codec", "mark", "name"), WIDE_ENCODINGS)
+def test_a_utf16_or_utf32_document_gives_the_records_of_its_utf8_original(codec, mark, name):
+    utf8 = WIDE_POSTS.format(name="UTF-8").encode("utf-8")
+    wide = mark + WIDE_POSTS.format(name=name).encode(codec)
+    expected = rows(parse_records(io.BytesIO(utf8), "posts", "row"))
+    assert len(expected) == 29 and expected[0] == (3, {"Id": "1", "Body": "caf\u00e9 \U0001d11e 1"})
+    assert rows(parse_records(io.BytesIO(wide), "posts", "row")) == expected
+    assert document_encoding(wide[:200]) == codec
+    # a part of the document (records only, as a multistream dump's page stream), told the encoding
+    part = WIDE_POSTS.format(name=name).split("<posts>\n", 1)[1].encode(codec)
+    records = list(parse_records(io.BytesIO(part), "posts", "row", require_document=False, encoding=codec))
+    assert [dict(element.attrib) for _, element in records[1:]] == [attributes for _, attributes in expected]
+
+
+def test_an_unpaired_surrogate_in_utf16_costs_only_its_record():
+    data = bytearray(codecs.BOM_UTF16_LE + WIDE_POSTS.format(name="UTF-16").encode("utf-16-le"))
+    at = data.index('Id="5"'.encode("utf-16-le"))
+    data[at:at] = "\ud800".encode("utf-16-le", "surrogatepass")  # a high surrogate with no low one
+    items = rows(parse_records(io.BytesIO(bytes(data)), "posts", "row"))
+    assert isinstance(items[4], BadRecord) and items[4].reason == "malformed_xml" and items[4].line == 7
+    assert [item[1]["Id"] for item in items if not isinstance(item, BadRecord)] == [
+        str(n) for n in range(1, 30) if n != 5]
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 4096, -1])
+def test_utf8_reader_returns_at_most_what_is_asked_and_the_utf8_bytes(size):
+    text = "".join(f"line {n}: caf\u00e9 \U0001d11e \u65e5\u672c\n" for n in range(2000))
+    reader = Utf8Reader(io.BytesIO(codecs.BOM_UTF16_BE + text.encode("utf-16-be")), "utf-16-be", 2)
+    chunks = []
+    while chunk := reader.read(size):
+        assert size < 0 or len(chunk) <= size
+        chunks.append(chunk)
+    assert b"".join(chunks) == text.encode("utf-8")
+
+
+WORD = "w\u00f6rd "
+
+
+class GeneratedUtf16Posts(io.RawIOBase):
+    """A Posts.xml in UTF-16 with a byte-order mark, written as it is read: `rows` rows of about 1 KB."""
+
+    def __init__(self, rows: int):
+        self._rows, self._next, self._buffer = rows, 0, codecs.BOM_UTF16_LE + "<posts>\n".encode("utf-16-le")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while len(self._buffer) < len(buffer) and self._next <= self._rows:
+            self._next += 1
+            last = self._next > self._rows
+            row = "</posts>" if last else f'<row Id="{self._next}" Body="{WORD * 170}"/>\n'
+            self._buffer += row.encode("utf-16-le")
+        count = min(len(buffer), len(self._buffer))
+        buffer[:count], self._buffer = self._buffer[:count], self._buffer[count:]
+        return count
+
+
+def peak_memory_reading(rows: int) -> tuple[int, int]:
+    """(records read, peak of Python memory while reading) for a generated UTF-16 Posts.xml."""
+    tracemalloc.start()
+    try:
+        count = sum(1 for item in parse_records(io.BufferedReader(GeneratedUtf16Posts(rows)), "posts", "row")
+                    if isinstance(item, tuple) and not item[0].head)
+        return count, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_utf16_document_is_read_in_constant_memory():
+    small_count, small_peak = peak_memory_reading(5_000)  # some 10 MB of UTF-16
+    large_count, large_peak = peak_memory_reading(40_000)  # some 80 MB
+    assert (small_count, large_count) == (5_000, 40_000)
+    # a few chunks of 1 MB (the generator's, the transcoder's, the record splitter's), whatever the size
+    assert large_peak < small_peak + READ_CHUNK_BYTES, (small_peak, large_peak)
+    assert large_peak < 16 * READ_CHUNK_BYTES, large_peak
 
 
 def test_a_stream_with_no_document_raises_unless_it_is_a_part_of_one():

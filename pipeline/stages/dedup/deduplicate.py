@@ -4,8 +4,9 @@ Every document is normalised once (lowercase, no punctuation, single spaces) and
 1. Exact: (SHA-1 of the normalised text, node) pairs grouped by hash; every copy but the best-ranked
    gets an `exact_duplicate` mark. Only these small pairs are shuffled, not the documents.
 2. Near: a datasketch MinHash (affine32 scheme, xxhash-32 of word n-gram shingles instead of the
-   default SHA-1, which takes about as long as all the rest). LSH bands x rows come from datasketch's
-   optimal-parameter routine for the threshold. Every document emits one (band, band-hash) key per
+   default SHA-1, which takes about as long as all the rest). LSH bands x rows minimise the weighted
+   false positive and negative areas for the threshold, as datasketch's MinHashLSH chooses them
+   (`fingerprints.lsh_params`). Every document emits one (band, band-hash) key per
    band with a compact b-bit signature; the records are grouped by key through run files
    (`buckets.py`: the local runner would hold them all), and a bucket's members (one per distinct
    text) are verified against each other by estimated Jaccard similarity (two books: the recipe's

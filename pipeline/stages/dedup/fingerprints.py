@@ -74,10 +74,30 @@ def shingles(text: str, n: int) -> set[bytes]:
 @functools.lru_cache(maxsize=16)
 def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.1,
                false_negative_weight: float = 0.9) -> tuple[int, int]:
-    """Bands and rows minimising the weighted false positive/negative areas (datasketch's routine)."""
-    from datasketch.lsh import _optimal_param
+    """LSH bands b and rows per band r (b x r <= num_perm) for a Jaccard `threshold`.
 
-    return _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
+    Two documents of Jaccard similarity s share a band with probability P(s) = 1 - (1 - s^r)^b (the
+    S-curve of Leskovec, Rajaraman & Ullman, Mining of Massive Datasets, section 3.4). The false positive
+    area is the integral of P over [0, threshold], the false negative area that of 1 - P over
+    [threshold, 1]; the (b, r) minimising their weighted sum is chosen, the first in order of b then r
+    on a tie. This is the search of datasketch's MinHashLSH(weights=...) (its private `_optimal_param`,
+    which integrates with scipy's adaptive quadrature); tests/pipeline/stages/dedup/test_lsh_params.py
+    checks that both choose the same (b, r). The integrands are polynomials of degree r x b <= num_perm,
+    so Gauss-Legendre quadrature with num_perm // 2 + 1 nodes (exact up to degree num_perm + 1)
+    computes the areas exactly, up to rounding."""
+    nodes, weights = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+    # the nodes mapped onto [0, threshold] and [threshold, 1], and the weights scaled to each interval
+    below, below_weights = threshold / 2 * (nodes + 1), threshold / 2 * weights
+    above, above_weights = threshold + (1 - threshold) / 2 * (nodes + 1), (1 - threshold) / 2 * weights
+    best_error, best = float("inf"), (0, 0)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            false_positive = np.dot(below_weights, 1 - (1 - below**rows) ** bands)
+            false_negative = np.dot(above_weights, (1 - above**rows) ** bands)
+            error = false_positive * false_positive_weight + false_negative * false_negative_weight
+            if error < best_error:
+                best_error, best = error, (bands, rows)
+    return best
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:

@@ -1,15 +1,19 @@
 """Quality heuristics: one small class per rule set, each returning `(keep, reason)`.
 
-Defaults are the papers' numbers:
+Defaults are the references' numbers and semantics:
 - CCNet (Wenzek et al. 2019): documents under 300 characters are dropped.
-- C4 (Raffel et al. 2020, as in TensorFlow Datasets' c4_utils): line rules (terminal punctuation,
-  at least 3 words, no "javascript", no cookie / terms-of-use lines, no word > 1000 chars, strip
-  citation markers) and document rules ("lorem ipsum", "{", at least 5 sentences).
+- C4: TensorFlow Datasets' `c4_utils.clean_page`, the code that made the C4 dataset (lines of at least
+  5 words ending in `. ? ! "`, pages of at least 3 sentences; the T5 paper's text, Raffel et al. 2020
+  section 2.2, has the two numbers the other way round: its variant is the rule sets `c4_lines_t5_paper`
+  and `c4_document_t5_paper`).
 - Gopher (Rae et al. 2021, appendix A), as implemented by datatrove: quality and repetition rules.
 - RedPajama-Data v1: the GitHub file rules (line lengths, alphanumeric share, letters per token).
 
 `line_cleaners` transform the text (C4's line filter) and may leave nothing, which is a drop.
-The C4 bad-words list (LDNOOBW) is not shipped: it cannot be downloaded at run time here.
+Not applied here, from the C4 recipe: the bad-words list (LDNOOBW, which cannot be downloaded at run time
+here), langdetect's English check (the pipeline's language stage does that), c4_utils' other page steps
+(`is_valid_length`, 190,000 characters of raw WET text, checked before cleaning; the three-sentence line
+dedup across pages, which is CCNet's line dedup stage here).
 """
 
 from __future__ import annotations
@@ -27,9 +31,6 @@ from llamapipe.pipeline.stages.registry import QUALITY
 STAGE = QUALITY.name
 
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
-_TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'", "\u201d", "\u2019")
-_CITATION_RE = re.compile(r"\[\d+\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
-_SENTENCE_END_RE = re.compile(r"[.!?]+(?:[\"'\u201d\u2019)]*)(?:\s|$)")
 GOPHER_STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
 
 
@@ -70,13 +71,32 @@ class CCNetMinLength(DocumentRule):
         return True, ""
 
 
-# C4's policy substrings (TensorFlow Datasets, c4_utils._POLICY_SUBSTRINGS).
+# --- C4 ------------------------------------------------------------------------------------------------
+# TensorFlow Datasets, tensorflow_datasets/text/c4_utils.py (the code that made C4 en): its constants
+# _MIN_WORDS_PER_LINE, _MIN_NUM_SENTENCES, _MAX_WORD_LENGTH, _END_MARKS, _ELLIPSIS, _POLICY_SUBSTRINGS and
+# the citation regex of get_clean_page_fn. The T5 paper (Raffel et al. 2020, section 2.2) writes "at least
+# 3 words" and "at least 5 sentences": the two numbers swapped with respect to the code.
+C4_MIN_WORDS_PER_LINE = 5
+C4_MIN_NUM_SENTENCES = 3
+C4_MAX_WORD_LENGTH = 1000
+C4_END_MARKS = (".", "?", "!", '"')
+C4_ELLIPSIS = "..."
 C4_POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
                         "use cookies")
+C4_CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
+# The T5 paper's numbers (section 2.2), for the `*_t5_paper` rule sets.
+T5_PAPER_MIN_WORDS_PER_LINE = 3
+T5_PAPER_MIN_NUM_SENTENCES = 5
 
 
 class C4Lines(LineCleaner):
-    """C4's line filter; a cleaner (returns the kept lines), not a document test.
+    """C4's line filter (c4_utils.clean_page); a cleaner (returns the kept lines), not a document test.
+
+    Each line is stripped; a line with a word of more than 1000 characters goes (tested before the
+    citation markers are removed, as C4 does); then `[1]`, `[]`, `[edit]`, `[citation needed]` are
+    removed (and the line is not stripped again, as in C4: a line that then ends in a space goes); it must
+    end in `. ? ! "` but not `...` and have at least 5 words; lines mentioning "javascript" or a
+    cookie / terms-of-use phrase go.
 
     The checks run in C4's order. C4 drops the whole page on a kept line with "lorem ipsum" (checked
     before the javascript rule) or "{" (checked before the policy rule); such lines are kept here so
@@ -84,20 +104,21 @@ class C4Lines(LineCleaner):
 
     name = "c4_lines"
 
-    def __init__(self, min_words_per_line: int = 3, max_word_length: int = 1000):
+    def __init__(self, min_words_per_line: int = C4_MIN_WORDS_PER_LINE,
+                 max_word_length: int = C4_MAX_WORD_LENGTH):
         self.min_words_per_line = min_words_per_line
         self.max_word_length = max_word_length
 
     def clean(self, text: str) -> str:
         kept = []
         for line in text.splitlines():
-            line = _CITATION_RE.sub("", line).strip()
-            if not line.endswith(_TERMINAL_PUNCTUATION) or line.endswith("..."):
+            line = line.strip()
+            if any(len(word) > self.max_word_length for word in line.split()):
                 continue
-            words = line.split()
-            if len(words) < self.min_words_per_line:
+            line = C4_CITATION_RE.sub("", line)
+            if not line.endswith(C4_END_MARKS) or line.endswith(C4_ELLIPSIS):
                 continue
-            if max(len(w) for w in words) > self.max_word_length:
+            if len(line.split()) < self.min_words_per_line:
                 continue
             lower = line.lower()
             if "lorem ipsum" in lower:
@@ -111,26 +132,85 @@ class C4Lines(LineCleaner):
             if any(policy in lower for policy in C4_POLICY_SUBSTRINGS):
                 continue
             kept.append(line)
-        return "\n".join(kept)
+        return "\n".join(kept).strip()
+
+
+# Sentence counting for C4's page rule. c4_utils counts the sentences of each kept line with NLTK's
+# Punkt English model (`_get_sentences(line)`), which this approximates without the model: a line is at
+# least one sentence, and a word ending in `.`, `?` or `!` (closing quotes or brackets may follow) ends
+# one more when another word follows on the line, unless it is a common English abbreviation (below), an
+# initial ("J."), an ellipsis, or a number followed by a lowercase word. The count matters only for pages
+# of one or two kept lines.
+_SENTENCE_ABBREVIATIONS = frozenset(
+    "mr mrs ms messrs dr prof st jr sr mt vs inc ltd corp bros vol fig figs approx cf gov sen rev hon lt"
+    " sgt capt cmdr adm dept univ jan feb apr jun jul aug sep sept oct nov dec pp u.s u.k e.g i.e a.m p.m"
+    .split())
+_CLOSERS = "\"')]}\u201d\u2019\u00bb"
+
+
+def _ends_sentence(word: str, next_word: str) -> bool:
+    word = word.rstrip(_CLOSERS)
+    if word.endswith(("?", "!")):
+        return True
+    if not word.endswith(".") or word.endswith("..") or word.endswith("\u2026"):
+        return False
+    stem = word[:-1].lstrip("\"'([{\u201c\u2018\u00ab")
+    if not stem or stem.lower() in _SENTENCE_ABBREVIATIONS or (len(stem) == 1 and stem.isalpha()):
+        return False
+    if stem.replace(",", "").isdigit() and next_word[:1].islower():
+        return False
+    return True
+
+
+def c4_sentence_count(line: str) -> int:
+    """Sentences of one line, as C4 counts them (an approximation of Punkt: see above)."""
+    words = line.split()
+    if not words:
+        return 0
+    return 1 + sum(_ends_sentence(word, following) for word, following in zip(words, words[1:], strict=False))
 
 
 class C4Document(DocumentRule):
-    """C4's document rules."""
+    """C4's page rules (c4_utils.clean_page), on the lines `C4Lines` kept: the page goes at its first line
+    with "lorem ipsum" or "{" (the reason of whichever comes first, as C4), or when its lines hold fewer
+    than 3 sentences in all (counted line by line, as C4; see `c4_sentence_count`)."""
 
     name = "c4_document"
 
-    def __init__(self, min_sentences: int = 5):
+    def __init__(self, min_sentences: int = C4_MIN_NUM_SENTENCES):
         self.min_sentences = min_sentences
 
     def __call__(self, text: str) -> tuple[bool, str]:
-        lower = text.lower()
-        if "lorem ipsum" in lower:
-            return False, "c4_lorem_ipsum"
-        if "{" in text:
-            return False, "c4_curly_bracket"
-        if len(_SENTENCE_END_RE.findall(text)) < self.min_sentences:
+        sentences = 0
+        for line in text.splitlines():
+            if "lorem ipsum" in line.lower():
+                return False, "c4_lorem_ipsum"
+            if "{" in line:
+                return False, "c4_curly_bracket"
+            sentences += c4_sentence_count(line)
+        if sentences < self.min_sentences:
             return False, "c4_too_few_sentences"
         return True, ""
+
+
+class C4LinesT5Paper(C4Lines):
+    """C4's line filter with the T5 paper's number (lines of at least 3 words); otherwise as `C4Lines`."""
+
+    name = "c4_lines_t5_paper"
+
+    def __init__(self, min_words_per_line: int = T5_PAPER_MIN_WORDS_PER_LINE,
+                 max_word_length: int = C4_MAX_WORD_LENGTH):
+        super().__init__(min_words_per_line, max_word_length)
+
+
+class C4DocumentT5Paper(C4Document):
+    """C4's page rules with the T5 paper's number (pages of at least 5 sentences); otherwise as
+    `C4Document`."""
+
+    name = "c4_document_t5_paper"
+
+    def __init__(self, min_sentences: int = T5_PAPER_MIN_NUM_SENTENCES):
+        super().__init__(min_sentences)
 
 
 class GopherQuality(DocumentRule):
@@ -310,6 +390,8 @@ RULES: dict[str, Callable[[], DocumentRule | LineCleaner]] = {
     CCNetMinLength.name: CCNetMinLength,
     C4Lines.name: C4Lines,
     C4Document.name: C4Document,
+    C4LinesT5Paper.name: C4LinesT5Paper,
+    C4DocumentT5Paper.name: C4DocumentT5Paper,
     GopherQuality.name: GopherQuality,
     GopherRepetition.name: GopherRepetition,
     RedPajamaCode.name: RedPajamaCode,

@@ -6,7 +6,10 @@ Defaults are the references' numbers and semantics:
   5 words ending in `. ? ! "`, pages of at least 3 sentences; the T5 paper's text, Raffel et al. 2020
   section 2.2, has the two numbers the other way round: its variant is the rule sets `c4_lines_t5_paper`
   and `c4_document_t5_paper`).
-- Gopher (Rae et al. 2021, appendix A), as implemented by datatrove: quality and repetition rules.
+- Gopher (Rae et al. 2021, appendix A, table A1): quality and repetition rules; where the paper does not
+  say how (what a word is, which characters are bullets, what a fraction is of), as datatrove's
+  GopherQualityFilter and GopherRepetitionFilter (tests/pipeline/stages/test_quality_gopher_datatrove.py
+  compares the two on real text).
 - RedPajama-Data v1: the GitHub file rules (line lengths, alphanumeric share, letters per token).
 
 `line_cleaners` transform the text (C4's line filter) and may leave nothing, which is a drop.
@@ -19,6 +22,7 @@ dedup across pages, which is CCNet's line dedup stage here).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 
@@ -26,16 +30,10 @@ import apache_beam as beam
 
 from llamapipe.pipeline.plumbing.drops import drop
 from llamapipe.pipeline.stages.base import Stage
+from llamapipe.pipeline.stages.gopher_words import gopher_words
 from llamapipe.pipeline.stages.registry import QUALITY
 
 STAGE = QUALITY.name
-
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
-GOPHER_STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
-
-
-def words_of(text: str) -> list[str]:
-    return text.split()
 
 
 class DocumentRule:
@@ -213,8 +211,29 @@ class C4DocumentT5Paper(C4Document):
         super().__init__(min_sentences)
 
 
+# --- Gopher --------------------------------------------------------------------------------------------
+# What a word is: the paper does not say; as datatrove, spaCy's English words (gopher_words.py).
+
+
+def _is_symbol(word: str) -> bool:
+    """A word made only of punctuation, symbols or control characters (datatrove's "symbol words")."""
+    return all(unicodedata.category(ch)[0] in "PSC" for ch in word)
+
+
+# Gopher's stop words (paper appendix A): a document must contain at least two of them.
+GOPHER_STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
+GOPHER_BULLETS = ("\u2022", "-")  # datatrove's; the paper does not list them
+GOPHER_ELLIPSES = ("...", "\u2026")
+
+
 class GopherQuality(DocumentRule):
-    """Gopher's quality rules (defaults as in the paper and datatrove's GopherQualityFilter)."""
+    """Gopher's quality rules (Rae et al. 2021, appendix A), each on its own: 50 to 100,000 words (not
+    counting words made only of punctuation), a mean word length of 3 to 10 characters, at most 0.1 `#`
+    per word and at most 0.1 ellipses per word (two separate ratios), at most 90% of lines starting with
+    a bullet and at most 30% ending with an ellipsis, at least 80% of words with a letter, and at least
+    two different stop words. Where the paper is silent, as datatrove's GopherQualityFilter: words as
+    `gopher_words` gives them, bullets `•` and `-`, ratios over all lines (blank ones too), stop words
+    matched as written (lowercase)."""
 
     name = "gopher_quality"
 
@@ -241,9 +260,8 @@ class GopherQuality(DocumentRule):
         self.min_stop_words = min_stop_words
 
     def __call__(self, text: str) -> tuple[bool, str]:
-        words = words_of(text)
-        # Words made only of punctuation do not count towards length measures (as datatrove).
-        non_symbol_words = [w for w in words if any(ch.isalnum() for ch in w)]
+        words = gopher_words(text)
+        non_symbol_words = [w for w in words if not _is_symbol(w)]
         n = len(non_symbol_words)
         if n < self.min_doc_words:
             return False, "gopher_short_doc"
@@ -252,28 +270,27 @@ class GopherQuality(DocumentRule):
         avg = sum(len(w) for w in non_symbol_words) / n
         if not self.min_avg_word_length <= avg <= self.max_avg_word_length:
             return False, "gopher_mean_word_length"
-        symbols = text.count("#") + text.count("...") + text.count("\u2026")
-        if symbols / len(words) > self.max_symbol_word_ratio:
-            return False, "gopher_symbol_ratio"
-        lines = [line for line in text.splitlines() if line.strip()]
-        if lines:
-            bullets = sum(1 for line in lines if line.lstrip().startswith(("\u2022", "-", "*")))
-            if bullets / len(lines) > self.max_bullet_lines_ratio:
-                return False, "gopher_bullet_lines"
-            ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "\u2026")))
-            if ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
-                return False, "gopher_ellipsis_lines"
+        if text.count("#") / len(words) > self.max_symbol_word_ratio:
+            return False, "gopher_hash_ratio"
+        if sum(map(text.count, GOPHER_ELLIPSES)) / len(words) > self.max_symbol_word_ratio:
+            return False, "gopher_ellipsis_ratio"
+        lines = text.splitlines()
+        bullets = sum(1 for line in lines if line.lstrip().startswith(GOPHER_BULLETS))
+        if bullets / len(lines) > self.max_bullet_lines_ratio:
+            return False, "gopher_bullet_lines"
+        ellipsis = sum(1 for line in lines if line.rstrip().endswith(GOPHER_ELLIPSES))
+        if ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
+            return False, "gopher_ellipsis_lines"
         alpha_words = sum(1 for w in words if any(ch.isalpha() for ch in w))
         if alpha_words / len(words) < self.min_alpha_words_ratio:
             return False, "gopher_alpha_words"
-        stop_words = sum(1 for w in words if w.lower() in GOPHER_STOP_WORDS)
-        if stop_words < self.min_stop_words:
+        if len(GOPHER_STOP_WORDS.intersection(words)) < self.min_stop_words:
             return False, "gopher_stop_words"
         return True, ""
 
 
-def _duplicate_fraction(elements: list[str]) -> tuple[float, float]:
-    """(fraction of elements that repeat an earlier one, fraction of characters in them)."""
+def _duplicates(elements: list[str]) -> tuple[int, int]:
+    """(elements that repeat an earlier one, their characters)."""
     seen: set[str] = set()
     dup_elements = dup_chars = 0
     for element in elements:
@@ -282,35 +299,40 @@ def _duplicate_fraction(elements: list[str]) -> tuple[float, float]:
             dup_chars += len(element)
         else:
             seen.add(element)
-    total_chars = sum(len(e) for e in elements) or 1
-    return dup_elements / max(len(elements), 1), dup_chars / total_chars
+    return dup_elements, dup_chars
 
 
-def _top_ngram_char_fraction(words: list[str], n: int) -> float:
-    ngrams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
-    if not ngrams:
-        return 0.0
-    top, count = Counter(ngrams).most_common(1)[0]
-    return len(top) * count / max(sum(len(w) for w in words), 1)
+def _top_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of the most frequent n-gram (its words joined by spaces) times its count."""
+    counts = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    if not counts:
+        return 0
+    top, count = counts.most_common(1)[0]
+    return len(top) * count
 
 
-def _duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
-    """Share of word characters covered by n-grams that occur more than once (Gopher)."""
-    if len(words) < n:
-        return 0.0
-    ngrams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    counts = Counter(ngrams)
-    covered = [False] * len(words)
-    for i, gram in enumerate(ngrams):
-        if counts[gram] > 1:
-            for j in range(i, i + n):
-                covered[j] = True
-    total = sum(len(w) for w in words) or 1
-    return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / total
+def _duplicate_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of the words in n-grams that repeat an earlier n-gram, each word counted once: the scan
+    jumps past a repeated n-gram, so overlapping repeats are not counted twice (datatrove's reading)."""
+    seen: set[tuple[str, ...]] = set()
+    chars = i = 0
+    while i <= len(words) - n:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            chars += sum(map(len, gram))
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return chars
 
 
 class GopherRepetition(DocumentRule):
-    """Gopher's repetition rules (paper table A1; datatrove's GopherRepetitionFilter)."""
+    """Gopher's repetition rules (Rae et al. 2021, table A1). Every fraction of characters is of the
+    document's characters; as datatrove's GopherRepetitionFilter where the paper is silent: paragraphs
+    are split at blank lines, lines at newlines, words as `gopher_words` (case kept), a top n-gram is
+    measured with the spaces between its words, and a duplicated n-gram's first occurrence is not a
+    duplicate."""
 
     name = "gopher_repetition"
 
@@ -333,24 +355,27 @@ class GopherRepetition(DocumentRule):
         self.dup_ngrams = dup_ngrams
 
     def __call__(self, text: str) -> tuple[bool, str]:
-        paragraphs = [p.strip() for p in re.split(r"\n{2,}", text.strip()) if p.strip()]
-        frac, char_frac = _duplicate_fraction(paragraphs)
-        if frac > self.dup_para_frac:
+        if not text.strip():
+            return False, "gopher_empty"
+        chars = len(text)
+        paragraphs = re.split(r"\n{2,}", text.strip())
+        dups, dup_chars = _duplicates(paragraphs)
+        if dups / len(paragraphs) > self.dup_para_frac:
             return False, "gopher_dup_paragraphs"
-        if char_frac > self.dup_para_char_frac:
+        if dup_chars / chars > self.dup_para_char_frac:
             return False, "gopher_dup_paragraph_chars"
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        frac, char_frac = _duplicate_fraction(lines)
-        if frac > self.dup_line_frac:
+        lines = re.split(r"\n+", text)
+        dups, dup_chars = _duplicates(lines)
+        if dups / len(lines) > self.dup_line_frac:
             return False, "gopher_dup_lines"
-        if char_frac > self.dup_line_char_frac:
+        if dup_chars / chars > self.dup_line_char_frac:
             return False, "gopher_dup_line_chars"
-        words = [w.lower() for w in _WORD_RE.findall(text)]
+        words = gopher_words(text)
         for n, limit in self.top_ngrams:
-            if _top_ngram_char_fraction(words, n) > limit:
+            if _top_ngram_chars(words, n) / chars > limit:
                 return False, f"gopher_top_{n}gram"
         for n, limit in self.dup_ngrams:
-            if _duplicate_ngram_char_fraction(words, n) > limit:
+            if _duplicate_ngram_chars(words, n) / chars > limit:
                 return False, f"gopher_dup_{n}gram"
         return True, ""
 

@@ -25,6 +25,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 
 import apache_beam as beam
 
@@ -165,7 +166,7 @@ def c4_sentence_count(line: str) -> int:
     words = line.split()
     if not words:
         return 0
-    return 1 + sum(_ends_sentence(word, following) for word, following in zip(words, words[1:], strict=False))
+    return 1 + sum(_ends_sentence(word, following) for word, following in pairwise(words))
 
 
 class C4Document(DocumentRule):
@@ -216,7 +217,8 @@ class C4DocumentT5Paper(C4Document):
 
 
 def _is_symbol(word: str) -> bool:
-    """A word made only of punctuation, symbols or control characters (datatrove's "symbol words")."""
+    """A word made only of punctuation, symbols or control characters: datatrove's "symbol words", which
+    it finds with a list of such characters, and these with Unicode's categories."""
     return all(unicodedata.category(ch)[0] in "PSC" for ch in word)
 
 
@@ -237,7 +239,7 @@ class GopherQuality(DocumentRule):
 
     name = "gopher_quality"
 
-    def __init__(
+    def __init__(  # the thresholds of Rae et al. 2021, appendix A (datatrove's defaults too)
         self,
         min_doc_words: int = 50,
         max_doc_words: int = 100_000,
@@ -336,7 +338,7 @@ class GopherRepetition(DocumentRule):
 
     name = "gopher_repetition"
 
-    def __init__(
+    def __init__(  # the thresholds of Rae et al. 2021, table A1 (datatrove's defaults too)
         self,
         dup_line_frac: float = 0.3,
         dup_para_frac: float = 0.3,

@@ -22,11 +22,13 @@ from collections import Counter
 
 import pytest
 
+from llamapipe.pipeline.config import parse_config
 from llamapipe.pipeline.stages.quality import (
     C4Document,
     C4DocumentT5Paper,
     C4Lines,
     C4LinesT5Paper,
+    QualityFilterDoFn,
     build_rules,
 )
 from tests.pipeline.stages.real_texts import c4_pages, real_texts
@@ -136,6 +138,23 @@ def test_the_t5_paper_variant_is_selectable_by_name_and_drops_real_c4_pages(real
     assert (C4Lines().min_words_per_line, C4Document().min_sentences) == (5, 3)
     dropped = [p.id for p in c4_pages(realdata) if ours(p.text, lines, page)[1] == "c4_too_few_sentences"]
     assert dropped  # and none by the default rules (test above)
+
+    # chosen in a config by name, as the quality stage runs it
+    def quality_stage(filters: dict | None):
+        data = {"output": "o", "sources": {"c4": {"inputs": ["x"]}}}
+        rules = parse_config({**data, "filters": filters} if filters else data).filters.rules
+        dofn = QualityFilterDoFn(rules)
+        dofn.setup()
+        return dofn
+
+    t5 = quality_stage({"rules": {"c4": ["c4_lines_t5_paper", "c4_document_t5_paper"]}})
+    default = quality_stage(None)
+    page = next(p for p in c4_pages(realdata) if p.id == dropped[0])
+    doc = {"id": page.id, "source": "c4", "text": page.text, "url": "", "meta": {}}
+    (out,) = t5.process(doc)
+    assert out.tag == "dropped" and out.value["reason"] == "c4_too_few_sentences"
+    (out,) = default.process(doc)
+    assert out["id"] == page.id
 
 
 @pytest.mark.parametrize(("text", "kept"), [

@@ -1,40 +1,40 @@
 """Quality heuristics: one small class per rule set, each returning `(keep, reason)`.
 
-Defaults are the papers' numbers:
+Defaults are the references' numbers and semantics:
 - CCNet (Wenzek et al. 2019): documents under 300 characters are dropped.
-- C4 (Raffel et al. 2020, as in TensorFlow Datasets' c4_utils): line rules (terminal punctuation,
-  at least 3 words, no "javascript", no cookie / terms-of-use lines, no word > 1000 chars, strip
-  citation markers) and document rules ("lorem ipsum", "{", at least 5 sentences).
-- Gopher (Rae et al. 2021, appendix A), as implemented by datatrove: quality and repetition rules.
+- C4: TensorFlow Datasets' `c4_utils.clean_page`, the code that made the C4 dataset (lines of at least
+  5 words ending in `. ? ! "`, pages of at least 3 sentences; the T5 paper's text, Raffel et al. 2020
+  section 2.2, has the two numbers the other way round: its variant is the rule sets `c4_lines_t5_paper`
+  and `c4_document_t5_paper`).
+- Gopher (Rae et al. 2021, appendix A, table A1): quality and repetition rules; where the paper does not
+  say how (what a word is, which characters are bullets, what a fraction is of), as datatrove's
+  GopherQualityFilter and GopherRepetitionFilter (tests/pipeline/stages/test_quality_gopher_datatrove.py
+  compares the two on real text).
 - RedPajama-Data v1: the GitHub file rules (line lengths, alphanumeric share, letters per token).
 
 `line_cleaners` transform the text (C4's line filter) and may leave nothing, which is a drop.
-The C4 bad-words list (LDNOOBW) is not shipped: it cannot be downloaded at run time here.
+Not applied here, from the C4 recipe: the bad-words list (LDNOOBW, which cannot be downloaded at run time
+here), langdetect's English check (the pipeline's language stage does that), c4_utils' other page steps
+(`is_valid_length`, 190,000 characters of raw WET text, checked before cleaning; the three-sentence line
+dedup across pages, which is CCNet's line dedup stage here).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 
 import apache_beam as beam
 
 from llamapipe.pipeline.plumbing.drops import drop
 from llamapipe.pipeline.stages.base import Stage
+from llamapipe.pipeline.stages.gopher_words import gopher_words
 from llamapipe.pipeline.stages.registry import QUALITY
 
 STAGE = QUALITY.name
-
-_WORD_RE = re.compile(r"\w+", re.UNICODE)
-_TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'", "\u201d", "\u2019")
-_CITATION_RE = re.compile(r"\[\d+\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
-_SENTENCE_END_RE = re.compile(r"[.!?]+(?:[\"'\u201d\u2019)]*)(?:\s|$)")
-GOPHER_STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
-
-
-def words_of(text: str) -> list[str]:
-    return text.split()
 
 
 class DocumentRule:
@@ -70,13 +70,32 @@ class CCNetMinLength(DocumentRule):
         return True, ""
 
 
-# C4's policy substrings (TensorFlow Datasets, c4_utils._POLICY_SUBSTRINGS).
+# --- C4 ------------------------------------------------------------------------------------------------
+# TensorFlow Datasets, tensorflow_datasets/text/c4_utils.py (the code that made C4 en): its constants
+# _MIN_WORDS_PER_LINE, _MIN_NUM_SENTENCES, _MAX_WORD_LENGTH, _END_MARKS, _ELLIPSIS, _POLICY_SUBSTRINGS and
+# the citation regex of get_clean_page_fn. The T5 paper (Raffel et al. 2020, section 2.2) writes "at least
+# 3 words" and "at least 5 sentences": the two numbers swapped with respect to the code.
+C4_MIN_WORDS_PER_LINE = 5
+C4_MIN_NUM_SENTENCES = 3
+C4_MAX_WORD_LENGTH = 1000
+C4_END_MARKS = (".", "?", "!", '"')
+C4_ELLIPSIS = "..."
 C4_POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
                         "use cookies")
+C4_CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
+# The T5 paper's numbers (section 2.2), for the `*_t5_paper` rule sets.
+T5_PAPER_MIN_WORDS_PER_LINE = 3
+T5_PAPER_MIN_NUM_SENTENCES = 5
 
 
 class C4Lines(LineCleaner):
-    """C4's line filter; a cleaner (returns the kept lines), not a document test.
+    """C4's line filter (c4_utils.clean_page); a cleaner (returns the kept lines), not a document test.
+
+    Each line is stripped; a line with a word of more than 1000 characters goes (tested before the
+    citation markers are removed, as C4 does); then `[1]`, `[]`, `[edit]`, `[citation needed]` are
+    removed (and the line is not stripped again, as in C4: a line that then ends in a space goes); it must
+    end in `. ? ! "` but not `...` and have at least 5 words; lines mentioning "javascript" or a
+    cookie / terms-of-use phrase go.
 
     The checks run in C4's order. C4 drops the whole page on a kept line with "lorem ipsum" (checked
     before the javascript rule) or "{" (checked before the policy rule); such lines are kept here so
@@ -84,20 +103,21 @@ class C4Lines(LineCleaner):
 
     name = "c4_lines"
 
-    def __init__(self, min_words_per_line: int = 3, max_word_length: int = 1000):
+    def __init__(self, min_words_per_line: int = C4_MIN_WORDS_PER_LINE,
+                 max_word_length: int = C4_MAX_WORD_LENGTH):
         self.min_words_per_line = min_words_per_line
         self.max_word_length = max_word_length
 
     def clean(self, text: str) -> str:
         kept = []
         for line in text.splitlines():
-            line = _CITATION_RE.sub("", line).strip()
-            if not line.endswith(_TERMINAL_PUNCTUATION) or line.endswith("..."):
+            line = line.strip()
+            if any(len(word) > self.max_word_length for word in line.split()):
                 continue
-            words = line.split()
-            if len(words) < self.min_words_per_line:
+            line = C4_CITATION_RE.sub("", line)
+            if not line.endswith(C4_END_MARKS) or line.endswith(C4_ELLIPSIS):
                 continue
-            if max(len(w) for w in words) > self.max_word_length:
+            if len(line.split()) < self.min_words_per_line:
                 continue
             lower = line.lower()
             if "lorem ipsum" in lower:
@@ -111,34 +131,115 @@ class C4Lines(LineCleaner):
             if any(policy in lower for policy in C4_POLICY_SUBSTRINGS):
                 continue
             kept.append(line)
-        return "\n".join(kept)
+        return "\n".join(kept).strip()
+
+
+# Sentence counting for C4's page rule. c4_utils counts the sentences of each kept line with NLTK's
+# Punkt English model (`_get_sentences(line)`), which this approximates without the model: a line is at
+# least one sentence, and a word ending in `.`, `?` or `!` (closing quotes or brackets may follow) ends
+# one more when another word follows on the line, unless it is a common English abbreviation (below), an
+# initial ("J."), an ellipsis, or a number followed by a lowercase word. The count matters only for pages
+# of one or two kept lines.
+_SENTENCE_ABBREVIATIONS = frozenset(
+    "mr mrs ms messrs dr prof st jr sr mt vs inc ltd corp bros vol fig figs approx cf gov sen rev hon lt"
+    " sgt capt cmdr adm dept univ jan feb apr jun jul aug sep sept oct nov dec pp u.s u.k e.g i.e a.m p.m"
+    .split())
+_CLOSERS = "\"')]}\u201d\u2019\u00bb"
+
+
+def _ends_sentence(word: str, next_word: str) -> bool:
+    word = word.rstrip(_CLOSERS)
+    if word.endswith(("?", "!")):
+        return True
+    if not word.endswith(".") or word.endswith("..") or word.endswith("\u2026"):
+        return False
+    stem = word[:-1].lstrip("\"'([{\u201c\u2018\u00ab")
+    if not stem or stem.lower() in _SENTENCE_ABBREVIATIONS or (len(stem) == 1 and stem.isalpha()):
+        return False
+    if stem.replace(",", "").isdigit() and next_word[:1].islower():
+        return False
+    return True
+
+
+def c4_sentence_count(line: str) -> int:
+    """Sentences of one line, as C4 counts them (an approximation of Punkt: see above)."""
+    words = line.split()
+    if not words:
+        return 0
+    return 1 + sum(_ends_sentence(word, following) for word, following in pairwise(words))
 
 
 class C4Document(DocumentRule):
-    """C4's document rules."""
+    """C4's page rules (c4_utils.clean_page), on the lines `C4Lines` kept: the page goes at its first line
+    with "lorem ipsum" or "{" (the reason of whichever comes first, as C4), or when its lines hold fewer
+    than 3 sentences in all (counted line by line, as C4; see `c4_sentence_count`)."""
 
     name = "c4_document"
 
-    def __init__(self, min_sentences: int = 5):
+    def __init__(self, min_sentences: int = C4_MIN_NUM_SENTENCES):
         self.min_sentences = min_sentences
 
     def __call__(self, text: str) -> tuple[bool, str]:
-        lower = text.lower()
-        if "lorem ipsum" in lower:
-            return False, "c4_lorem_ipsum"
-        if "{" in text:
-            return False, "c4_curly_bracket"
-        if len(_SENTENCE_END_RE.findall(text)) < self.min_sentences:
+        sentences = 0
+        for line in text.splitlines():
+            if "lorem ipsum" in line.lower():
+                return False, "c4_lorem_ipsum"
+            if "{" in line:
+                return False, "c4_curly_bracket"
+            sentences += c4_sentence_count(line)
+        if sentences < self.min_sentences:
             return False, "c4_too_few_sentences"
         return True, ""
 
 
+class C4LinesT5Paper(C4Lines):
+    """C4's line filter with the T5 paper's number (lines of at least 3 words); otherwise as `C4Lines`."""
+
+    name = "c4_lines_t5_paper"
+
+    def __init__(self, min_words_per_line: int = T5_PAPER_MIN_WORDS_PER_LINE,
+                 max_word_length: int = C4_MAX_WORD_LENGTH):
+        super().__init__(min_words_per_line, max_word_length)
+
+
+class C4DocumentT5Paper(C4Document):
+    """C4's page rules with the T5 paper's number (pages of at least 5 sentences); otherwise as
+    `C4Document`."""
+
+    name = "c4_document_t5_paper"
+
+    def __init__(self, min_sentences: int = T5_PAPER_MIN_NUM_SENTENCES):
+        super().__init__(min_sentences)
+
+
+# --- Gopher --------------------------------------------------------------------------------------------
+# What a word is: the paper does not say; as datatrove, spaCy's English words (gopher_words.py).
+
+
+def _is_symbol(word: str) -> bool:
+    """A word made only of punctuation, symbols or control characters: datatrove's "symbol words", which
+    it finds with a list of such characters, and these with Unicode's categories."""
+    return all(unicodedata.category(ch)[0] in "PSC" for ch in word)
+
+
+# Gopher's stop words (paper appendix A): a document must contain at least two of them.
+GOPHER_STOP_WORDS = frozenset(["the", "be", "to", "of", "and", "that", "have", "with"])
+GOPHER_BULLETS = ("\u2022", "-")  # datatrove's; the paper does not list them
+GOPHER_ELLIPSES = ("...", "\u2026")
+
+
 class GopherQuality(DocumentRule):
-    """Gopher's quality rules (defaults as in the paper and datatrove's GopherQualityFilter)."""
+    """Gopher's quality rules (Rae et al. 2021, appendix A), each on its own: 50 to 100,000 words (not
+    counting words made only of punctuation), a mean word length of 3 to 10 characters, at most 0.1 `#`
+    per word and at most 0.1 ellipses per word (two separate ratios), at most 90% of lines starting with
+    a bullet and at most 30% ending with an ellipsis, at least 80% of words with a letter, and at least
+    two different stop words. Where the paper is silent, as datatrove's GopherQualityFilter: words as
+    `gopher_words` gives them, bullets `•` and `-`, ratios over all lines (blank ones too), stop words
+    matched as written (lowercase)."""
 
     name = "gopher_quality"
 
-    def __init__(
+    def __init__(  # the thresholds of Rae et al. 2021, appendix A (datatrove's defaults too)
         self,
         min_doc_words: int = 50,
         max_doc_words: int = 100_000,
@@ -161,9 +262,8 @@ class GopherQuality(DocumentRule):
         self.min_stop_words = min_stop_words
 
     def __call__(self, text: str) -> tuple[bool, str]:
-        words = words_of(text)
-        # Words made only of punctuation do not count towards length measures (as datatrove).
-        non_symbol_words = [w for w in words if any(ch.isalnum() for ch in w)]
+        words = gopher_words(text)
+        non_symbol_words = [w for w in words if not _is_symbol(w)]
         n = len(non_symbol_words)
         if n < self.min_doc_words:
             return False, "gopher_short_doc"
@@ -172,28 +272,27 @@ class GopherQuality(DocumentRule):
         avg = sum(len(w) for w in non_symbol_words) / n
         if not self.min_avg_word_length <= avg <= self.max_avg_word_length:
             return False, "gopher_mean_word_length"
-        symbols = text.count("#") + text.count("...") + text.count("\u2026")
-        if symbols / len(words) > self.max_symbol_word_ratio:
-            return False, "gopher_symbol_ratio"
-        lines = [line for line in text.splitlines() if line.strip()]
-        if lines:
-            bullets = sum(1 for line in lines if line.lstrip().startswith(("\u2022", "-", "*")))
-            if bullets / len(lines) > self.max_bullet_lines_ratio:
-                return False, "gopher_bullet_lines"
-            ellipsis = sum(1 for line in lines if line.rstrip().endswith(("...", "\u2026")))
-            if ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
-                return False, "gopher_ellipsis_lines"
+        if text.count("#") / len(words) > self.max_symbol_word_ratio:
+            return False, "gopher_hash_ratio"
+        if sum(map(text.count, GOPHER_ELLIPSES)) / len(words) > self.max_symbol_word_ratio:
+            return False, "gopher_ellipsis_ratio"
+        lines = text.splitlines()
+        bullets = sum(1 for line in lines if line.lstrip().startswith(GOPHER_BULLETS))
+        if bullets / len(lines) > self.max_bullet_lines_ratio:
+            return False, "gopher_bullet_lines"
+        ellipsis = sum(1 for line in lines if line.rstrip().endswith(GOPHER_ELLIPSES))
+        if ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
+            return False, "gopher_ellipsis_lines"
         alpha_words = sum(1 for w in words if any(ch.isalpha() for ch in w))
         if alpha_words / len(words) < self.min_alpha_words_ratio:
             return False, "gopher_alpha_words"
-        stop_words = sum(1 for w in words if w.lower() in GOPHER_STOP_WORDS)
-        if stop_words < self.min_stop_words:
+        if len(GOPHER_STOP_WORDS.intersection(words)) < self.min_stop_words:
             return False, "gopher_stop_words"
         return True, ""
 
 
-def _duplicate_fraction(elements: list[str]) -> tuple[float, float]:
-    """(fraction of elements that repeat an earlier one, fraction of characters in them)."""
+def _duplicates(elements: list[str]) -> tuple[int, int]:
+    """(elements that repeat an earlier one, their characters)."""
     seen: set[str] = set()
     dup_elements = dup_chars = 0
     for element in elements:
@@ -202,39 +301,44 @@ def _duplicate_fraction(elements: list[str]) -> tuple[float, float]:
             dup_chars += len(element)
         else:
             seen.add(element)
-    total_chars = sum(len(e) for e in elements) or 1
-    return dup_elements / max(len(elements), 1), dup_chars / total_chars
+    return dup_elements, dup_chars
 
 
-def _top_ngram_char_fraction(words: list[str], n: int) -> float:
-    ngrams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
-    if not ngrams:
-        return 0.0
-    top, count = Counter(ngrams).most_common(1)[0]
-    return len(top) * count / max(sum(len(w) for w in words), 1)
+def _top_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of the most frequent n-gram (its words joined by spaces) times its count."""
+    counts = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    if not counts:
+        return 0
+    top, count = counts.most_common(1)[0]
+    return len(top) * count
 
 
-def _duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
-    """Share of word characters covered by n-grams that occur more than once (Gopher)."""
-    if len(words) < n:
-        return 0.0
-    ngrams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    counts = Counter(ngrams)
-    covered = [False] * len(words)
-    for i, gram in enumerate(ngrams):
-        if counts[gram] > 1:
-            for j in range(i, i + n):
-                covered[j] = True
-    total = sum(len(w) for w in words) or 1
-    return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / total
+def _duplicate_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of the words in n-grams that repeat an earlier n-gram, each word counted once: the scan
+    jumps past a repeated n-gram, so overlapping repeats are not counted twice (datatrove's reading)."""
+    seen: set[tuple[str, ...]] = set()
+    chars = i = 0
+    while i <= len(words) - n:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            chars += sum(map(len, gram))
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return chars
 
 
 class GopherRepetition(DocumentRule):
-    """Gopher's repetition rules (paper table A1; datatrove's GopherRepetitionFilter)."""
+    """Gopher's repetition rules (Rae et al. 2021, table A1). Every fraction of characters is of the
+    document's characters; as datatrove's GopherRepetitionFilter where the paper is silent: paragraphs
+    are split at blank lines, lines at newlines, words as `gopher_words` (case kept), a top n-gram is
+    measured with the spaces between its words, and a duplicated n-gram's first occurrence is not a
+    duplicate."""
 
     name = "gopher_repetition"
 
-    def __init__(
+    def __init__(  # the thresholds of Rae et al. 2021, table A1 (datatrove's defaults too)
         self,
         dup_line_frac: float = 0.3,
         dup_para_frac: float = 0.3,
@@ -253,24 +357,27 @@ class GopherRepetition(DocumentRule):
         self.dup_ngrams = dup_ngrams
 
     def __call__(self, text: str) -> tuple[bool, str]:
-        paragraphs = [p.strip() for p in re.split(r"\n{2,}", text.strip()) if p.strip()]
-        frac, char_frac = _duplicate_fraction(paragraphs)
-        if frac > self.dup_para_frac:
+        if not text.strip():
+            return False, "gopher_empty"
+        chars = len(text)
+        paragraphs = re.split(r"\n{2,}", text.strip())
+        dups, dup_chars = _duplicates(paragraphs)
+        if dups / len(paragraphs) > self.dup_para_frac:
             return False, "gopher_dup_paragraphs"
-        if char_frac > self.dup_para_char_frac:
+        if dup_chars / chars > self.dup_para_char_frac:
             return False, "gopher_dup_paragraph_chars"
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        frac, char_frac = _duplicate_fraction(lines)
-        if frac > self.dup_line_frac:
+        lines = re.split(r"\n+", text)
+        dups, dup_chars = _duplicates(lines)
+        if dups / len(lines) > self.dup_line_frac:
             return False, "gopher_dup_lines"
-        if char_frac > self.dup_line_char_frac:
+        if dup_chars / chars > self.dup_line_char_frac:
             return False, "gopher_dup_line_chars"
-        words = [w.lower() for w in _WORD_RE.findall(text)]
+        words = gopher_words(text)
         for n, limit in self.top_ngrams:
-            if _top_ngram_char_fraction(words, n) > limit:
+            if _top_ngram_chars(words, n) / chars > limit:
                 return False, f"gopher_top_{n}gram"
         for n, limit in self.dup_ngrams:
-            if _duplicate_ngram_char_fraction(words, n) > limit:
+            if _duplicate_ngram_chars(words, n) / chars > limit:
                 return False, f"gopher_dup_{n}gram"
         return True, ""
 
@@ -310,6 +417,8 @@ RULES: dict[str, Callable[[], DocumentRule | LineCleaner]] = {
     CCNetMinLength.name: CCNetMinLength,
     C4Lines.name: C4Lines,
     C4Document.name: C4Document,
+    C4LinesT5Paper.name: C4LinesT5Paper,
+    C4DocumentT5Paper.name: C4DocumentT5Paper,
     GopherQuality.name: GopherQuality,
     GopherRepetition.name: GopherRepetition,
     RedPajamaCode.name: RedPajamaCode,

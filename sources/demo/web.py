@@ -135,8 +135,8 @@ def c4_paragraphs(doc: C4Doc) -> list[str]:
         return paragraphs
     rng = random.Random(doc.seed)
     writer = EnglishWriter(rng, register=rng.choice(("neutral", "neutral", "formal", "casual")))
-    if doc.kind == "few_sentences":
-        return [writer.sentence() + " " + writer.sentence(), writer.sentence()]
+    if doc.kind == "few_sentences":  # C4 (c4_utils) wants 3 sentences
+        return [writer.sentence() + " " + writer.sentence()]
     paragraphs = writer.paragraphs(rng.randint(8, 12) if doc.long else rng.randint(3, 8), 2, 5)
     if doc.kind == "lorem":
         paragraphs.insert(rng.randint(1, len(paragraphs)), "Lorem ipsum dolor sit amet, consectetur "

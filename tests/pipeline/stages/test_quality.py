@@ -106,3 +106,43 @@ def test_redpajama_code_rules():
     assert RedPajamaCode()("{}[]();\n" * 20) == (False, "code_low_alphanumeric")
     assert RedPajamaCode()("10 20 30 40 a1\n" * 10) == (False, "code_low_alpha_per_token")
     assert RedPajamaCode()("") == (False, "code_empty")
+
+
+def test_gopher_counts_hashes_and_ellipses_each_against_its_own_ratio():
+    # Rae et al. 2021: "a symbol-to-word ratio greater than 0.1 for either the hash symbol or the ellipsis"
+    hashes = PROSE + " ".join(["#tag"] * 16)  # 16 of 135 words ("#" and "tag" are two)
+    ellipses = PROSE + " ".join(["wait..."] * 16)
+    both = PROSE + " ".join(["#tag"] * 10 + ["wait..."] * 10)
+    assert GopherQuality()(hashes) == (False, "gopher_hash_ratio")
+    assert GopherQuality()(ellipses) == (False, "gopher_ellipsis_ratio")
+    assert GopherQuality()(both) == (True, "")  # 0.07 each: neither ratio is over 0.1 (together 0.14)
+
+
+def test_gopher_bullets_and_stop_words_as_datatrove():
+    item = "Fresh apples and pears from the orchard of the valley farm with care\n"
+    assert GopherQuality()(("- " + item) * 10) == (False, "gopher_bullet_lines")
+    assert GopherQuality()(("\u2022 " + item) * 10) == (False, "gopher_bullet_lines")
+    assert GopherQuality()(("* " + item) * 10) == (True, "")  # "*" is not a bullet
+    # two different stop words, as written: "The ... the" is one, "THE" none
+    one_stop_word = " ".join(["the", "cat", "sat", "on", "mats", "while", "birds", "sang"] * 8)
+    assert GopherQuality()(one_stop_word) == (False, "gopher_stop_words")
+    assert GopherQuality()(one_stop_word + " and so") == (True, "")
+
+
+def test_gopher_words_split_like_spacy():
+    from llamapipe.pipeline.stages.gopher_words import gopher_words
+
+    assert gopher_words("Don't stop (now), it's 85°C. See e.g. U.S. and/or www.x.org :-).") == [
+        "Do", "n't", "stop", "(", "now", ")", ",", "it", "'s", "85", "°", "C", ".", "See", "e.g.", "U.S.",
+        "and/or", "www.x.org", ":-)", "."]
+
+
+def test_c4_counts_sentences_line_by_line():
+    from llamapipe.pipeline.stages.quality import c4_sentence_count
+
+    assert c4_sentence_count("One sentence without an end mark") == 1
+    assert c4_sentence_count("Mr. Smith came home. He slept! Did he dream? Yes.") == 4
+    assert c4_sentence_count("In 2019. the rules changed, e.g. here.") == 1
+    # three lines of one sentence each are enough for C4 (c4_utils: 3 sentences)
+    assert C4Document()("First line of the page.\nSecond line of the page.\nThird line of the page.") == (
+        True, "")

@@ -27,7 +27,6 @@ import filecmp
 import json
 import multiprocessing
 import os
-import random
 import sys
 import tempfile
 import time
@@ -35,15 +34,8 @@ from pathlib import Path
 
 from llamapipe.sources.demo import commoncrawl as demo_crawl  # whose WARCWriter a skipped file swaps out
 from llamapipe.sources.demo import write_demo_corpus
-from llamapipe.sources.demo.arxiv import ArxivWriter
-from llamapipe.sources.demo.books import BooksWriter
-from llamapipe.sources.demo.c4 import C4Writer
 from llamapipe.sources.demo.common import WARC_FILES, Plants, scaled_files
-from llamapipe.sources.demo.commoncrawl import CommonCrawlWriter
-from llamapipe.sources.demo.corpus import OUTPUT_PATTERNS
-from llamapipe.sources.demo.github import GithubWriter
-from llamapipe.sources.demo.stackexchange import StackExchangeWriter
-from llamapipe.sources.demo.wikipedia import WikipediaWriter
+from llamapipe.sources.demo.corpus import OUTPUT_PATTERNS, make_writers
 
 DOCS_AT_SCALE_ONE = 2130
 # Relative cost of writing each source but Common Crawl (seconds per 20,000 documents, one process):
@@ -120,25 +112,9 @@ def _as_json(entries: dict[str, list]) -> dict[str, list]:
 
 
 def _plan(seed: int, scale: float) -> tuple[dict, _Plants]:
-    """write_demo_corpus's writers, made as it makes them (same random streams, same order)."""
+    """write_demo_corpus's writers, made by its own `make_writers` (same random streams, same order)."""
     plants = _Plants()
-
-    def rng_for(source: str) -> random.Random:
-        return random.Random(f"llamapipe-demo:{seed}:{source}")
-
-    c4 = C4Writer(rng_for("c4"), scale, plants)
-    commoncrawl = CommonCrawlWriter(rng_for("commoncrawl"), scale, plants)
-    commoncrawl.plan(c4.cross_source)
-    writers = {
-        "commoncrawl": commoncrawl,
-        "c4": c4,
-        "github": GithubWriter(rng_for("github"), scale, plants),
-        "wikipedia": WikipediaWriter(rng_for("wikipedia"), scale, plants, commoncrawl.cited_pages()),
-        "books": BooksWriter(rng_for("books"), scale, plants),
-        "arxiv": ArxivWriter(rng_for("arxiv"), scale, plants),
-        "stackexchange": StackExchangeWriter(rng_for("stackexchange"), scale, plants,
-                                             commoncrawl.normal_urls()[:50]),
-    }
+    writers = make_writers(seed, scale, plants)
     plants._planned = {category: len(entries) for category, entries in plants._entries.items()}
     return writers, plants
 

@@ -54,6 +54,29 @@ OUTPUT_PATTERNS = {
     "stackexchange": ("*.stackexchange.com/Posts.xml",),
 }
 
+def make_writers(seed: int, scale: float, plants: Plants) -> dict:
+    """Each source's writer, planned: one random stream per source (sources do not shift each other), the
+    crawl planned after C4 (it copies some C4 pages), Wikipedia citing the crawl's pages and Stack Exchange
+    linking to them. `benchmarks/make_corpus.py` makes them the same way to write a corpus in parallel."""
+
+    def rng_for(source: str) -> random.Random:
+        return random.Random(f"llamapipe-demo:{seed}:{source}")
+
+    c4 = C4Writer(rng_for("c4"), scale, plants)
+    commoncrawl = CommonCrawlWriter(rng_for("commoncrawl"), scale, plants)
+    commoncrawl.plan(c4.cross_source)
+    return {
+        "commoncrawl": commoncrawl,
+        "c4": c4,
+        "github": GithubWriter(rng_for("github"), scale, plants),
+        "wikipedia": WikipediaWriter(rng_for("wikipedia"), scale, plants, commoncrawl.cited_pages()),
+        "books": BooksWriter(rng_for("books"), scale, plants),
+        "arxiv": ArxivWriter(rng_for("arxiv"), scale, plants),
+        "stackexchange": StackExchangeWriter(rng_for("stackexchange"), scale, plants,
+                                             commoncrawl.normal_urls()[:50]),
+    }
+
+
 def write_demo_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0) -> dict:
     """Write the demo corpus under `out_dir` and its `plants.json`.
 
@@ -65,23 +88,7 @@ def write_demo_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0) ->
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plants = Plants()
-
-    def rng_for(source: str) -> random.Random:  # one stream per source: sources do not shift each other
-        return random.Random(f"llamapipe-demo:{seed}:{source}")
-
-    c4 = C4Writer(rng_for("c4"), scale, plants)
-    commoncrawl = CommonCrawlWriter(rng_for("commoncrawl"), scale, plants)
-    commoncrawl.plan(c4.cross_source)
-    writers = {
-        "commoncrawl": commoncrawl,
-        "c4": c4,
-        "github": GithubWriter(rng_for("github"), scale, plants),
-        "wikipedia": WikipediaWriter(rng_for("wikipedia"), scale, plants, commoncrawl.cited_pages()),
-        "books": BooksWriter(rng_for("books"), scale, plants),
-        "arxiv": ArxivWriter(rng_for("arxiv"), scale, plants),
-        "stackexchange": StackExchangeWriter(rng_for("stackexchange"), scale, plants,
-                                             commoncrawl.normal_urls()[:50]),
-    }
+    writers = make_writers(seed, scale, plants)
     for source, patterns in OUTPUT_PATTERNS.items():
         for pattern in patterns:
             for stale in (out / source).glob(pattern):

@@ -1,6 +1,7 @@
 """The Beam graphs: cleaning's corpus-wide part (the records of the per-file work, `file_work.py` ->
-each source's corpus-wide step -> decontamination -> dedup -> line dedup -> perplexity -> reference classifier -> cleaned
-documents + drops + rejects + ledger counts) and tokenization (cleaned documents -> token shards)."""
+each source's corpus-wide step -> decontamination -> dedup -> line dedup -> perplexity -> reference
+classifier -> cleaned documents + drops + rejects + ledger counts) and tokenization (cleaned documents ->
+token shards)."""
 
 from __future__ import annotations
 

@@ -252,7 +252,8 @@ def _decontamination(report: dict) -> str:
                     f"{index.get('bytes', 0):,} bytes ({index.get('bytes_per_ngram')} per n-gram).")
     examples = "".join(
         f'<div class="doc rejected"><b>{esc(e["set"])} · {esc(e["source"])}</b>'
-        f'<div class="meta">{esc(e["id"])} · n-gram “{esc(e["ngram"])}”</div><pre>…{esc(e["before"])}<mark>{esc(e["match"])}</mark>'
+        f'<div class="meta">{esc(e["id"])} · n-gram “{esc(e["ngram"])}”</div>'
+        f'<pre>…{esc(e["before"])}<mark>{esc(e["match"])}</mark>'
         f'{esc(e["after"])}…</pre></div>' for e in decon["examples"][:6])
     return (f"{table}<p class=\"sub\">{note}</p>"
             + (f'<div class="examples">{examples}</div>' if examples else _missing("no document matched")))

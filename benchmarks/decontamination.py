@@ -38,7 +38,8 @@ def peak_rss_mb() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ngrams", type=int, default=1_000_000, help="about this many n-grams in the set")
     parser.add_argument("--documents", type=int, default=2_000)
     parser.add_argument("--chunk", type=int, default=CHUNK_NGRAMS)

@@ -255,7 +255,8 @@ def _decontamination(report: dict) -> str:
         f'<div class="meta">{esc(e["id"])} · n-gram “{esc(e["ngram"])}”</div>'
         f'<pre>…{esc(e["before"])}<mark>{esc(e["match"])}</mark>'
         f'{esc(e["after"])}…</pre></div>' for e in decon["examples"][:6])
-    return (f"{table}<p class=\"sub\">{note}</p>"
+    chart = charts.decontamination_chart(decon["rows"], decon["sets"])
+    return (f'<div class="row"><div class="chart">{chart}</div>{table}</div><p class="sub">{note}</p>'
             + (f'<div class="examples">{examples}</div>' if examples else _missing("no document matched")))
 
 

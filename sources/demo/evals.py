@@ -45,6 +45,7 @@ class EvalSet:
             writer = EnglishWriter(rng, register="formal")
             passage = writer.paragraph(2)
             subject = writer.render("{NP}")
+            subject = subject[:1].lower() + subject[1:]  # render() capitalises a sentence's start
             question = f"According to the passage, what happened to {subject} in the end?"
             choices = [writer.render("{A} {N}") for _ in range(4)]  # short: left out of the index
             self.examples.append(EvalExample(f"{SET_NAME}-{index:04d}", passage, question, choices,

@@ -349,6 +349,49 @@ class DedupConfig:
 
 
 @dataclass
+class DecontaminationConfig:
+    """Benchmark decontamination (pipeline/stages/decontamination.py): a document holding any word n-gram
+    of an evaluation set is dropped (reason `contaminated`), as GPT-3 did with 13-grams (Brown et al. 2020,
+    appendix C; datatrove's decontamination step uses 12, NeMo Curator's 13). Off while `sets` is empty.
+
+    `sets`: set name -> globs of its files (local, s3://, gs://): `.jsonl` / `.jsonl.gz` (every string
+    value of a line, nested ones included, is an example) or `.txt` (a line is an example). Words are
+    counted after dedup's normalisation (lowercase, punctuation dropped). An example shorter than `ngram`
+    words is matched whole (its words, contiguous, in the document) when it has at least `min_words`
+    words; shorter ones (answer letters, labels, ids) are left out, as GPT-3 used no n below 8 "due to
+    spurious collisions at lower values of N". `sources`: the sources checked (null: all)."""
+
+    sets: dict[str, list[str]] = field(default_factory=dict)
+    ngram: int = 13  # GPT-3's 13-grams
+    min_words: int = 8  # GPT-3's minimum n on non-synthetic tasks
+    sources: list[str] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.sets)
+
+    def __post_init__(self) -> None:
+        if self.ngram < 1:
+            raise ValueError(f"decontamination.ngram must be >= 1, got {self.ngram}")
+        if not 1 <= self.min_words:
+            raise ValueError(f"decontamination.min_words must be >= 1, got {self.min_words}")
+        if len(self.sets) > 255:  # the index names a set in one byte
+            raise ValueError(f"decontamination.sets: at most 255 sets, got {len(self.sets)}")
+        for name, globs in self.sets.items():
+            if not re.fullmatch(r"[\w.-]+", name):
+                raise ValueError(f"decontamination.sets.{name}: a set name is letters, digits, '_', '.', '-'")
+            if not globs:
+                raise ValueError(f"decontamination.sets.{name}: no file given")
+        unknown = sorted(set(self.sources or []) - set(SOURCE_NAMES))
+        if unknown:
+            raise ValueError(f"decontamination.sources: unknown source {unknown[0]!r}")
+
+    def checks(self, source: str) -> bool:
+        """Whether documents of `source` are checked."""
+        return self.enabled and (self.sources is None or source in self.sources)
+
+
+@dataclass
 class TokenizerConfig:
     """SentencePiece BPE with Meta's trainer settings (RECIPE section 4)."""
 
@@ -384,6 +427,7 @@ class Config:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     rejects: RejectsConfig = field(default_factory=RejectsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    decontamination: DecontaminationConfig = field(default_factory=DecontaminationConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -432,6 +476,8 @@ def anchor_local_paths(config: Config) -> None:
     config.output = storage.absolute(config.output)
     for options in config.sources.values():
         options.inputs = [storage.absolute(pattern) for pattern in options.inputs]
+    config.decontamination.sets = {name: [storage.absolute(pattern) for pattern in globs]
+                                   for name, globs in config.decontamination.sets.items()}
 
 
 def check_inputs(config: Config) -> None:
@@ -451,6 +497,31 @@ def check_inputs(config: Config) -> None:
             unreadable = [p for p in paths if not storage.is_remote(p) and not os.access(p, os.R_OK)]
             if unreadable:
                 raise ConfigError(f"{key}: cannot read {unreadable[0]!r}")
+    decontamination_files(config.decontamination)
+
+
+# The files an evaluation set may be made of (pipeline/stages/decontamination.py reads them).
+DECONTAMINATION_SUFFIXES = (".jsonl", ".jsonl.gz", ".txt")
+
+
+def decontamination_files(options: DecontaminationConfig) -> dict[str, list[tuple[str, str]]]:
+    """Per evaluation set, (config key, path) of each of its files, sorted within a glob; a glob matching
+    nothing, or a file of another kind, is a ConfigError naming the key."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for name, globs in options.sets.items():
+        found[name] = []
+        for i, pattern in enumerate(globs):
+            key = f"decontamination.sets.{name}[{i}]"
+            check_reachable(pattern, key)
+            with storage_errors_named(key, pattern):
+                paths = sorted(storage.glob(pattern))
+            if not paths:
+                raise ConfigError(f"{key}: no file matches {pattern!r}")
+            for path in paths:
+                if not path.endswith(DECONTAMINATION_SUFFIXES):
+                    raise ConfigError(f"{key}: {path!r} is not a {', '.join(DECONTAMINATION_SUFFIXES)} file")
+                found[name].append((key, path))
+    return found
 
 
 def check_output(config: Config, work: str) -> None:

@@ -1,6 +1,7 @@
 """The Beam graphs: cleaning's corpus-wide part (the records of the per-file work, `file_work.py` ->
-each source's corpus-wide step -> dedup -> line dedup -> perplexity -> reference classifier -> cleaned
-documents + drops + rejects + ledger counts) and tokenization (cleaned documents -> token shards)."""
+each source's corpus-wide step -> decontamination -> dedup -> line dedup -> perplexity -> reference
+classifier -> cleaned documents + drops + rejects + ledger counts) and tokenization (cleaned documents ->
+token shards)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from llamapipe.pipeline.output.layout import TOKENIZE_STEP, OutputLayout
 from llamapipe.pipeline.output.ledger import CountLedger
 from llamapipe.pipeline.output.rejects import RECORDED, WriteRejects, without_text
 from llamapipe.pipeline.output.token_shards import WriteTokenShards, estimate_tokens
-from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, LEDGER_ROWS
 from llamapipe.pipeline.plumbing.files_as_shuffle import MergeThroughFiles
 from llamapipe.pipeline.plumbing.progress import LiveProgress
 from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.classifier import ReferenceClassifier
+from llamapipe.pipeline.stages.decontamination import Decontaminate
 from llamapipe.pipeline.stages.dedup.deduplicate import Deduplicate
 from llamapipe.pipeline.stages.line_dedup import LineDedup
 from llamapipe.pipeline.stages.perplexity import PerplexityBuckets
@@ -32,7 +34,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
                    progress: LiveProgress | None = None) -> None:
     """The corpus-wide part of cleaning, over the records of the per-file work (`file_work.py`: read,
     extraction, language ID, quality rules, per input file): each source's own corpus-wide step (GitHub's
-    exact dedup, Stack Exchange's largest sites) -> document dedup -> CCNet line dedup -> perplexity
+    exact dedup, Stack Exchange's largest sites) -> benchmark decontamination (when configured) -> document
+    dedup -> CCNet line dedup -> perplexity
     buckets -> reference classifier -> cleaned documents; every drop (recorded ones included) ->
     dropped/, ledger counts, rejects sample.
 
@@ -84,6 +87,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
 
     current = docs
     stages: list[Stage] = [
+        *([Decontaminate(config.decontamination, paths.decontamination_index, paths.decontamination_examples)]
+          if config.decontamination.enabled else []),  # its index built by the driver (run.run_cleaning)
         Deduplicate(config.dedup, spill(Deduplicate.entry.name),
                     report=(paths.dedup_stats, paths.dedup_examples)),
         LineDedup(config.line_dedup, spill(LineDedup.entry.name)),
@@ -97,6 +102,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
     for stage in stages:
         out = current | stage.entry.label >> stage
         stage.write_reports(out)
+        if LEDGER_ROWS in out:  # drops counted by a group of the stage's own (decontamination: the set)
+            recorded["counts"].append(out[LEDGER_ROWS])
         current = out[DOCUMENTS]
         stage_drops.append(out[DROPPED])
         if progress:

@@ -37,6 +37,7 @@ from llamapipe.pipeline.recipe import build_cleaning, build_tokenization
 from llamapipe.pipeline.report.build import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
 from llamapipe.pipeline.run_lock import RunLock
+from llamapipe.pipeline.stages.decontamination import ensure_index, index_summary
 from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary, read_dedup_stats
 from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS
 from llamapipe.tokenizer.format import storage
@@ -266,6 +267,10 @@ def run_cleaning(config: Config, options: PipelineOptions, paths: OutputLayout, 
     """Cleaning: the per-file work of the files not recorded yet, then the corpus-wide stages over the
     records of every listed file; returns the ledger (also written to OUT/ledger.json)."""
     started = time.time()
+    if config.decontamination.enabled:  # before any work: a bad evaluation set file is a config error
+        record["decontamination"] = index_summary(ensure_index(
+            config.decontamination, paths.decontamination_index, log))
+        storage.write_json(paths.run, record)
     records = clean_files(config, options, paths, record, log, quiet_beam)
     record["stages"]["clean_files"] = round(time.time() - started, 2)
     started = time.time()

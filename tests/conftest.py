@@ -101,6 +101,8 @@ def demo_run(tmp_path_factory) -> dict:
     with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
         data = yaml.safe_load(f)
     data["output"] = str(root / "out")
+    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
+                                         for name, globs in data["decontamination"]["sets"].items()}
     for options in data["sources"].values():
         options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
     data["train"].update(steps=40, log_every=5, warmup_steps=5, checkpoint_every=0, eval_every=20)

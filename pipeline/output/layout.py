@@ -12,6 +12,7 @@ the driver, resume, status, the report and inspect take their paths from `Output
     OUT/ledger.json                       in / kept / dropped per source, stage and reason; "dedup":
                                           duplicate cluster statistics
     OUT/dedup/examples.jsonl              example duplicate clusters (`llamapipe inspect OUT --dups`)
+    OUT/decontamination/examples.jsonl    documents dropped as contaminated, the match and its context
     OUT/tokenizer/tokenizer.model         SentencePiece BPE (Meta's settings)
     OUT/tokenizer/tokenizer.json          the same for Hugging Face (+ tokenizer_config.json)
     OUT/shards/<source>/*.parquet         token shards, one row per document
@@ -19,7 +20,8 @@ the driver, resume, status, the report and inspect take their paths from `Output
     OUT/report.html                       the run in tables and charts (`llamapipe report OUT`)
     OUT/train/                            written by `llamapipe train`
     OUT/_work/                            what a run needs while it runs: the per-file work's records
-                                          (`files/`, kept across runs), the completed stages, spilled
+                                          (`files/`, kept across runs), the evaluation sets' n-gram
+                                          index (`decontamination/`, kept), the completed stages, spilled
                                           documents, ledger parts, the tokenizer's sample, token runs
 
 A run is three steps with outputs on disk (`RUN_STEPS`, as resume records them); `STEP_OUTPUTS` says
@@ -49,6 +51,10 @@ DEDUP = ("dedup",)
 LEDGER = ("ledger.json",)
 LEDGER_PARTS = (*WORK, "ledger")
 DEDUP_WORK = (*WORK, "dedup")
+# The evaluation sets' n-gram index, kept across runs (rebuilt when its sets or settings change) and
+# the examples of matches the report shows.
+DECONTAMINATION_INDEX = (*WORK, "decontamination")
+DECONTAMINATION = ("decontamination",)
 SPILL = (*WORK, "spill")  # documents between the cleaning pipeline's stages
 TOKENIZER = ("tokenizer",)
 SAMPLE = (*WORK, "tokenizer-sample.txt")
@@ -60,7 +66,8 @@ TRAIN = ("train",)
 
 # What each run step writes; deleted before the step runs again.
 STEP_OUTPUTS = {
-    CLEAN_STEP: (DOCUMENTS, DROPPED, REJECTS, CLASSIFIER, DEDUP, LEDGER, LEDGER_PARTS, DEDUP_WORK, SPILL),
+    CLEAN_STEP: (DOCUMENTS, DROPPED, REJECTS, CLASSIFIER, DEDUP, LEDGER, LEDGER_PARTS, DEDUP_WORK, SPILL,
+                 DECONTAMINATION),
     TOKENIZER_STEP: (TOKENIZER, SAMPLE),
     TOKENIZE_STEP: (SHARDS, TOKEN_RUNS),
 }
@@ -136,6 +143,14 @@ class OutputLayout:
     @property
     def dedup_examples(self) -> str:
         return self.at(*DEDUP, "examples.jsonl")
+
+    @property
+    def decontamination_index(self) -> str:
+        return self.at(*DECONTAMINATION_INDEX)
+
+    @property
+    def decontamination_examples(self) -> str:
+        return self.at(*DECONTAMINATION, "examples.jsonl")
 
     @property
     def tokenizer(self) -> str:

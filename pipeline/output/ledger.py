@@ -7,12 +7,16 @@ written as JSON lines, then merged by the driver into `OUT/ledger.json`:
                         "bytes_in": ..., "bytes_kept": ...,
                         "dropped_by_stage": {"quality": {"c4_lorem_ipsum": 1, ...}, ...},
                         "length_histogram": {"in": {"512": 20, "1024": 310, ...}, "kept": {...}},
-                        "kept_languages": {"en": 470}}},
+                        "kept_languages": {"en": 470},
+                        "dropped_by_group": {"decontamination": {"mmlu": {"documents": 2, "chars": ...,
+                                                                           "bytes": ...}}}}},
      "totals": {"in": ..., "kept": ..., "dropped": ...}}
 
 Lengths are in characters, as read (the page's HTML for web pages) and as kept; a histogram bucket
 "1024" holds the documents of 1024 to 2047 characters ("0": empty). The report draws them
 (`llamapipe report`); they are counted here because no later step sees every document before cleaning.
+`dropped_by_group` (only in a source with such drops) counts a stage's drops by a group of its own,
+from the rows the stage emits (`plumbing.drops.group_row`): decontamination's per evaluation set.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 
 import apache_beam as beam
 
+from llamapipe.pipeline.plumbing.drops import GROUP_ROW_PREFIX
 from llamapipe.pipeline.stages.registry import stage_rank
 from llamapipe.sources.reading import SOURCE_NAMES
 from llamapipe.tokenizer.format import storage
@@ -113,6 +118,13 @@ def merge_ledger(parts_glob: str) -> dict:
             elif stage in ("length_in", "length_kept"):
                 histogram = entry["length_histogram"][stage[len("length_"):]]
                 histogram[row["reason"]] = histogram.get(row["reason"], 0) + row["count"]
+            elif stage.startswith(GROUP_ROW_PREFIX):  # a stage's drops by its own groups (drops.group_row)
+                by_group = entry.setdefault("dropped_by_group", {})
+                groups = by_group.setdefault(stage[len(GROUP_ROW_PREFIX):], {})
+                group = groups.setdefault(row["reason"], {"documents": 0, "chars": 0, "bytes": 0})
+                group["documents"] += row["count"]
+                group["chars"] += row["chars"]
+                group["bytes"] += row.get("bytes", 0)
             elif stage == "kept_language":
                 languages = entry["kept_languages"]
                 languages[row["reason"]] = languages.get(row["reason"], 0) + row["count"]

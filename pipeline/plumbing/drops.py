@@ -23,6 +23,10 @@ DROPPED = "dropped"  # tag of the side output that carries drop records
 # because sources/ may import only the plumbing.
 READ_STAGE = "read"  # a record that cannot be read
 CLEAN_STAGE = "clean"  # a source's own recipe cleaning, inside its reader
+# A stage's output of ledger rows counting its drops by a group of its own (decontamination: the evaluation
+# set), `group_row`; the ledger sums them under `dropped_by_group` (pipeline/output/ledger.py).
+LEDGER_ROWS = "ledger_rows"
+GROUP_ROW_PREFIX = "group:"
 
 
 def outputs(documents, dropped, **more) -> dict:
@@ -46,6 +50,12 @@ def drop_record(source: str, stage: str, reason: str, doc_id: str = "", detail: 
         "id": doc_id,
         "detail": detail[:500],
     }
+
+
+def group_row(source: str, stage: str, group: str, chars: int, utf8_bytes: int) -> list:
+    """One document of `stage`'s drops counted under `group` (with its characters and UTF-8 bytes), in
+    the shape of the per-file work's count rows: [source, "group:<stage>", group, count, chars, bytes]."""
+    return [source, GROUP_ROW_PREFIX + stage, group, 1, chars, utf8_bytes]
 
 
 def drop(source: str, stage: str, reason: str, doc_id: str = "", detail: str = "", text: str | None = None):

@@ -85,7 +85,32 @@ def gather(out: str) -> dict:
                 {s: e["dropped_by_stage"] for s, e in ledger["sources"].items()} if ledger else None),
         },
         "training": training_curves(layout.train_metrics),
+        "decontamination": decontamination(run, ledger, layout),
     }
+
+
+def decontamination(run: dict, ledger: dict | None, layout: OutputLayout) -> dict | None:
+    """Documents removed per evaluation set and source (the ledger's `dropped_by_group`), their tokens
+    estimated from the characters removed and the run's measured characters per token of each source
+    (the tokenizer is trained after cleaning, on kept text: the dropped texts are not tokenized), the
+    index (run.json) and a few matches (OUT/decontamination/examples.jsonl). None when not configured."""
+    from llamapipe.pipeline.stages.decontamination import STAGE, read_examples_file
+
+    settings = (run.get("config") or {}).get("decontamination") or {}
+    if not settings.get("sets"):
+        return None
+    chars_per_token = ((run.get("tokenizer") or {}).get("chars_per_token")) or {}
+    rows = []
+    for source, entry in ((ledger or {}).get("sources") or {}).items():
+        for set_name, counts in (entry.get("dropped_by_group") or {}).get(STAGE, {}).items():
+            ratio = chars_per_token.get(source)
+            rows.append({"set": set_name, "source": source, **counts,
+                         "tokens_estimated": round(counts["chars"] / ratio) if ratio else None})
+    order = list(settings["sets"])
+    rows.sort(key=lambda r: (order.index(r["set"]) if r["set"] in order else len(order), r["source"]))
+    return {"settings": {k: settings.get(k) for k in ("ngram", "min_words", "sources")},
+            "sets": order, "index": run.get("decontamination"), "rows": rows,
+            "examples": read_examples_file(layout.decontamination_examples)}
 
 
 def _read_json(path: str) -> dict | None:

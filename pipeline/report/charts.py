@@ -209,3 +209,24 @@ def training_chart(training: dict) -> str:
         ax.set_title("Training and held-out loss")
         ax.legend(frameon=False, fontsize=8, ncol=2)
         return _svg(fig)
+
+
+def decontamination_chart(rows: list[dict], sets: list[str]) -> str:
+    """Documents removed as contaminated per evaluation set, stacked by source."""
+    sources = sorted({r["source"] for r in rows})
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.6, 0.6 + 0.35 * max(1, len(sets))))
+        left = [0] * len(sets)
+        for i, source in enumerate(sources):
+            counts = [sum(r["documents"] for r in rows if r["set"] == s and r["source"] == source)
+                      for s in sets]
+            bars = ax.barh(sets, counts, left=left, color=STAGE_COLOURS[i % len(STAGE_COLOURS)], label=source)
+            ax.bar_label(bars, [f"{c:,}" if c else "" for c in counts], label_type="center", fontsize=8)
+            left = [a + b for a, b in zip(left, counts, strict=True)]
+        ax.set_xlabel("documents removed")
+        ax.set_title("Contaminated documents per evaluation set")
+        if sources:
+            ax.legend(fontsize=8, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "no document matched", ha="center", transform=ax.transAxes)
+        return _svg(fig)

@@ -17,6 +17,7 @@ SECTIONS = [
     ("funnel", "Funnel per source"),
     ("languages", "Languages"),
     ("lengths", "Document length before and after cleaning"),
+    ("decontamination", "Benchmark decontamination"),
     ("dedup", "Duplicate clusters"),
     ("mixture", "Token mixture"),
     ("tokenizer", "Tokenizer"),
@@ -47,6 +48,7 @@ svg{max-width:100%;height:auto}.chart{margin:6px 0}
 overflow:hidden}
 .kept{border-left:4px solid #2e7d32}.rejected{border-left:4px solid #c62828}
 .missing{color:#9e9e9e;font-style:italic}
+mark{background:#ffe082}
 """
 
 
@@ -216,6 +218,48 @@ def _dedup(report: dict) -> str:
             f'{_table(["", "count"], rows, "dedup-table")}</div><p class="sub">{note}</p>')
 
 
+def _decontamination(report: dict) -> str:
+    decon = report.get("decontamination")
+    if not decon:
+        return _missing("not configured (`decontamination.sets` in the config)")
+    settings, index = decon["settings"], decon["index"] or {}
+    rows, by_set = [], {}
+    for r in decon["rows"]:
+        rows.append(f'<tr data-set="{esc(r["set"])}" data-source="{esc(r["source"])}">'
+                    f'<td>{esc(r["set"])}</td><td>{esc(r["source"])}</td>{num(r["documents"])}{num(r["chars"])}'
+                    f'{num(r["tokens_estimated"])}</tr>')
+        total = by_set.setdefault(r["set"], {"documents": 0, "chars": 0, "tokens": 0})
+        total["documents"] += r["documents"]
+        total["chars"] += r["chars"]
+        total["tokens"] += r["tokens_estimated"] or 0
+    for name in decon["sets"]:
+        total = by_set.get(name, {"documents": 0, "chars": 0, "tokens": 0})
+        rows.append(f'<tr data-set="{esc(name)}" data-source="all"><td><b>{esc(name)}</b></td><td>all</td>'
+                    f'{num(total["documents"])}{num(total["chars"])}{num(total["tokens"])}</tr>')
+    table = _table(["set", "source", "documents removed", "characters removed", "tokens removed (estimate)"],
+                   rows, "decontamination-table")
+    ngram, min_words = settings.get("ngram") or 1, settings.get("min_words")
+    checked = esc(", ".join(settings.get("sources") or []) or "all")
+    note = (f"A document holding any {ngram}-word sequence of an evaluation set (after dedup's "
+            f"normalisation; examples of {min_words} to {ngram - 1} words matched whole, shorter ones left "
+            f"out) is dropped as <code>contaminated</code>; sources checked: {checked}. Tokens are estimated "
+            "from the "
+            "characters removed and each source's characters per token measured by the run's tokenizer "
+            "(the dropped texts are not tokenized).")
+    if index:
+        note += esc(f" Index: {index.get('ngrams', 0):,} distinct n-grams of {index.get('examples', 0):,} "
+                    f"examples ({index.get('skipped_short', 0):,} shorter examples left out), "
+                    f"{index.get('bytes', 0):,} bytes ({index.get('bytes_per_ngram')} per n-gram).")
+    examples = "".join(
+        f'<div class="doc rejected"><b>{esc(e["set"])} · {esc(e["source"])}</b>'
+        f'<div class="meta">{esc(e["id"])} · n-gram “{esc(e["ngram"])}”</div>'
+        f'<pre>…{esc(e["before"])}<mark>{esc(e["match"])}</mark>'
+        f'{esc(e["after"])}…</pre></div>' for e in decon["examples"][:6])
+    chart = charts.decontamination_chart(decon["rows"], decon["sets"])
+    return (f'<div class="row"><div class="chart">{chart}</div>{table}</div><p class="sub">{note}</p>'
+            + (f'<div class="examples">{examples}</div>' if examples else _missing("no document matched")))
+
+
 def _mixture(report: dict) -> str:
     manifest = report["mixture"]
     if not manifest:
@@ -300,4 +344,5 @@ def _training(report: dict) -> str:
 
 # Each section's HTML, by its id in SECTIONS (named functions, so a renamed one fails at import).
 _SECTION_HTML = {"funnel": _funnel, "languages": _languages, "lengths": _lengths, "dedup": _dedup,
+                 "decontamination": _decontamination,
                  "mixture": _mixture, "tokenizer": _tokenizer, "examples": _examples, "training": _training}

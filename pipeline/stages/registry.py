@@ -30,12 +30,13 @@ CLEAN = StageEntry(CLEAN_STAGE, per_file=True, progress=False)  # counted with `
 EXTRACT = StageEntry("extract", per_file=True)
 LANGID = StageEntry("langid", per_file=True)
 QUALITY = StageEntry("quality", per_file=True)
+DECONTAMINATION = StageEntry("decontamination", label="Decontaminate")
 DEDUP = StageEntry("dedup", label="Deduplicate")
 LINE_DEDUP = StageEntry("line_dedup", label="LineDedup")
 PERPLEXITY = StageEntry("perplexity", label="Perplexity")
 CLASSIFIER = StageEntry("classifier", label="ReferenceClassifier")
 
-STAGES = (READ, CLEAN, EXTRACT, LANGID, QUALITY, DEDUP, LINE_DEDUP, PERPLEXITY, CLASSIFIER)
+STAGES = (READ, CLEAN, EXTRACT, LANGID, QUALITY, DECONTAMINATION, DEDUP, LINE_DEDUP, PERPLEXITY, CLASSIFIER)
 STAGE_ORDER = tuple(stage.name for stage in STAGES)
 # The per-file work's steps on the progress line, in order.
 PER_FILE_PROGRESS = tuple(stage.name for stage in STAGES if stage.per_file and stage.progress)

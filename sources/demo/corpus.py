@@ -9,6 +9,8 @@
     books/pg<NNNNN>.txt                               Project Gutenberg plain text (UTF-8, CRLF)
     arxiv/<yymm.nnnnn>.tar.gz and <id>.gz             LaTeX sources (tarball, or one gzipped .tex)
     stackexchange/<site>.stackexchange.com/Posts.xml  Stack Exchange dump rows
+    evals/demo_eval.jsonl                             a small evaluation set (`evals.py`), some of whose
+                                                      text a few C4 documents copy (decontamination)
     plants.json                                       what was planted, by category
 
 One writer module per format (`commoncrawl`, `c4`, `github`, `wikipedia`, `books`, `arxiv`,
@@ -62,7 +64,7 @@ def make_writers(seed: int, scale: float, plants: Plants) -> dict:
     def rng_for(source: str) -> random.Random:
         return random.Random(f"llamapipe-demo:{seed}:{source}")
 
-    c4 = C4Writer(rng_for("c4"), scale, plants)
+    c4 = C4Writer(rng_for("c4"), scale, plants, evals_rng=rng_for("evals"))
     commoncrawl = CommonCrawlWriter(rng_for("commoncrawl"), scale, plants)
     commoncrawl.plan(c4.cross_source)
     return {

@@ -120,10 +120,11 @@ def url_path(rng: random.Random, title: str, site: Site, date: datetime) -> str:
 class C4Doc:
     ref: Ref
     seed: int
-    kind: str = "normal"  # normal | exact_copy | near_copy | lorem | brace | few_sentences
+    kind: str = "normal"  # normal | exact_copy | near_copy | lorem | brace | few_sentences | contaminated
     original: C4Doc | None = None
     long: bool = False
     timestamp: str = ""
+    planted: str = ""  # contaminated: the evaluation-set text copied into one of its paragraphs
 
 
 def c4_paragraphs(doc: C4Doc) -> list[str]:
@@ -143,6 +144,9 @@ def c4_paragraphs(doc: C4Doc) -> list[str]:
                           "adipiscing elit, sed do eiusmod tempor incididunt ut labore.")
     elif doc.kind == "brace":
         paragraphs[rng.randrange(len(paragraphs))] += ' The settings file starts with {"mode": "auto"} today.'
+    elif doc.kind == "contaminated":
+        at = rng.randrange(len(paragraphs))
+        paragraphs[at] = f"{paragraphs[at]} {doc.planted}"
     return paragraphs
 
 

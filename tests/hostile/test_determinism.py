@@ -27,6 +27,8 @@ def demo_config(corpus, out) -> dict:
     for options in data["sources"].values():
         options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
     data["output"] = str(out)
+    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
+                                         for name, globs in data["decontamination"]["sets"].items()}
     return data
 
 

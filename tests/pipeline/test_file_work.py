@@ -42,6 +42,8 @@ def write_config(folder: Path, corpus: Path, out: Path, inputs: dict[str, list[s
         options["inputs"] = inputs[name] if inputs else [
             p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
     data["output"] = str(out)
+    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
+                                         for name, globs in data["decontamination"]["sets"].items()}
     data["runner"]["options"] = {"direct_running_mode": "in_memory", "direct_num_workers": 1}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"config-{out.name}-{len(list(folder.glob('config-*')))}.yaml"

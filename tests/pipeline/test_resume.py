@@ -29,6 +29,8 @@ def small_config(tmp_path) -> str:
     for options in data["sources"].values():
         options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
     data["output"] = str(tmp_path / "out")
+    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
+                                         for name, globs in data["decontamination"]["sets"].items()}
     data["runner"]["options"] = {"direct_running_mode": "in_memory", "direct_num_workers": 1}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -22,9 +22,10 @@ def test_step_outputs():
     written = {step: [path for _, path in layout.step_outputs(step)] for step in RUN_STEPS}
     assert written == {
         "clean": ["/o/documents", "/o/dropped", "/o/rejects", "/o/classifier", "/o/dedup", "/o/ledger.json",
-                  "/o/_work/ledger", "/o/_work/dedup", "/o/_work/spill"],
+                  "/o/_work/ledger", "/o/_work/dedup", "/o/_work/spill", "/o/decontamination"],
         "tokenizer": ["/o/tokenizer", "/o/_work/tokenizer-sample.txt"],
         "tokenize": ["/o/shards", "/o/_work/token_runs"],
     }
     # the per-file work's records survive an unfinished `clean`
     assert layout.files not in [path for paths in written.values() for path in paths]
+    assert layout.decontamination_index not in [path for paths in written.values() for path in paths]

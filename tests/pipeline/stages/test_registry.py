@@ -6,6 +6,7 @@ from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE
 from llamapipe.pipeline.stages import registry
 from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.classifier import ReferenceClassifier
+from llamapipe.pipeline.stages.decontamination import Decontaminate
 from llamapipe.pipeline.stages.dedup.deduplicate import Deduplicate
 from llamapipe.pipeline.stages.extract import ExtractText
 from llamapipe.pipeline.stages.langid import LanguageId
@@ -15,8 +16,8 @@ from llamapipe.pipeline.stages.quality import QualityFilter
 
 
 def test_every_stage_has_its_entry_in_order():
-    stages = [ExtractText, LanguageId, QualityFilter, Deduplicate, LineDedup, PerplexityBuckets,
-              ReferenceClassifier]
+    stages = [ExtractText, LanguageId, QualityFilter, Decontaminate, Deduplicate, LineDedup,
+              PerplexityBuckets, ReferenceClassifier]
     assert all(issubclass(stage, Stage) for stage in stages)
     assert [stage.entry for stage in stages] == list(registry.STAGES[2:])
     assert registry.STAGE_ORDER[:2] == (READ_STAGE, CLEAN_STAGE)  # the readers' own drops come first
@@ -25,5 +26,7 @@ def test_every_stage_has_its_entry_in_order():
 def test_per_file_and_corpus_wide():
     assert registry.PER_FILE_PROGRESS == ("read", "extract", "langid", "quality")
     assert [s.label for s in registry.STAGES if not s.per_file] == [
-        "Deduplicate", "LineDedup", "Perplexity", "ReferenceClassifier"]
-    assert registry.stage_rank("quality") < registry.stage_rank("dedup") < registry.stage_rank("unknown")
+        "Decontaminate", "Deduplicate", "LineDedup", "Perplexity", "ReferenceClassifier"]
+    assert registry.stage_rank("quality") < registry.stage_rank("decontamination")
+    assert registry.stage_rank("decontamination") < registry.stage_rank("dedup")
+    assert registry.stage_rank("dedup") < registry.stage_rank("unknown")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import struct
 import tempfile
-from collections.abc import Callable
 
 import numpy as np
 
@@ -42,8 +41,7 @@ def megatron_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size < UINT16_LIMIT else np.dtype(np.int32)
 
 
-def write_source(shards: Shards, source: str, prefix: str, dtype: np.dtype,
-                 progress: Callable[[int], None] | None = None) -> dict:
+def write_source(shards: Shards, source: str, prefix: str, dtype: np.dtype) -> dict:
     """`prefix.bin` and `prefix.idx` of one source; its documents and tokens."""
     documents = tokens = 0
     with tempfile.TemporaryFile(prefix="llamapipe-lengths-") as lengths:
@@ -54,8 +52,6 @@ def write_source(shards: Shards, source: str, prefix: str, dtype: np.dtype,
                     lengths.write(doc_lengths.astype(np.int32).tobytes())
                     documents += len(doc_lengths)
                     tokens += len(ids)
-                    if progress:
-                        progress(len(ids))
         check_counts(shards, source, documents, tokens)
         write_index(prefix + ".idx", dtype, lengths, documents)
     return {"documents": documents, "tokens": tokens}
@@ -97,11 +93,11 @@ def blend(shards: Shards, directory: str) -> list[str]:
     return words
 
 
-def export_megatron(shards: Shards, directory: str, progress: Callable[[int], None] | None = None) -> dict:
+def export_megatron(shards: Shards, directory: str) -> dict:
     dtype = megatron_dtype(shards.tokenizer["vocab_size"])
     written = {}
     for source in shards.sources():
-        written[source] = write_source(shards, source, storage.join(directory, source), dtype, progress)
+        written[source] = write_source(shards, source, storage.join(directory, source), dtype)
         written[source].update(share=shards.entry(source)["share"], epochs=shards.entry(source).get("epochs"),
                                add_eos=shards.add_eos(source))
     words = blend(shards, directory)

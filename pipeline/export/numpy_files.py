@@ -9,8 +9,6 @@ Streamed as the Megatron export: one row group in memory, written through `stora
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from llamapipe.pipeline.export.shards_in import Shards, check_counts, token_batches
@@ -23,8 +21,7 @@ def numpy_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32)
 
 
-def write_source(shards: Shards, source: str, path: str, dtype: np.dtype,
-                 progress: Callable[[int], None] | None = None) -> dict:
+def write_source(shards: Shards, source: str, path: str, dtype: np.dtype) -> dict:
     documents = tokens = 0
     with storage.open_write(path) as out:
         for shard in shards.shard_paths(source):
@@ -32,21 +29,18 @@ def write_source(shards: Shards, source: str, path: str, dtype: np.dtype,
                 out.write(ids.astype(dtype, copy=False).tobytes())
                 documents += len(lengths)
                 tokens += len(ids)
-                if progress:
-                    progress(len(ids))
     check_counts(shards, source, documents, tokens)
     return {"documents": documents, "tokens": tokens}
 
 
-def export_numpy(shards: Shards, directory: str, progress: Callable[[int], None] | None = None) -> dict:
+def export_numpy(shards: Shards, directory: str) -> dict:
     tokenizer = shards.tokenizer
     dtype = numpy_dtype(tokenizer["vocab_size"])
     sources = {}
     for source in shards.sources():
         entry = shards.entry(source)
         sources[source] = {"file": f"{source}.bin",
-                           **write_source(shards, source, storage.join(directory, f"{source}.bin"), dtype,
-                                          progress),
+                           **write_source(shards, source, storage.join(directory, f"{source}.bin"), dtype),
                            "share": entry["share"], "epochs": entry.get("epochs"),
                            "add_eos": shards.add_eos(source)}
     summary = {"format": "flat token ids per source (nanoGPT)", "dtype": dtype.name,

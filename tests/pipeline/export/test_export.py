@@ -20,6 +20,7 @@ import yaml
 from llamapipe.pipeline.cli import main
 from llamapipe.pipeline.config import MixtureConfig, SourceShare
 from llamapipe.pipeline.output.manifest import build_manifest, write_manifest
+from tests.object_stores import no_aws_environment, s3_server  # noqa: F401 (the fixture)
 from tests.pipeline.token_shards import c4_and_github_docs, shard_paths, tokenize
 from tests.text_samples import train_test_tokenizer
 
@@ -89,7 +90,7 @@ def test_megatron_files_read_by_megatron_core_equal_the_shards(request, which, d
         for i, document in enumerate(expected):
             assert dataset[i].dtype == dtype and dataset[i].tolist() == document, (source, i)
         assert sum(dataset.sequence_lengths) == manifest["sources"][source]["tokens"]
-    # The blend, printed and in blend.txt, is Megatron's --data-path: weight then prefix, the manifest's shares
+    # The blend, printed and in blend.txt, is Megatron's --data-path: weight then prefix (manifest shares)
     line = next(line for line in printed.splitlines() if line.startswith("--data-path "))
     words = line.split()[1:]
     assert (out / "blend.txt").read_text().split() == words
@@ -141,11 +142,11 @@ def hf_offline(monkeypatch, tmp_path):
     return datasets, str(tmp_path / "hf-cache")
 
 
-def test_hugging_face_loads_the_shards_as_they_are_and_by_the_cards_configs(shards, tmp_path, capsys, hf_offline):
+def test_hugging_face_loads_the_shards_as_they_are_and_by_the_cards_configs(shards, capsys, hf_offline):
     datasets, cache = hf_offline
     manifest = manifest_of(shards)
-    plain = datasets.load_dataset("parquet", data_files=os.path.join(shards, "c4", "*.parquet"), split="train",
-                                  cache_dir=cache)
+    plain = datasets.load_dataset("parquet", data_files=os.path.join(shards, "c4", "*.parquet"),
+                                  split="train", cache_dir=cache)
     assert plain["tokens"] == rows(shards, "c4") and plain.column_names == ["doc_id", "source", "tokens",
                                                                            "num_tokens"]
     code, printed, error = export(capsys, "hf", shards)
@@ -222,3 +223,79 @@ def test_shards_that_differ_from_their_manifest_are_refused(shards, tmp_path, ca
     code, _, error = export(capsys, "megatron", copy / "shards", tmp_path / "m")
     assert code == 2 and "github" in error and "inspect verify" in error
     assert not (tmp_path / "m" / "blend.txt").exists()
+
+
+# ------------------------------------------------------------------------------------- object stores
+
+BUCKET = "llamapipe-export"
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, tmp_path):  # noqa: F811
+    """boto3's environment pointing at moto's server (nothing of this machine's AWS settings); Beam's
+    process-wide FileSystems options unset before and after, so that storage sets empty ones."""
+    from apache_beam.io.filesystems import FileSystems
+
+    for key, value in {**no_aws_environment(tmp_path), **s3_server.env}.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    if BUCKET not in [b["Name"] for b in s3_server.client().list_buckets()["Buckets"]]:
+        s3_server.create_bucket(BUCKET)
+    FileSystems._pipeline_options = None
+    yield s3_server
+    FileSystems._pipeline_options = None
+
+
+def s3_files(server, prefix: str) -> dict[str, bytes]:
+    client = server.client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix + "/").get("Contents", [])]
+    return {key[len(prefix) + 1:]: client.get_object(Bucket=BUCKET, Key=key)["Body"].read() for key in keys}
+
+
+@pytest.mark.time_bound(120)
+def test_megatron_and_numpy_from_and_to_s3_equal_the_local_export(shards, tmp_path, capsys, s3):
+    """The shards copied to S3 (boto3), exported from s3:// to s3:// through Beam's S3 filesystem: the
+    same bytes as the local export (blend paths apart), and Megatron's reader reads the downloaded files."""
+    root = os.path.dirname(shards)
+    for parent, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(parent, name)
+            s3.client().upload_file(path, BUCKET, "out/" + os.path.relpath(path, root))
+    for kind in ("megatron", "numpy"):
+        local = tmp_path / kind
+        assert export(capsys, kind, shards, local)[0] == 0
+        code, printed, error = export(capsys, kind, f"s3://{BUCKET}/out", f"s3://{BUCKET}/{kind}")
+        assert code == 0, error
+        remote = s3_files(s3, kind)
+        expected = {p.name: p.read_bytes() for p in local.iterdir()}
+        if kind == "megatron":
+            assert remote.pop("blend.txt").decode() == expected.pop("blend.txt").decode().replace(
+                str(local), f"s3://{BUCKET}/{kind}")
+            assert f"--data-path {manifest_of(shards)['sources']['c4']['share']} s3://{BUCKET}/megatron/c4" \
+                in printed
+        assert remote == expected
+    downloaded = tmp_path / "downloaded"
+    downloaded.mkdir()
+    for name, data in s3_files(s3, "megatron").items():
+        (downloaded / name).write_bytes(data)
+    dataset = IndexedDataset(str(downloaded / "c4"))  # held: its __del__ closes the mmap its items view
+    assert [dataset[i].tolist() for i in range(len(dataset))] == rows(shards, "c4")
+
+
+@pytest.mark.time_bound(120)
+def test_open_write_streams_a_multipart_object_complete_or_absent(s3):
+    """12 MB through `storage.open_write` (S3 multipart in 5 MB parts) reads back whole; a write that
+    fails part way leaves no object."""
+    from llamapipe.tokenizer.format import storage
+
+    data = np.random.default_rng(0).integers(0, 256, 12 << 20, dtype=np.uint8).tobytes()
+    with storage.open_write(f"s3://{BUCKET}/big.bin") as out:
+        for start in range(0, len(data), 1 << 20):
+            out.write(data[start:start + (1 << 20)])
+    assert storage.read_bytes(f"s3://{BUCKET}/big.bin") == data
+    with pytest.raises(RuntimeError, match="broken"), storage.open_write(f"s3://{BUCKET}/half.bin") as out:
+        out.write(data[: 6 << 20])
+        raise RuntimeError("broken")
+    assert not storage.is_file(f"s3://{BUCKET}/half.bin")

@@ -26,6 +26,7 @@ examples:
   llamapipe inspect out/demo/rejects --reason not_reference_like   # sampled drops with their text
   llamapipe inspect out/demo --dups 5           # duplicate clusters of a run, side by side
   llamapipe report out/demo                     # rebuild out/demo/report.html: the run in tables and charts
+  llamapipe export megatron out/demo/shards out/demo/megatron   # Megatron .bin/.idx + the --data-path blend
 """
 
 
@@ -141,6 +142,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="`inspect OUT --dups [N]`: OUT is a run's output folder; print its duplicate-"
                          "cluster statistics and N example clusters (default 3), each duplicate beside "
                          "the copy that was kept")
+
+    from llamapipe.pipeline.export.cli import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 
@@ -216,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             from llamapipe.pipeline.inspect.cli import run_inspect
 
             return run_inspect(args)
+        if args.command == "export":
+            from llamapipe.pipeline.export.cli import run_export
+
+            return run_export(args)
     except ConfigError as exc:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2

@@ -322,3 +322,31 @@ def sha256(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def open_write(path: str) -> Iterator[IO[bytes]]:
+    """A binary stream to write a file too big to hold in memory (an export's token file), complete or
+    absent as `write_bytes`: a local file is written beside and renamed over on success, deleted on an
+    error; an object is one streamed upload (S3 multipart in 5 MB parts, GCS resumable chunks: Beam's
+    uploaders buffer one part, not the file), deleted again when the writing failed."""
+    if is_remote(path):
+        try:
+            with _fs().create(path, compression_type=_raw()) as f:
+                yield f
+        except BaseException:
+            remove(path)  # Beam completes the upload on close, even after an error: not a half file
+            raise
+        return
+    path = _local(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -19,11 +19,12 @@ from llamapipe.pipeline.output.token_shards import WriteTokenShards, estimate_to
 from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED
 from llamapipe.pipeline.plumbing.files_as_shuffle import MergeThroughFiles
 from llamapipe.pipeline.plumbing.progress import LiveProgress
-from llamapipe.pipeline.stages.base import Stage
+from llamapipe.pipeline.stages.base import LEDGER, Stage
 from llamapipe.pipeline.stages.classifier import ReferenceClassifier
 from llamapipe.pipeline.stages.dedup.deduplicate import Deduplicate
 from llamapipe.pipeline.stages.line_dedup import LineDedup
 from llamapipe.pipeline.stages.perplexity import PerplexityBuckets
+from llamapipe.pipeline.stages.pii import PIIRedaction
 from llamapipe.pipeline.stages.registry import READ
 from llamapipe.sources import corpus_step, file_reader
 
@@ -33,8 +34,8 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
     """The corpus-wide part of cleaning, over the records of the per-file work (`file_work.py`: read,
     extraction, language ID, quality rules, per input file): each source's own corpus-wide step (GitHub's
     exact dedup, Stack Exchange's largest sites) -> document dedup -> CCNet line dedup -> perplexity
-    buckets -> reference classifier -> cleaned documents; every drop (recorded ones included) ->
-    dropped/, ledger counts, rejects sample.
+    buckets -> reference classifier -> PII redaction (when enabled) -> cleaned documents; every drop
+    (recorded ones included) -> dropped/, ledger counts, rejects sample.
 
     `records`: (source, done.json path) of every recorded split of the files the config lists.
 
@@ -94,11 +95,15 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
         stages.append(_WithWikipedia(
             ReferenceClassifier(config.classifier, paths.classifier,
                                 spill(ReferenceClassifier.entry.name)), wikipedia))
+    if config.pii.enabled:  # last: no other stage sees redacted text (see pipeline/stages/pii.py)
+        stages.append(PIIRedaction(config.pii))
     for stage in stages:
         out = current | stage.entry.label >> stage
         stage.write_reports(out)
         current = out[DOCUMENTS]
         stage_drops.append(out[DROPPED])
+        if LEDGER in out:  # counts that are not drops (PII redactions), already summed per key
+            recorded["counts"].append(out[LEDGER])
         if progress:
             progress.count(current, stage.entry.name)
     kept = current

@@ -38,6 +38,8 @@ from llamapipe.pipeline.report.build import refresh_report
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_path
 from llamapipe.pipeline.run_lock import RunLock
 from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary, read_dedup_stats
+from llamapipe.pipeline.stages.quality import check_rules
+from llamapipe.pipeline.stages.quality_models import check_quality_models
 from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
@@ -179,6 +181,8 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     output folder at a time (`run_lock.py`): a second one is refused before it touches anything."""
     options = beam_options(config, runner, extra_args or [])
     storage.use_options(options)  # the driver's own reads and writes, with the workers' settings
+    check_rules(config.filters)  # the user's rules import and follow the protocol (ConfigError, exit 2)
+    check_quality_models(config.quality_models)  # each (small) model loads and has its label
     with RunLock(config.output, "run", log):
         return _run(config, options, log, quiet_beam, fresh)
 

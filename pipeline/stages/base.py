@@ -17,16 +17,23 @@ import apache_beam as beam
 from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, outputs, split_drops
 from llamapipe.pipeline.stages.registry import StageEntry
 
+# A stage's output of ledger counts that are not drops (PII redactions, quality-score histograms): in a
+# per-document DoFn, events ((source, row, reason), (count, 0, 0)) on this tag (the per-file work adds
+# them to the split's record); out of a corpus-wide stage, rows [source, row, reason, count, 0, 0]
+# summed per key (the recipe adds them to the ledger). `output/ledger.py` files each row name.
+LEDGER = "ledger"
+
 
 class Stage(beam.PTransform):
     entry: ClassVar[StageEntry]
 
     outputs = staticmethod(outputs)  # kept documents, drop records, and any others of the stage's own
 
-    def split(self, docs, label: str, dofn: beam.DoFn, *args) -> dict:
-        """`docs` through a DoFn that yields kept documents and drops (on the DROPPED side output)."""
-        out = split_drops(docs, label, dofn, *args)
-        return outputs(out[DOCUMENTS], out[DROPPED])
+    def split(self, docs, label: str, dofn: beam.DoFn, *args, tags: tuple[str, ...] = ()) -> dict:
+        """`docs` through a DoFn that yields kept documents and drops (on the DROPPED side output), and
+        whatever it tags with `tags` (e.g. `LEDGER`)."""
+        out = split_drops(docs, label, dofn, *args, tags=tags)
+        return outputs(out[DOCUMENTS], out[DROPPED], **{tag: out[tag] for tag in tags})
 
     def unchanged(self, docs, label: str = "NoDrops") -> dict:
         """Every document kept, none dropped (a stage that is off)."""

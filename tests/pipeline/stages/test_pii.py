@@ -89,8 +89,8 @@ def test_public_is_ipaddress_is_global_without_its_surprises():
 
 PUBLIC = ["jane.roe@mailbox.org", "8.8.4.4", "k.smith@uni-example.de", "2a00:1450:4001:82a::200e",
           "151.101.1.69", "ops@infra.net", "2606:4700:4700::1111", "1.1.1.1"]
-PRIVATE = ["192.168.0.12", "10.1.2.3", "127.0.0.1", "fe80::1", "2001:db8::7", "192.0.2.44", "info@example.com",
-           "172.16.5.4"]
+PRIVATE = ["192.168.0.12", "10.1.2.3", "127.0.0.1", "fe80::1", "2001:db8::7", "192.0.2.44",
+           "info@example.com", "172.16.5.4"]
 
 
 def test_addresses_planted_in_real_texts():
@@ -132,7 +132,8 @@ def test_the_stage_redacts_drops_nothing_and_counts_per_source_and_kind():
         assert_that(out[LEDGER], equal_to([
             ["c4", PII_REDACTED, "email", 2, 0, 0], ["c4", PII_DOCUMENTS, "email", 1, 0, 0],
             ["c4", PII_REDACTED, "ip", 1, 0, 0], ["c4", PII_DOCUMENTS, "ip", 1, 0, 0],
-            ["github", PII_REDACTED, "ip", 1, 0, 0], ["github", PII_DOCUMENTS, "ip", 1, 0, 0]]), label="Counts")
+            ["github", PII_REDACTED, "ip", 1, 0, 0], ["github", PII_DOCUMENTS, "ip", 1, 0, 0]]),
+            label="Counts")
 
 
 def test_off_the_stage_changes_nothing():
@@ -147,5 +148,6 @@ def test_config_names_an_unknown_kind():
     from llamapipe.pipeline.config import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match=r"pii.*unknown kind 'phone'"):
-        parse_config({"output": "o", "sources": {"c4": {"inputs": ["x"]}}, "pii": {"kinds": ["email", "phone"]}})
+        parse_config({"output": "o", "sources": {"c4": {"inputs": ["x"]}},
+                      "pii": {"kinds": ["email", "phone"]}})
     assert parse_config({"output": "o", "sources": {"c4": {"inputs": ["x"]}}}).pii.enabled is False

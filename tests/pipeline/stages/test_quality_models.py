@@ -43,7 +43,8 @@ def _outputs(dofn, doc):
 def test_scores_in_meta_and_the_threshold_drops_with_its_reason(model_path):
     realdata = require_realdata()
     rng = random.Random(1)
-    docs = [{"id": p.id, "source": "c4", "text": p.text, "meta": {"url_host": "x"}} for p in c4_pages(realdata)]
+    docs = [{"id": p.id, "source": "c4", "text": p.text, "meta": {"url_host": "x"}}
+            for p in c4_pages(realdata)]
     docs += [{"id": f"spam{i}", "source": "c4", "text": spam_text(rng, 150), "meta": {}} for i in range(5)]
     model = fasttext.load_model(str(model_path))
     dofn = QualityModelsDoFn([QualityModelConfig("junk", str(model_path), "hq", threshold=0.5),

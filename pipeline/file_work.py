@@ -207,8 +207,9 @@ class RecordSplitDoFn(beam.DoFn):
                                                                            config.filters))),
             (LANGID.name, LanguageIdDoFn(config.langid)),
             (QUALITY.name, QualityFilterDoFn(config.filters.rules)),
-            (QUALITY_MODELS.name, QualityModelsDoFn(config.quality_models)),
         ]
+        if config.quality_models:  # (else not on the progress line: a step never counted is not shown)
+            self._stages.append((QUALITY_MODELS.name, QualityModelsDoFn(config.quality_models)))
         self._dofns = [*self._readers.values(), *(stage for _, stage in self._stages)]
         for dofn in self._dofns:
             dofn.setup()

@@ -1,11 +1,17 @@
 """A small fastText quality model trained by the tests in about a second: 1,000 real English sentences
 (../shared/realdata/langid/en.txt.gz, Leipzig web sentences) labelled `__label__hq` against 1,000 lines
-of generated spam (`spam_text`, words written for this test) labelled `__label__junk`."""
+of generated spam (`spam_text`, words written for this test) labelled `__label__junk`. Trained in a fresh
+process by the pipeline's own trainer (`python -m llamapipe.pipeline.stages.fasttext_train`): trained in a
+process that has run other work (trafilatura, Beam), fastText stopped with "Encountered NaN" (its
+docstring has the measurement; seen here too, after real_texts' extraction)."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 SPAM_WORDS = ("buy cheap pills online casino bonus click here free winner now best price limited offer "
@@ -27,8 +33,6 @@ def spam_text(rng: random.Random, words: int) -> str:
 
 
 def train_junk_model(realdata: Path, folder: Path) -> Path:
-    import fasttext
-
     with gzip.open(realdata / "langid" / "en.txt.gz", "rt", encoding="utf-8") as f:
         real = [line.strip() for line in f if line.strip()]
     rng = random.Random(0)
@@ -37,9 +41,11 @@ def train_junk_model(realdata: Path, folder: Path) -> Path:
     rng.shuffle(lines)
     train = folder / "train.txt"
     train.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    fasttext.FastText.eprint = lambda *args, **kwargs: None
-    model = fasttext.train_supervised(input=str(train), epoch=10, lr=0.5, wordNgrams=2, dim=16, bucket=50_000,
-                                      thread=1, seed=0, verbose=0)
     path = folder / "junk.bin"
-    model.save_model(str(path))
+    request = {"input": str(train), "output": str(path), "epoch": 10, "word_ngrams": 2, "dim": 16,
+               "bucket": 50_000, "attempts": [[0.5, 0], [0.25, 0]]}
+    result = subprocess.run([sys.executable, "-m", "llamapipe.pipeline.stages.fasttext_train"],
+                            input=json.dumps(request), capture_output=True, text=True, check=True,
+                            timeout=120)
+    assert "nan" not in json.loads(result.stdout), result.stdout
     return path

@@ -40,7 +40,7 @@ from llamapipe.pipeline.run_lock import RunLock
 from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary, read_dedup_stats
 from llamapipe.pipeline.stages.quality import check_rules
 from llamapipe.pipeline.stages.quality_models import check_quality_models
-from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS
+from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS, QUALITY_MODELS
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
@@ -303,7 +303,8 @@ def clean_files(config: Config, options: PipelineOptions, paths: OutputLayout, r
     if pending:
         with beam_logs_to(paths.beam_log, quiet_beam), LiveProgress(paths.work, options) as progress, \
                 beam.Pipeline(options=options) as p:
-            build_file_work(p, config, paths.files, pending, records, progress.declare(*PER_FILE_PROGRESS))
+            steps = [s for s in PER_FILE_PROGRESS if s != QUALITY_MODELS.name or config.quality_models]
+            build_file_work(p, config, paths.files, pending, records, progress.declare(*steps))
         records = Records(paths.files)
     missing = [f.path for f in files if not records.is_done(f)]
     if missing:

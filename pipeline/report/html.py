@@ -19,7 +19,7 @@ SECTIONS = [
     ("lengths", "Document length before and after cleaning"),
     ("dedup", "Duplicate clusters"),
     ("pii", "PII redaction"),
-    ("quality_scores", "Quality model scores"),
+    ("scores", "Quality model scores"),
     ("mixture", "Token mixture"),
     ("tokenizer", "Tokenizer"),
     ("examples", "Examples kept and rejected"),
@@ -319,6 +319,8 @@ def _pii(report: dict) -> str:
     note = ("Addresses replaced in the kept documents (|||EMAIL_ADDRESS|||, |||IP_ADDRESS|||, Dolma's "
             "placeholders) and the documents that had one; private, loopback, link-local, multicast, "
             "reserved and documentation addresses are kept. Sources not listed had none.")
+    if not rows:
+        return _missing("PII redaction is on; no kept document held an address it replaces")
     return f'{_table(header, rows, "pii-table")}<p class="sub">{esc(note)}</p>'
 
 
@@ -345,4 +347,4 @@ def _quality_scores(report: dict) -> str:
 
 
 _SECTION_HTML["pii"] = _pii
-_SECTION_HTML["quality_scores"] = _quality_scores
+_SECTION_HTML["scores"] = _quality_scores

@@ -131,10 +131,10 @@ def test_pii_quality_models_and_a_user_rule_in_one_run(tmp_path, capsys):
     assert ledger["quality_scores"]["hq_seen"] == dict(sorted(kept_histogram.items()))
 
     report = (out / "report.html").read_text()
-    section = report[report.index('<section id="pii">'):report.index('<section id="quality_scores">')]
+    section = report[report.index('<section id="pii">'):report.index('<section id="scores">')]
     cells = re.findall(r'data-value="(\d+)"', section)
     assert cells == [str(counted["email"]), str(len(kept_inputs)), str(counted["ip"]), str(len(kept_inputs))]
-    scores_section = report[report.index('<section id="quality_scores">'):]
+    scores_section = report[report.index('<section id="scores">'):]
     assert "Quality model scores per source" in scores_section
     assert (f'data-model="junk"><td>c4</td><td>junk</td><td class="n" data-value="{len(scored)}"'
             in scores_section)

@@ -185,7 +185,8 @@ class LangIdConfig:
 
 @dataclass
 class FiltersConfig:
-    """Quality heuristics per source, by rule-set name (see pipeline/stages/quality.py)."""
+    """Quality heuristics per source, in order: built-in rule-set names, or the user's own rules as dotted
+    paths `package.module:ClassName` (the protocol: pipeline/stages/quality.py's docstring)."""
 
     rules: dict[str, list[str]] = field(
         default_factory=lambda: {
@@ -261,6 +262,58 @@ class ClassifierConfig:
         if not 0 < self.holdout_fraction < 1:
             raise ValueError(f"classifier.holdout_fraction must be within (0, 1), got "
                              f"{self.holdout_fraction}")
+
+
+PII_KINDS = ("email", "ip")  # what `pii.kinds` may name (pipeline/stages/pii.py)
+
+
+@dataclass
+class PIIConfig:
+    """PII redaction (pipeline/stages/pii.py): e-mail addresses and public IPv4/IPv6 addresses replaced by
+    Dolma's placeholders, a corpus-wide stage after the classifier; drops nothing.
+
+    Off by default: the LLaMA paper redacts nothing (RECIPE section 2), and reproducing its recipe means
+    training on the same text. Beyond the recipe, `enabled: true` as datatrove and Dolma do."""
+
+    enabled: bool = False
+    kinds: list[str] = field(default_factory=lambda: list(PII_KINDS))
+
+    def __post_init__(self) -> None:
+        unknown = [kind for kind in self.kinds if kind not in PII_KINDS]
+        if unknown:
+            raise ValueError(f"pii.kinds: unknown kind {unknown[0]!r} (known: {', '.join(PII_KINDS)})")
+
+
+_MODEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+@dataclass
+class QualityModelConfig:
+    """One fastText model of the user's (a DCLM- or FineWeb-Edu-style classifier, `.bin`), scoring each
+    document of `sources` (default: all) with its probability of `label`; the score goes to the
+    document's `meta.quality_scores.<name>`, and a document under `threshold` is dropped as
+    `low_<name>_score` (null: keep all, score only). `path`: local, s3:// or gs://."""
+
+    name: str
+    path: str
+    label: str
+    threshold: float | None = None
+    sources: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not _MODEL_NAME.fullmatch(self.name):
+            raise ValueError(f"name must be lowercase letters, digits and _ (a drop reason is "
+                             f"low_<name>_score), got {self.name!r}")
+        if not self.label:
+            raise ValueError("label must name one of the model's labels, e.g. __label__hq")
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold must be within [0, 1] or null, got {self.threshold}")
+        unknown = sorted(set(self.sources or []) - set(SOURCE_NAMES))
+        if unknown:
+            raise ValueError(f"sources: unknown source {unknown[0]!r}")
+
+    def applies_to(self, source: str) -> bool:
+        return self.sources is None or source in self.sources
 
 
 @dataclass
@@ -431,6 +484,14 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     shards: ShardsConfig = field(default_factory=ShardsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pii: PIIConfig = field(default_factory=PIIConfig)
+    quality_models: list[QualityModelConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        names = [model.name for model in self.quality_models]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"quality_models: the name {twice[0]!r} is given twice")
 
     def enabled_sources(self) -> list[str]:
         return [name for name in SOURCE_NAMES if name in self.sources and self.sources[name].enabled]
@@ -478,6 +539,8 @@ def anchor_local_paths(config: Config) -> None:
         options.inputs = [storage.absolute(pattern) for pattern in options.inputs]
     config.decontamination.sets = {name: [storage.absolute(pattern) for pattern in globs]
                                    for name, globs in config.decontamination.sets.items()}
+    for model in config.quality_models:
+        model.path = storage.absolute(model.path)
 
 
 def check_inputs(config: Config) -> None:
@@ -498,6 +561,13 @@ def check_inputs(config: Config) -> None:
             if unreadable:
                 raise ConfigError(f"{key}: cannot read {unreadable[0]!r}")
     decontamination_files(config.decontamination)
+    for i, model in enumerate(config.quality_models):
+        key = f"quality_models[{i}].path"
+        check_reachable(model.path, key)
+        with storage_errors_named(key, model.path):
+            found = storage.is_file(model.path)
+        if not found:
+            raise ConfigError(f"{key}: no fastText model at {model.path!r}")
 
 
 # The files an evaluation set may be made of (pipeline/stages/decontamination.py reads them).

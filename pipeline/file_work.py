@@ -2,11 +2,12 @@
 
 A run cleans in two pipelines (`run.py`). The first, built here, takes each input file (or each split
 of a big one) through its source's reader (and the source's own per-file cleaning), HTML extraction,
-language ID and the quality rules, in one worker call, computes each kept document's dedup fingerprint
-(text hash and MinHash signature, `stages.dedup.fingerprints.fingerprint`), and records the result under OUT
-as soon as that split is done. The second (`recipe.build_cleaning`) reads the records of every file the config
-lists and runs what needs the whole corpus: a source's own corpus-wide step (GitHub's exact dedup,
-Stack Exchange's largest sites), document dedup, line dedup, perplexity, the classifier.
+language ID, the quality rules and the user's quality models, in one worker call, computes each kept
+document's dedup fingerprint (text hash and MinHash signature, `stages.dedup.fingerprints.fingerprint`),
+and records the result under OUT as soon as that split is done. The second (`recipe.build_cleaning`)
+reads the records of every file the config lists and runs what needs the whole corpus: a source's own
+corpus-wide step (GitHub's exact dedup, Stack Exchange's largest sites), document dedup, line dedup,
+perplexity, the classifier, PII redaction.
 
 So a killed run, rerun with the same command, does again only the splits that were not recorded
 (datatrove does the same with its per-task completion files), and a run whose config lists more (or
@@ -29,7 +30,8 @@ under a new attempt name; what a killed attempt left is never read (its done.jso
 Why one worker call per split rather than a Beam stage per step: a split's record must be complete
 the moment its last document is done, not when the whole stage is (Beam's batch runners finish a stage
 before they write what comes after). The per-document steps run in the order of the cleaning graph
-and are the same DoFns (`ExtractTextDoFn`, `LanguageIdDoFn`, `QualityFilterDoFn`), called in turn.
+and are the same DoFns (`ExtractTextDoFn`, `LanguageIdDoFn`, `QualityFilterDoFn`, `QualityModelsDoFn`),
+called in turn.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import apache_beam as beam
 from llamapipe.pipeline.config import Config
 from llamapipe.pipeline.output.ledger import drop_events, read_events
 from llamapipe.pipeline.output.rejects import SmallestIdHash, reject_row
-from llamapipe.pipeline.plumbing.drops import DROPPED
+from llamapipe.pipeline.plumbing.drops import DROPPED, LEDGER_ROWS
 from llamapipe.pipeline.plumbing.files_as_shuffle import FrameWriter, read_frames
 from llamapipe.pipeline.plumbing.progress import count_in_process
 from llamapipe.pipeline.plumbing.sampling import id_fraction
@@ -56,7 +58,8 @@ from llamapipe.pipeline.stages.dedup.fingerprints import FINGERPRINT, fingerprin
 from llamapipe.pipeline.stages.extract import ExtractTextDoFn, extractor_setup
 from llamapipe.pipeline.stages.langid import LanguageIdDoFn
 from llamapipe.pipeline.stages.quality import QualityFilterDoFn
-from llamapipe.pipeline.stages.registry import EXTRACT, LANGID, QUALITY, READ
+from llamapipe.pipeline.stages.quality_models import QualityModelsDoFn
+from llamapipe.pipeline.stages.registry import EXTRACT, LANGID, QUALITY, QUALITY_MODELS, READ
 from llamapipe.sources import file_reader
 from llamapipe.sources.reading import plan_splits
 from llamapipe.tokenizer.format import storage
@@ -204,6 +207,8 @@ class RecordSplitDoFn(beam.DoFn):
             (LANGID.name, LanguageIdDoFn(config.langid)),
             (QUALITY.name, QualityFilterDoFn(config.filters.rules)),
         ]
+        if config.quality_models:  # (else not on the progress line: a step never counted is not shown)
+            self._stages.append((QUALITY_MODELS.name, QualityModelsDoFn(config.quality_models)))
         self._dofns = [*self._readers.values(), *(stage for _, stage in self._stages)]
         for dofn in self._dofns:
             dofn.setup()
@@ -256,7 +261,10 @@ class RecordSplitDoFn(beam.DoFn):
             for current in documents:
                 for out in stage.process(current):
                     if isinstance(out, beam.pvalue.TaggedOutput):
-                        record.drop(out.value)
+                        if out.tag == LEDGER_ROWS:  # counts that are not drops (a quality model's scores)
+                            record.count(*out.value)
+                        else:
+                            record.drop(out.value)
                     else:
                         passed.append(out)
             documents = passed
@@ -311,6 +319,9 @@ class _SplitRecord:
         key = (drop["source"], drop["stage"], drop["reason"])
         self._first_of_reason[key] = self._smallest.add_input(self._first_of_reason.get(key), drop)
         self._writers["drops"].write({k: v for k, v in drop.items() if k != "text"})
+
+    def count(self, key: tuple, values: tuple) -> None:
+        self._add([(key, values)])
 
     def extra(self, tag: str, value) -> None:
         self.extras[tag].append(value)

@@ -26,6 +26,7 @@ from llamapipe.pipeline.stages.decontamination import Decontaminate
 from llamapipe.pipeline.stages.dedup.deduplicate import Deduplicate
 from llamapipe.pipeline.stages.line_dedup import LineDedup
 from llamapipe.pipeline.stages.perplexity import PerplexityBuckets
+from llamapipe.pipeline.stages.pii import PIIRedaction
 from llamapipe.pipeline.stages.registry import READ
 from llamapipe.sources import corpus_step, file_reader
 
@@ -35,9 +36,9 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
     """The corpus-wide part of cleaning, over the records of the per-file work (`file_work.py`: read,
     extraction, language ID, quality rules, per input file): each source's own corpus-wide step (GitHub's
     exact dedup, Stack Exchange's largest sites) -> benchmark decontamination (when configured) -> document
-    dedup -> CCNet line dedup -> perplexity
-    buckets -> reference classifier -> cleaned documents; every drop (recorded ones included) ->
-    dropped/, ledger counts, rejects sample.
+    dedup -> CCNet line dedup -> perplexity buckets -> reference classifier -> PII redaction (when
+    enabled) -> cleaned documents; every drop (recorded ones included) -> dropped/, ledger counts,
+    rejects sample.
 
     `records`: (source, done.json path) of every recorded split of the files the config lists.
 
@@ -99,10 +100,12 @@ def build_cleaning(p: beam.Pipeline, config: Config, paths: OutputLayout, record
         stages.append(_WithWikipedia(
             ReferenceClassifier(config.classifier, paths.classifier,
                                 spill(ReferenceClassifier.entry.name)), wikipedia))
+    if config.pii.enabled:  # last: no other stage sees redacted text (see pipeline/stages/pii.py)
+        stages.append(PIIRedaction(config.pii))
     for stage in stages:
         out = current | stage.entry.label >> stage
         stage.write_reports(out)
-        if LEDGER_ROWS in out:  # drops counted by a group of the stage's own (decontamination: the set)
+        if LEDGER_ROWS in out:  # drops by a group of the stage's own (decontamination's set), PII counts
             recorded["counts"].append(out[LEDGER_ROWS])
         current = out[DOCUMENTS]
         stage_drops.append(out[DROPPED])

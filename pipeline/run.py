@@ -39,7 +39,9 @@ from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, r
 from llamapipe.pipeline.run_lock import RunLock
 from llamapipe.pipeline.stages.decontamination import ensure_index, index_summary
 from llamapipe.pipeline.stages.dedup.statistics import format_dedup_summary, read_dedup_stats
-from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS
+from llamapipe.pipeline.stages.quality import check_rules
+from llamapipe.pipeline.stages.quality_models import check_quality_models
+from llamapipe.pipeline.stages.registry import PER_FILE_PROGRESS, QUALITY_MODELS
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.hf import write_hf_tokenizer
 from llamapipe.tokenizer.train import sample_sentences, train_tokenizer, write_sample
@@ -180,6 +182,8 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
     output folder at a time (`run_lock.py`): a second one is refused before it touches anything."""
     options = beam_options(config, runner, extra_args or [])
     storage.use_options(options)  # the driver's own reads and writes, with the workers' settings
+    check_rules(config.filters)  # the user's rules import and follow the protocol (ConfigError, exit 2)
+    check_quality_models(config.quality_models)  # each (small) model loads and has its label
     with RunLock(config.output, "run", log):
         return _run(config, options, log, quiet_beam, fresh)
 
@@ -304,7 +308,8 @@ def clean_files(config: Config, options: PipelineOptions, paths: OutputLayout, r
     if pending:
         with beam_logs_to(paths.beam_log, quiet_beam), LiveProgress(paths.work, options) as progress, \
                 beam.Pipeline(options=options) as p:
-            build_file_work(p, config, paths.files, pending, records, progress.declare(*PER_FILE_PROGRESS))
+            steps = [s for s in PER_FILE_PROGRESS if s != QUALITY_MODELS.name or config.quality_models]
+            build_file_work(p, config, paths.files, pending, records, progress.declare(*steps))
         records = Records(paths.files)
     missing = [f.path for f in files if not records.is_done(f)]
     if missing:

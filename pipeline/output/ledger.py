@@ -9,7 +9,9 @@ written as JSON lines, then merged by the driver into `OUT/ledger.json`:
                         "length_histogram": {"in": {"512": 20, "1024": 310, ...}, "kept": {...}},
                         "kept_languages": {"en": 470},
                         "dropped_by_group": {"decontamination": {"mmlu": {"documents": 2, "chars": ...,
-                                                                           "bytes": ...}}}}},
+                                                                           "bytes": ...}}},
+                        "pii": {"email": {"redacted": 12, "documents": 9}, "ip": {...}},       (pii on)
+                        "quality_scores": {"dclm": {"0.00": 3, ..., "0.95": 120}}}},  (quality_models)
      "totals": {"in": ..., "kept": ..., "dropped": ...}}
 
 Lengths are in characters, as read (the page's HTML for web pages) and as kept; a histogram bucket
@@ -17,6 +19,9 @@ Lengths are in characters, as read (the page's HTML for web pages) and as kept; 
 (`llamapipe report`); they are counted here because no later step sees every document before cleaning.
 `dropped_by_group` (only in a source with such drops) counts a stage's drops by a group of its own,
 from the rows the stage emits (`plumbing.drops.group_row`): decontamination's per evaluation set.
+`pii`: per kind, the addresses the `pii` stage replaced and the documents that had one (kept documents
+only: it runs last); `quality_scores`: per model of `quality_models`, the documents per score bucket of
+0.05 (lower bound), every document it scored, dropped ones included.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import json
 import apache_beam as beam
 
 from llamapipe.pipeline.plumbing.drops import GROUP_ROW_PREFIX
-from llamapipe.pipeline.stages.registry import stage_rank
+from llamapipe.pipeline.stages.registry import PII_DOCUMENTS, PII_REDACTED, QUALITY_SCORE, stage_rank
 from llamapipe.sources.reading import SOURCE_NAMES
 from llamapipe.tokenizer.format import storage
 
@@ -128,6 +133,14 @@ def merge_ledger(parts_glob: str) -> dict:
             elif stage == "kept_language":
                 languages = entry["kept_languages"]
                 languages[row["reason"]] = languages.get(row["reason"], 0) + row["count"]
+            elif stage in (PII_REDACTED, PII_DOCUMENTS):
+                side = "redacted" if stage == PII_REDACTED else "documents"
+                kind = entry.setdefault("pii", {}).setdefault(row["reason"], {"redacted": 0, "documents": 0})
+                kind[side] += row["count"]
+            elif stage == QUALITY_SCORE:
+                model, bucket = row["reason"].rsplit(":", 1)
+                histogram = entry.setdefault("quality_scores", {}).setdefault(model, {})
+                histogram[bucket] = histogram.get(bucket, 0) + row["count"]
             else:
                 entry["dropped"] += row["count"]
                 by_reason = entry["dropped_by_stage"].setdefault(row["stage"], {})
@@ -143,6 +156,11 @@ def merge_ledger(parts_glob: str) -> dict:
             for side, histogram in entry["length_histogram"].items()
         }
         entry["kept_languages"] = _most_first(entry["kept_languages"])
+        if "pii" in entry:
+            entry["pii"] = dict(sorted(entry["pii"].items()))
+        if "quality_scores" in entry:
+            entry["quality_scores"] = {model: dict(sorted(histogram.items()))
+                                       for model, histogram in sorted(entry["quality_scores"].items())}
     totals = {k: sum(e[k] for e in ordered.values()) for k in ("in", "kept", "dropped")}
     return {"sources": ordered, "totals": totals}
 

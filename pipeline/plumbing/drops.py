@@ -23,8 +23,11 @@ DROPPED = "dropped"  # tag of the side output that carries drop records
 # because sources/ may import only the plumbing.
 READ_STAGE = "read"  # a record that cannot be read
 CLEAN_STAGE = "clean"  # a source's own recipe cleaning, inside its reader
-# A stage's output of ledger rows counting its drops by a group of its own (decontamination: the evaluation
-# set), `group_row`; the ledger sums them under `dropped_by_group` (pipeline/output/ledger.py).
+# A stage's output of ledger rows beside its drops, [source, row, reason, count, chars, bytes], which the
+# recipe adds to the ledger's counts (`output/ledger.py` files each row name): its drops counted by a group
+# of its own (decontamination's evaluation set, `group_row`, under `dropped_by_group`), or counts that are
+# not drops (PII redactions, quality-score histograms). In a per-document DoFn of the per-file work they are
+# events ((source, row, reason), (count, chars, bytes)) the split's record sums.
 LEDGER_ROWS = "ledger_rows"
 GROUP_ROW_PREFIX = "group:"
 

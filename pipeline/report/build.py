@@ -1,7 +1,8 @@
 """`OUT/report.html`: what a run did, gathered from the files it wrote, drawn by `report_html`.
 
 Every number comes from a file of the run: OUT/run.json (config, stage timings, tokenizer, classifier),
-OUT/ledger.json (funnel, bytes, lengths, kept languages, duplicate clusters), OUT/shards/manifest.json
+OUT/ledger.json (funnel, bytes, lengths, kept languages, duplicate clusters, PII redactions, quality-model
+score histograms), OUT/shards/manifest.json
 (mixture), OUT/documents (kept examples and the tokenizer sample), OUT/rejects (rejected examples),
 OUT/tokenizer/tokenizer.model and OUT/train/metrics.jsonl. Reads are bounded: at most
 `SAMPLE_DOCUMENTS` documents per source and `REJECT_ROWS` rejects are read, whatever the corpus size.
@@ -86,6 +87,11 @@ def gather(out: str) -> dict:
         },
         "training": training_curves(layout.train_metrics),
         "decontamination": decontamination(run, ledger, layout),
+        "pii": {s: e["pii"] for s, e in ledger["sources"].items() if e.get("pii")} if ledger else None,
+        "pii_config": run["config"].get("pii"),
+        "quality_scores": ({s: e["quality_scores"] for s, e in ledger["sources"].items()
+                            if e.get("quality_scores")} if ledger else None),
+        "quality_models": run["config"].get("quality_models") or [],
     }
 
 

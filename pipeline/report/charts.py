@@ -229,4 +229,30 @@ def decontamination_chart(rows: list[dict], sets: list[str]) -> str:
             ax.legend(fontsize=8, frameon=False)
         else:
             ax.text(0.5, 0.5, "no document matched", ha="center", transform=ax.transAxes)
+def quality_score_chart(scores: dict, thresholds: dict) -> str:
+    """Per source, documents per score bucket of each quality model, with its threshold (dashed)."""
+    names = list(scores)
+    columns = min(3, max(1, len(names)))
+    rows = math.ceil(len(names) / columns) or 1
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 2.0 * rows + 0.4), squeeze=False)
+        for ax in axes.flat[len(names):]:
+            ax.axis("off")
+        for ax, name in zip(axes.flat, names, strict=False):
+            models = list(scores[name])
+            width = 0.05 / max(1, len(models))
+            for i, model in enumerate(models):
+                colour = STAGE_COLOURS[i % len(STAGE_COLOURS)]
+                histogram = scores[name][model]
+                x = [float(b) + width * (i + 0.5) for b in histogram]
+                ax.bar(x, list(histogram.values()), width=width, color=colour, label=model)
+                if thresholds.get(model) is not None:
+                    ax.axvline(thresholds[model], color=colour, linestyle="--", linewidth=1)
+            ax.set_xlim(0, 1)
+            ax.set_title(name, fontsize=9)
+            ax.tick_params(labelsize=7)
+        axes.flat[0].legend(frameon=False, fontsize=7)
+        fig.suptitle("Quality model scores per source (documents per bucket of 0.05)", fontsize=10,
+                     fontweight="bold")
+        fig.tight_layout()
         return _svg(fig)

@@ -19,6 +19,8 @@ SECTIONS = [
     ("lengths", "Document length before and after cleaning"),
     ("decontamination", "Benchmark decontamination"),
     ("dedup", "Duplicate clusters"),
+    ("pii", "PII redaction"),
+    ("scores", "Quality model scores"),
     ("mixture", "Token mixture"),
     ("tokenizer", "Tokenizer"),
     ("examples", "Examples kept and rejected"),
@@ -346,3 +348,48 @@ def _training(report: dict) -> str:
 _SECTION_HTML = {"funnel": _funnel, "languages": _languages, "lengths": _lengths, "dedup": _dedup,
                  "decontamination": _decontamination,
                  "mixture": _mixture, "tokenizer": _tokenizer, "examples": _examples, "training": _training}
+
+
+def _pii(report: dict) -> str:
+    config = report.get("pii_config") or {}
+    if not config.get("enabled"):
+        return _missing("PII redaction is off (pii.enabled: false, the LLaMA recipe's setting)")
+    kinds = config.get("kinds") or []
+    rows = []
+    for name, by_kind in (report.get("pii") or {}).items():
+        cells = "".join(num(by_kind.get(kind, {}).get(side, 0)) for kind in kinds for side in ("redacted",
+                                                                                             "documents"))
+        rows.append(f'<tr data-source="{esc(name)}"><td>{esc(name)}</td>{cells}</tr>')
+    header = ["source"] + [f"{kind} {side}" for kind in kinds for side in ("replaced", "documents")]
+    note = ("Addresses replaced in the kept documents (|||EMAIL_ADDRESS|||, |||IP_ADDRESS|||, Dolma's "
+            "placeholders) and the documents that had one; private, loopback, link-local, multicast, "
+            "reserved and documentation addresses are kept. Sources not listed had none.")
+    if not rows:
+        return _missing("PII redaction is on; no kept document held an address it replaces")
+    return f'{_table(header, rows, "pii-table")}<p class="sub">{esc(note)}</p>'
+
+
+def _quality_scores(report: dict) -> str:
+    models = report.get("quality_models") or []
+    if not models:
+        return _missing("no quality_models in the config")
+    scores = report.get("quality_scores") or {}
+    rows = []
+    for name, by_model in scores.items():
+        for model, histogram in by_model.items():
+            rows.append(f'<tr data-source="{esc(name)}" data-model="{esc(model)}"><td>{esc(name)}</td>'
+                        f"<td>{esc(model)}</td>{num(sum(histogram.values()))}</tr>")
+    thresholds = {m["name"]: m.get("threshold") for m in models}
+    chart = charts.quality_score_chart(scores, thresholds) if scores else ""
+    described = "; ".join(
+        f"{m['name']}: P({m['label']}) from {m['path']}, "
+        + (f"dropped under {m['threshold']}" if m.get("threshold") is not None else "score only")
+        for m in models)
+    table = _table(["source", "model", "documents scored"], rows, "scores-table")
+    return (f'<div class="chart">{chart}</div>{table}'
+            f'<p class="sub">{esc(described)}. Every scored document, dropped ones included, in buckets of '
+            "0.05; the dashed line is the threshold.</p>")
+
+
+_SECTION_HTML["pii"] = _pii
+_SECTION_HTML["scores"] = _quality_scores

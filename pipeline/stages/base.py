@@ -23,10 +23,11 @@ class Stage(beam.PTransform):
 
     outputs = staticmethod(outputs)  # kept documents, drop records, and any others of the stage's own
 
-    def split(self, docs, label: str, dofn: beam.DoFn, *args) -> dict:
-        """`docs` through a DoFn that yields kept documents and drops (on the DROPPED side output)."""
-        out = split_drops(docs, label, dofn, *args)
-        return outputs(out[DOCUMENTS], out[DROPPED])
+    def split(self, docs, label: str, dofn: beam.DoFn, *args, tags: tuple[str, ...] = ()) -> dict:
+        """`docs` through a DoFn that yields kept documents and drops (on the DROPPED side output), and
+        whatever it tags with `tags` (e.g. `LEDGER_ROWS`)."""
+        out = split_drops(docs, label, dofn, *args, tags=tags)
+        return outputs(out[DOCUMENTS], out[DROPPED], **{tag: out[tag] for tag in tags})
 
     def unchanged(self, docs, label: str = "NoDrops") -> dict:
         """Every document kept, none dropped (a stage that is off)."""

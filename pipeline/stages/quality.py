@@ -13,6 +13,19 @@ Defaults are the references' numbers and semantics:
 - RedPajama-Data v1: the GitHub file rules (line lengths, alphanumeric share, letters per token).
 
 `line_cleaners` transform the text (C4's line filter) and may leave nothing, which is a drop.
+
+The rule protocol, for the built-in rules and the user's own: `filters.rules.<source>` lists, in order,
+built-in names (`RULES`) and dotted paths `package.module:ClassName` to a class of the user's, made with no
+argument on each worker (`setup()`), that is either
+- a document rule: `rule(text) -> (keep: bool, reason: str)`; a document it does not keep is dropped at
+  stage `quality` with `reason` (its `name` attribute, or its class name, when the reason is empty), or
+- a line cleaner: it has `clean(text) -> str`, the text to keep (lines removed or rewritten); a document
+  left with no text is dropped as `<name>_no_lines_left`.
+Subclassing `DocumentRule` or `LineCleaner` is optional: having `clean` makes a cleaner, being callable
+makes a rule. The module must be importable where the workers run (installed, or on PYTHONPATH). A path
+that does not import, a missing class, a class that cannot be made without arguments or that is neither
+are one config error naming `filters.rules.<source>[i]`, before any work (`check_rules`), and the same
+loading runs again in every worker.
 Not applied here, from the C4 recipe: the bad-words list (LDNOOBW, which cannot be downloaded at run time
 here), langdetect's English check (the pipeline's language stage does that), c4_utils' other page steps
 (`is_valid_length`, 190,000 characters of raw WET text, checked before cleaning; the three-sentence line
@@ -29,6 +42,7 @@ from itertools import pairwise
 
 import apache_beam as beam
 
+from llamapipe.pipeline.config import ConfigError, FiltersConfig
 from llamapipe.pipeline.plumbing.drops import drop
 from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.gopher_words import gopher_words
@@ -425,11 +439,71 @@ RULES: dict[str, Callable[[], DocumentRule | LineCleaner]] = {
 }
 
 
-def build_rules(names: list[str]) -> list[DocumentRule | LineCleaner]:
-    unknown = [n for n in names if n not in RULES]
-    if unknown:
-        raise ValueError(f"unknown filter rule {unknown[0]!r} (known: {', '.join(sorted(RULES))})")
-    return [RULES[n]() for n in names]
+USER_RULE = re.compile(r"(?P<module>[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):(?P<cls>[A-Za-z_]\w*)")
+
+
+def rule_name(rule) -> str:
+    """A rule's name: its `name` attribute, or its class name (a user's rule need not set one)."""
+    name = getattr(rule, "name", None)
+    return name if isinstance(name, str) and name else type(rule).__name__
+
+
+def load_user_rule(path: str):
+    """The user's rule `package.module:ClassName`, made and checked against the protocol (module
+    docstring); a ValueError says what is wrong."""
+    import importlib
+
+    match = USER_RULE.fullmatch(path)
+    if match is None:
+        raise ValueError(f"{path!r} is neither a built-in rule ({', '.join(sorted(RULES))}) nor a dotted "
+                         "path package.module:ClassName")
+    try:
+        module = importlib.import_module(match["module"])
+    except Exception as exc:  # ImportError, or whatever the module raises as it is imported
+        raise ValueError(f"cannot import {match['module']!r} for {path!r}: {type(exc).__name__}: "
+                         f"{exc}") from None
+    cls = getattr(module, match["cls"], None)
+    if not isinstance(cls, type):
+        raise ValueError(f"module {match['module']!r} has no class {match['cls']!r}")
+    try:
+        rule = cls()
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot make it without arguments: {type(exc).__name__}: {exc}") from None
+    if isinstance(rule, LineCleaner) or callable(getattr(rule, "clean", None)):
+        return rule
+    if callable(rule):
+        return rule
+    raise ValueError(f"{path}: follows neither rule protocol: a document rule is callable, "
+                     "rule(text) -> (keep, reason); a line cleaner has clean(text) -> text")
+
+
+def build_rules(names: list[str]) -> list:
+    """The rules of `names`: built-in names and the user's dotted paths (see the module docstring)."""
+    rules = []
+    for name in names:
+        if name in RULES:
+            rules.append(RULES[name]())
+        elif ":" in name:
+            rules.append(load_user_rule(name))
+        else:
+            raise ValueError(f"unknown filter rule {name!r} (known: {', '.join(sorted(RULES))}, or a "
+                             "dotted path package.module:ClassName of your own)")
+    return rules
+
+
+def check_rules(filters: FiltersConfig) -> None:
+    """Before any work: every rule of `filters.rules` is built (the user's imported and checked); a
+    problem is a ConfigError naming `filters.rules.<source>[i]`."""
+    for source, names in filters.rules.items():
+        for i, name in enumerate(names):
+            try:
+                build_rules([name])
+            except ValueError as exc:
+                raise ConfigError(f"filters.rules.{source}[{i}]: {exc}") from None
+
+
+def _is_cleaner(rule) -> bool:
+    return isinstance(rule, LineCleaner) or callable(getattr(rule, "clean", None))
 
 
 class QualityFilterDoFn(beam.DoFn):
@@ -447,20 +521,31 @@ class QualityFilterDoFn(beam.DoFn):
     def process(self, doc: dict):
         text = doc["text"]
         for rule in self._rules.get(doc["source"], []):
-            if isinstance(rule, LineCleaner):
+            if _is_cleaner(rule):
                 text = rule.clean(text)
+                if not isinstance(text, str):
+                    raise TypeError(f"the line cleaner {rule_name(rule)} returned {type(text).__name__}, "
+                                    "not the text (str)")
                 if not text.strip():
-                    reason = f"{rule.name}_no_lines_left"
+                    reason = f"{rule_name(rule)}_no_lines_left"
                     yield drop(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
                     return
                 continue
-            keep, reason = rule(text)
+            keep, reason = _decision(rule, text)
             if not keep:
-                yield drop(doc["source"], STAGE, reason, doc["id"], "", doc["text"])
+                yield drop(doc["source"], STAGE, reason or rule_name(rule), doc["id"], "", doc["text"])
                 return
         if text != doc["text"]:
             doc = {**doc, "text": text}
         yield doc
+
+
+def _decision(rule, text: str) -> tuple[bool, str]:
+    """A document rule's (keep, reason), checked: a user's rule that returns another shape fails loudly."""
+    result = rule(text)
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], str)):
+        raise TypeError(f"the rule {rule_name(rule)} returned {result!r}, not (keep, reason)")
+    return bool(result[0]), result[1]
 
 
 class QualityFilter(Stage):

@@ -30,13 +30,16 @@ CLEAN = StageEntry(CLEAN_STAGE, per_file=True, progress=False)  # counted with `
 EXTRACT = StageEntry("extract", per_file=True)
 LANGID = StageEntry("langid", per_file=True)
 QUALITY = StageEntry("quality", per_file=True)
+QUALITY_MODELS = StageEntry("quality_models", per_file=True)  # fastText models of the user's (config)
 DECONTAMINATION = StageEntry("decontamination", label="Decontaminate")
 DEDUP = StageEntry("dedup", label="Deduplicate")
 LINE_DEDUP = StageEntry("line_dedup", label="LineDedup")
 PERPLEXITY = StageEntry("perplexity", label="Perplexity")
 CLASSIFIER = StageEntry("classifier", label="ReferenceClassifier")
+PII = StageEntry("pii", label="RedactPII")  # drops nothing: replaces addresses in the kept text
 
-STAGES = (READ, CLEAN, EXTRACT, LANGID, QUALITY, DECONTAMINATION, DEDUP, LINE_DEDUP, PERPLEXITY, CLASSIFIER)
+STAGES = (READ, CLEAN, EXTRACT, LANGID, QUALITY, QUALITY_MODELS, DECONTAMINATION, DEDUP, LINE_DEDUP,
+          PERPLEXITY, CLASSIFIER, PII)
 STAGE_ORDER = tuple(stage.name for stage in STAGES)
 # The per-file work's steps on the progress line, in order.
 PER_FILE_PROGRESS = tuple(stage.name for stage in STAGES if stage.per_file and stage.progress)
@@ -45,3 +48,11 @@ PER_FILE_PROGRESS = tuple(stage.name for stage in STAGES if stage.per_file and s
 def stage_rank(stage: str) -> int:
     """A stage's place in STAGE_ORDER (any other name after them all)."""
     return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+
+
+# Ledger rows that are not drops (`output/ledger.py` files them under their own keys): per source, the
+# addresses the `pii` stage replaced and the documents that had one, per kind; and per quality model the
+# documents per score bucket (reason `<model>:<bucket>`), as scored, before its threshold.
+PII_REDACTED = "pii_redacted"
+PII_DOCUMENTS = "pii_documents"
+QUALITY_SCORE = "quality_score"

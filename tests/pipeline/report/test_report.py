@@ -59,6 +59,8 @@ def test_every_section_has_a_drawn_chart(report):
     for section, content in report["sections"].items():
         if section == "examples":
             continue
+        if section in ("pii", "scores") and 'class="missing"' in content:
+            continue  # beyond the recipe, off in the demo (tests/pipeline/test_beyond_recipe.py has them on)
         charts = re.findall(r"<svg.*?</svg>", content, flags=re.S)
         assert charts, f"{section}: no chart"
         shapes = sum(chart.count("<path") for chart in charts)

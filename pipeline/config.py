@@ -660,6 +660,12 @@ _SECRET_OPTION = re.compile(r"secret|password|passwd|token|credential|private|ac
 REDACTED = "<redacted>"
 
 
+def default_config_dict(config: Config) -> dict:
+    """What `config_as_dict` gives for a config of the same sources that sets nothing else."""
+    sources = {name: {} for name in config.sources}
+    return config_as_dict(parse_config({"output": config.output, "sources": sources}))
+
+
 def config_as_dict(config: Config) -> dict:
     """The config as written to OUT/run.json: secret runner options replaced by `REDACTED`."""
     data = to_dict(config)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline.config import Config, ConfigError, config_as_dict
+from llamapipe.pipeline.config import Config, ConfigError, config_as_dict, default_config_dict
 from llamapipe.pipeline.file_work import Records, build_file_work, list_inputs
 from llamapipe.pipeline.output.layout import (
     CLEAN_STEP,
@@ -78,6 +78,16 @@ def first_difference(old, new, key: str = "") -> str | None:
     return None if old == new else (key or "config")
 
 
+def with_defaults(old, defaults):
+    """`old` (a config dict recorded by an earlier llamapipe) with every key it lacks taken from `defaults`:
+    a section or option added since (`decontamination`, `pii`, `quality_models` in December 2026) is what
+    that run did when it is at its default (off), so a run upgraded across it resumes instead of being
+    refused as a different config."""
+    if not (isinstance(old, dict) and isinstance(defaults, dict)):
+        return old
+    return {**defaults, **{k: with_defaults(v, defaults.get(k)) for k, v in old.items()}}
+
+
 def input_keys(config: dict) -> dict:
     """The config without its input lists: what must match for a run to reuse another's per-file work."""
     sources = {name: {k: v for k, v in (options or {}).items() if k != "inputs"}
@@ -85,7 +95,8 @@ def input_keys(config: dict) -> dict:
     return {**config, "sources": sources}
 
 
-def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> CompletedStages:
+def prepare_output(out: str, config: dict | None = None, fresh: bool = True,
+                   defaults: dict | None = None) -> CompletedStages:
     """An output folder is empty, or holds a previous run of the same config. A run of a different
     config is refused (naming the first key that differs): reusing its folder would silently destroy
     results the user may still want. The `runner` and `train` sections do not count: how a run is
@@ -97,7 +108,10 @@ def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> 
 
     With `fresh` every stage runs again (its outputs replaced, the per-file records too); without it
     the stages a previous attempt finished are kept (see `resume.py`) and only the outputs of
-    unfinished ones are deleted. Returns the record of the finished stages."""
+    unfinished ones are deleted. Returns the record of the finished stages.
+
+    `defaults`: the default config dict (`default_config_dict`); a key the recorded config lacks (a run of
+    an earlier version) counts as its default."""
     if storage.is_file(out):
         raise ConfigError(f"output: {out!r} exists and is not a folder")
     entries = [e for e in storage.list_names(out) if not e.startswith(".")]
@@ -114,7 +128,7 @@ def prepare_output(out: str, config: dict | None = None, fresh: bool = True) -> 
                 raise ConfigError(f"output: {marker!r} is not a readable llamapipe run record ({exc}); "
                                   "choose another folder") from None
             ignored = {"runner": None, "train": None}  # how it runs and what trains on it later
-            old, new = {**(previous or {}), **ignored}, {**config, **ignored}
+            old, new = {**with_defaults(previous or {}, defaults), **ignored}, {**config, **ignored}
             differs = first_difference(input_keys(old), input_keys(new))
             if differs:
                 raise ConfigError(f"output: {out!r} holds a run of a different config ({differs} differs); "
@@ -191,7 +205,8 @@ def run(config: Config, runner: str | None = None, extra_args: list[str] | None 
 def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh: bool) -> dict:
     paths = OutputLayout(config.output)
     record = {"config": config_as_dict(config), "stages": {}, "started_at": round(time.time(), 3)}
-    completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh)
+    completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh,
+                               defaults=json.loads(json.dumps(default_config_dict(config))))
     if completed.names():
         record["resumed"] = completed.names()
         log(f"resuming {config.output}: {', '.join(completed.names())} finished in an earlier attempt")

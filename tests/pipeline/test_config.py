@@ -170,6 +170,43 @@ def test_output_folder_holding_a_run_of_a_different_config_is_refused(tmp_path, 
     assert not (out / "shards").exists() and (out / "run.json").exists()
 
 
+def test_a_run_recorded_before_a_section_existed_resumes_at_its_default(tmp_path, c4_file):
+    """A run.json written by an earlier llamapipe lacks the sections added since (decontamination, pii,
+    quality_models): the same config resumes into it; one that sets such a section differently is refused."""
+    import json
+
+    from llamapipe.pipeline.config import ConfigError, config_as_dict, default_config_dict
+    from llamapipe.pipeline.run import prepare_output
+
+    out = tmp_path / "out"
+    body = f"""
+        output: {out}
+        sources:
+          c4: {{inputs: ["{c4_file}"]}}
+        """
+    config = load_config(write(tmp_path, body))
+    recorded = json.loads(json.dumps(config_as_dict(config)))
+    for added in ("decontamination", "pii", "quality_models"):
+        del recorded[added]
+    del recorded["dedup"]["threshold"]  # an option added to a section that existed
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"config": recorded, "stages": {}}))
+    defaults = json.loads(json.dumps(default_config_dict(config)))
+
+    now = json.loads(json.dumps(config_as_dict(config)))
+    prepare_output(str(out), now, fresh=False, defaults=defaults)  # accepted
+
+    (out / "run.json").write_text(json.dumps({"config": recorded, "stages": {}}))
+    changed = json.loads(json.dumps(now))
+    changed["pii"]["enabled"] = True
+    with pytest.raises(ConfigError, match=r"\(pii.enabled differs\)"):
+        prepare_output(str(out), changed, fresh=False, defaults=defaults)
+    changed = json.loads(json.dumps(now))
+    changed["dedup"]["threshold"] = 0.5
+    with pytest.raises(ConfigError, match=r"\(dedup.threshold differs\)"):
+        prepare_output(str(out), changed, fresh=False, defaults=defaults)
+
+
 def test_loading_a_config_does_not_import_torch():
     """`llamapipe run` validates the whole config, the trainer's model preset included, without paying
     for torch's import (seconds at every start)."""

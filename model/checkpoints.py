@@ -24,9 +24,18 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def checkpoint_file(path: str | Path) -> str:
-    """`path` itself, or `path/checkpoint.pt` when given a folder (e.g. OUT/train); local or remote."""
+    """`path` itself, or `path/checkpoint.pt` when given a folder (e.g. OUT/train); local or remote. A
+    sharded (FSDP) checkpoint is a folder: `path` itself or `path/checkpoint.dcp` (local only)."""
+    from llamapipe.model.sharded import SHARDED_CHECKPOINT_NAME, is_sharded_checkpoint
+
     path = str(path)
+    if not storage.is_remote(path) and is_sharded_checkpoint(path):
+        return path
     if storage.is_dir(path):
+        sharded = os.path.join(path, SHARDED_CHECKPOINT_NAME)
+        if not storage.is_remote(path) and not storage.is_file(storage.join(path, CHECKPOINT_NAME)) \
+                and is_sharded_checkpoint(sharded):
+            return sharded
         path = storage.join(path, CHECKPOINT_NAME)
     if not storage.is_file(path):
         raise FileNotFoundError(f"{path}: no checkpoint")
@@ -35,6 +44,10 @@ def checkpoint_file(path: str | Path) -> str:
 
 def read_checkpoint(path: str | Path) -> dict:
     path = checkpoint_file(path)
+    if not storage.is_remote(path) and os.path.isdir(path):  # sharded: every rank's shards, gathered here
+        from llamapipe.model.sharded import read_sharded_weights
+
+        return read_sharded_weights(path)
     if not storage.is_remote(path):
         # mmap: the tensors are paged in as they are used instead of being read whole up front.
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from llamapipe.model.presets import ModelArgs, model_args
 
 DTYPES = ("float32", "bfloat16")
+PARALLELISMS = ("ddp", "fsdp")
 METRICS_NAME = "metrics.jsonl"  # in the output folder of a training run (OUT/train)
 
 
@@ -45,6 +46,11 @@ class TrainConfig:
     peak_tflops: float = 0.0  # the accelerator's peak, for MFU; 0: looked up from the GPU's name
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     num_workers: int = 0  # dataloader worker processes per rank
+    # "ddp": every rank holds the whole model, gradients and AdamW moments (DistributedDataParallel);
+    # "fsdp": each rank holds 1/N of them (FSDP2 `fully_shard` per block, then the whole model), with
+    # `dtype: bfloat16` as a mixed-precision policy (bf16 weights in compute, float32 master weights and
+    # gradient reduction) instead of autocast, and sharded checkpoints (OUT/train/checkpoint.dcp/).
+    parallelism: str = "ddp"
 
     def __post_init__(self) -> None:
         from llamapipe.model.presets import PRESETS  # torch-free: loading a config needs no torch
@@ -53,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"unknown model preset {self.model!r}; known: {', '.join(PRESETS)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {DTYPES} (float16 would need loss scaling)")
+        if self.parallelism not in PARALLELISMS:
+            raise ValueError(f"parallelism {self.parallelism!r} is not one of {PARALLELISMS}")
         for name in ("seq_len", "batch_size", "grad_accum_steps", "steps", "log_every", "eval_batches"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

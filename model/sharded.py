@@ -1,0 +1,166 @@
+"""Fully sharded data parallel (FSDP2) for the trainer, and its sharded checkpoints.
+
+Model: PyTorch's `fully_shard` on every transformer block, then on the whole model (embedding, final
+norm and output projection form the root's group), as torchtitan does for LLaMA. Each rank keeps 1/N of
+every weight, gradient and AdamW moment (as DTensors); a block's weights are all-gathered just before it
+runs (forward and backward) and freed after, and gradients are reduce-scattered. `dtype: bfloat16` is
+the mixed-precision policy: parameters gathered in bf16 for compute, float32 sharded master weights and
+optimizer state, gradients reduced in float32 (`MixedPrecisionPolicy(param_dtype=bfloat16,
+reduce_dtype=float32)`); `float32` keeps everything float32 (the CPU tests compare it with DDP).
+
+Initial weights: built on the meta device on every rank (no rank ever holds the model on its GPU), then
+rank 0's full float32 model, initialised on the CPU with the run's seed as the DDP path does, is broadcast
+tensor by tensor and each rank keeps its shard (`set_model_state_dict(..., broadcast_from_rank0=True)`).
+So FSDP and DDP start from the same weights on CPUs, and host memory holds one full copy, on rank 0.
+
+Checkpoint: a folder `checkpoint.dcp/` (beside DDP's single file `checkpoint.pt`) written by
+`torch.distributed.checkpoint`: each rank writes its own shards of model and optimizer (`__<rank>_0.distcp`)
+and rank 0 the `.metadata`, plus `trainer.pt` (rank 0): step, RNG states, every rank's loader position,
+config, model args, manifest and tokenizer, as DDP's file holds them. It is written to
+`checkpoint.dcp.tmp/` and then renamed into place (the previous one moved to `checkpoint.dcp.old/` during
+the swap and found there if a crash falls between the two renames). dcp reshards on load, so a run resumes
+on another number of ranks. Local disks or a filesystem every rank shares (NFS, Lustre) only: see
+`check_out_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from llamapipe.model.llama import ModelArgs, Transformer
+
+SHARDED_CHECKPOINT_NAME = "checkpoint.dcp"  # a folder, beside DDP's `checkpoint.pt`
+TRAINER_STATE_NAME = "trainer.pt"  # inside it: everything but the model and optimizer tensors
+
+
+def mixed_precision(dtype: str):
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if dtype == "bfloat16":
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy()
+
+
+def build_fsdp_model(
+    args: ModelArgs, *, activation_checkpointing: bool, dtype: str, device: torch.device, seed: int,
+    compile_backend: str | None = None,
+) -> Transformer:
+    """The sharded model with rank 0's initial weights (see the module docstring). Needs an initialised
+    process group (of any size, 1 included)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    with torch.device("meta"):
+        model = Transformer(args, activation_checkpointing)
+    policy = mixed_precision(dtype)
+    for layer in model.layers:
+        if compile_backend:  # per block before sharding (torchtitan's order): FSDP's hooks stay eager
+            layer.compile(backend=compile_backend)
+        fully_shard(layer, mp_policy=policy)
+    # The root's parameters (embedding, norm, output) are gathered for the whole step: resharding them after
+    # forward would only gather the output projection again at the start of backward.
+    fully_shard(model, mp_policy=policy, reshard_after_forward=False)
+    model.to_empty(device=device)
+    model.reset_rope()
+    full: dict = {}
+    if dist.get_rank() == 0:
+        torch.manual_seed(seed)
+        full = Transformer(args).state_dict()  # on the CPU, with the DDP path's initialisation
+    set_model_state_dict(
+        model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    )
+    del full
+    return model
+
+
+def check_out_dir(out_dir: str) -> None:
+    """dcp writes through a filesystem path. An s3:// or gs:// OUT would need fsspec's s3fs/gcsfs behind
+    `torch.distributed.checkpoint`'s `FsspecWriter` (not a dependency: our object-store layer is Beam's
+    FileSystems), so it is refused up front rather than failing at the first checkpoint."""
+    from llamapipe.tokenizer.format import storage
+
+    if storage.is_remote(out_dir):
+        raise ValueError(
+            f"train.parallelism: fsdp writes sharded checkpoints to a filesystem every rank can reach; "
+            f"output {out_dir} is an object store (use ddp there, or a shared filesystem)"
+        )
+
+
+def sharded_checkpoint_dir(out_dir: str | Path) -> Path | None:
+    """The committed sharded checkpoint under `out_dir` (or `.old`, left by a crash mid-swap), or None."""
+    path = Path(out_dir) / SHARDED_CHECKPOINT_NAME
+    for candidate in (path, path.with_name(path.name + ".old")):
+        if (candidate / TRAINER_STATE_NAME).is_file() and (candidate / ".metadata").is_file():
+            return candidate
+    return None
+
+
+def is_sharded_checkpoint(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / TRAINER_STATE_NAME).is_file() and (path / ".metadata").is_file()
+
+
+def save_sharded(out_dir: str, model, optimizer, trainer_state: dict | None) -> None:
+    """Every rank calls this; rank 0 passes `trainer_state` (the others None)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    final = Path(out_dir) / SHARDED_CHECKPOINT_NAME
+    temporary, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    main = dist.get_rank() == 0
+    if main:
+        shutil.rmtree(temporary, ignore_errors=True)  # a half-written one from a crash
+        temporary.mkdir(parents=True)
+    dist.barrier()
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(temporary))
+    if main:
+        with open(temporary / TRAINER_STATE_NAME, "wb") as f:
+            torch.save(trainer_state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(temporary, final)
+        shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()  # nobody races ahead (or reads) before the checkpoint is in place
+
+
+def load_sharded(path: Path, model, optimizer) -> dict:
+    """Model and optimizer shards into `model` and `optimizer` (resharded for this number of ranks);
+    returns the trainer state. Every rank calls this."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    trainer_state = read_trainer_state(path)
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    state = {"model": model_state, "optimizer": optimizer_state}
+    dcp.load(state, checkpoint_id=str(path))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    return trainer_state
+
+
+def read_trainer_state(path: str | Path) -> dict:
+    return torch.load(Path(path) / TRAINER_STATE_NAME, map_location="cpu", weights_only=True)
+
+
+def read_sharded_weights(path: str | Path) -> dict:
+    """A sharded checkpoint as a plain checkpoint dict (`model`: full state dict on the CPU, plus the
+    trainer state's entries), in this one process, for `generate` and `export-hf`. dcp reads every rank's
+    shards into a plain model's tensors without a process group. The optimizer state is not read."""
+    import torch.distributed.checkpoint as dcp
+
+    from llamapipe.model.checkpoints import args_from_dict
+
+    checkpoint = read_trainer_state(path)
+    with torch.device("cpu"):
+        weights = Transformer(args_from_dict(checkpoint["model_args"])).state_dict()
+    state = {"model": weights}
+    dcp.load(state, checkpoint_id=str(path), no_dist=True)
+    return {**checkpoint, "model": state["model"]}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -162,5 +163,7 @@ def read_sharded_weights(path: str | Path) -> dict:
     with torch.device("cpu"):
         weights = Transformer(args_from_dict(checkpoint["model_args"])).state_dict()
     state = {"model": weights}
-    dcp.load(state, checkpoint_id=str(path), no_dist=True)
+    with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=str(path), no_dist=True)
     return {**checkpoint, "model": state["model"]}

@@ -206,7 +206,8 @@ class _Trainer:
         if self.fsdp:
             self.model = build_fsdp_model(
                 self.args, activation_checkpointing=cfg.activation_checkpointing, dtype=cfg.dtype,
-                device=env.device, seed=cfg.seed, compile_backend=cfg.compile_backend if cfg.compile else None,
+                device=env.device, seed=cfg.seed,
+                compile_backend=cfg.compile_backend if cfg.compile else None,
             )
         else:
             with env.device:  # built where it trains: no host copy of a large model on its way to the GPU
@@ -510,7 +511,9 @@ class _Trainer:
         if env.world_size > 1 and not self.fsdp:
             device_ids = [env.device.index] if env.device.type == "cuda" else None
             model = DistributedDataParallel(self.model, device_ids=device_ids)
-        if cfg.compile and not self.fsdp:  # after DDP (FSDP: each block, before sharding), so that DDP's bucketing and compiled graphs cooperate (DDPOptimizer)
+        # After DDP, so that DDP's bucketing and compiled graphs cooperate (DDPOptimizer); FSDP compiled
+        # each block before sharding it.
+        if cfg.compile and not self.fsdp:
             model = torch.compile(model, backend=cfg.compile_backend)
         last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
         bar = None

@@ -23,7 +23,7 @@ import torch
 
 from llamapipe.model.checkpoints import load_model, read_checkpoint
 from llamapipe.model.hf import export_hf
-from llamapipe.model.llama import PRESETS
+from llamapipe.model.llama import model_args
 from llamapipe.model.plan import plan
 from llamapipe.model.train import TrainConfig, train
 
@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     import torch, torch.distributed as dist
     from llamapipe.model.sharded import build_fsdp_model
-    from llamapipe.model.train import TrainConfig, param_groups, train
+    from llamapipe.model.train import TrainConfig, build_model_args, param_groups, train
 
     dist.init_process_group("gloo")
     rank = dist.get_rank()
@@ -59,18 +59,20 @@ SCRIPT = textwrap.dedent(
                             activation_checkpointing=True), progress=False)
 
     # What one rank holds of weights, gradients and AdamW moments after a step (float32, sharded).
-    model = build_fsdp_model(__import__("llamapipe.model.train_config", fromlist=["x"]).build_model_args(
-        cfg, 380), activation_checkpointing=False, dtype="float32", device=torch.device("cpu"), seed=0)
+    model = build_fsdp_model(build_model_args(cfg, 380), activation_checkpointing=False, dtype="float32",
+                             device=torch.device("cpu"), seed=0)
     optimizer = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-3, fused=True)
     tokens = torch.randint(3, 380, (2, cfg.seq_len))
     model(tokens, tokens)[1].backward()
     optimizer.step()
-    local = lambda t: (t.to_local() if hasattr(t, "to_local") else t)
-    nbytes = lambda t: local(t).untyped_storage().nbytes()
+    def held(tensors):  # bytes of the distinct storages (a shard's gradients are views of one buffer)
+        storages = [(t.to_local() if hasattr(t, "to_local") else t).untyped_storage() for t in tensors]
+        return sum({s.data_ptr(): s.nbytes() for s in storages}.values())
+
     results["held"] = {
-        "weights": sum(nbytes(p) for p in model.parameters()),
-        "gradients": sum(nbytes(p.grad) for p in model.parameters()),
-        "moments": sum(nbytes(v) for s in optimizer.state.values() for k, v in s.items() if k != "step"),
+        "weights": held(p for p in model.parameters()),
+        "gradients": held(p.grad for p in model.parameters()),
+        "moments": held(v for s in optimizer.state.values() for k, v in s.items() if k != "step"),
     }
     (out / f"result-{rank}.json").write_text(json.dumps({"rank": rank, **results}))
     dist.barrier()
@@ -169,8 +171,7 @@ def test_a_two_rank_sharded_checkpoint_resumes_on_one_rank(runs):
 
 def test_the_plans_sharded_memory_is_what_a_rank_holds(runs):
     _, _, results = runs
-    args = PRESETS["tiny"].__class__(**{**asdict(PRESETS["tiny"]), "n_layers": 2, "vocab_size": VOCAB,
-                                        "max_seq_len": CFG.seq_len})
+    args = model_args("tiny", n_layers=2, vocab_size=VOCAB, max_seq_len=CFG.seq_len)
     predicted = plan(args, replace(CFG, parallelism="fsdp"), preset="tiny", gpus=2)["fsdp"]
     for result in results:
         held = result["held"]

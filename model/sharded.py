@@ -157,11 +157,10 @@ def read_sharded_weights(path: str | Path) -> dict:
     shards into a plain model's tensors without a process group. The optimizer state is not read."""
     import torch.distributed.checkpoint as dcp
 
-    from llamapipe.model.checkpoints import args_from_dict
-
     checkpoint = read_trainer_state(path)
-    with torch.device("cpu"):
-        weights = Transformer(args_from_dict(checkpoint["model_args"])).state_dict()
+    with torch.device("meta"):  # no initialisation: every tensor is read from the checkpoint
+        model = Transformer(ModelArgs(**checkpoint["model_args"]))
+    weights = model.to_empty(device="cpu").state_dict()
     state = {"model": weights}
     with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
         warnings.filterwarnings("ignore", message="torch.distributed is disabled")

@@ -190,23 +190,26 @@ def sharded_numel(args: ModelArgs, gpus: int) -> int:
 
 
 def fsdp_memory(args: ModelArgs, cfg, gpus: int) -> dict:
-    """Bytes one of `gpus` FSDP ranks holds besides activations: its shards of the float32 weights,
-    gradients and AdamW moments; the weights gathered for compute (in the policy's dtype: the root group,
-    i.e. embedding, output and final norm, for the whole step as the trainer configures it, and two blocks,
-    the running one and the one prefetched); the unsharded float32 gradients of one block and of the
-    root before their reduce-scatter."""
+    """Bytes one of `gpus` FSDP ranks (sharding over `cfg.fsdp_shard_size` of them, if set) holds besides
+    activations: its shards of the float32 weights, gradients and AdamW moments; the weights gathered for
+    compute (in the policy's dtype: the root group, i.e. embedding, output and final norm, for the whole
+    step as the trainer configures it, and two blocks, the running one and the one prefetched); the
+    unsharded float32 gradients of one block and of the root before their reduce-scatter."""
     shapes = parameter_shapes(args)
-    shard = sharded_numel(args, gpus)
+    shard_size = getattr(cfg, "fsdp_shard_size", 0)
+    shards = min(gpus, shard_size) if shard_size else gpus  # hybrid sharding: over a group only
+    shard = sharded_numel(args, shards)
     block = sum(_numel(shape) for name, shape in shapes.items() if name.startswith("layers.0."))
     root = sum(_numel(shape) for name, shape in shapes.items() if not name.startswith("layers."))
     compute_bytes = 2 if cfg.dtype == "bfloat16" else 4
     return {
         "gpus": gpus,
+        "sharded_over": shards,
         "weights_bytes": 4 * shard,
         "gradients_bytes": 4 * shard,
         "adamw_bytes": 8 * shard,
-        "gathered_bytes": compute_bytes * (root + 2 * block) if gpus > 1 else 0,
-        "unsharded_gradients_bytes": 4 * (root + block) if gpus > 1 else 0,
+        "gathered_bytes": compute_bytes * (root + 2 * block) if shards > 1 else 0,
+        "unsharded_gradients_bytes": 4 * (root + block) if shards > 1 else 0,
     }
 
 

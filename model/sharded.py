@@ -47,9 +47,23 @@ def mixed_precision(dtype: str):
     return MixedPrecisionPolicy()
 
 
+def device_mesh(device: torch.device, shard_size: int = 0):
+    """The ranks as a mesh: 1-D (shard over all) or, with `shard_size` dividing the world size, 2-D
+    (replicate across groups of `shard_size` ranks, shard within each: HSDP)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    world = dist.get_world_size()
+    if not shard_size or shard_size >= world:
+        return init_device_mesh(device.type, (world,), mesh_dim_names=("shard",))
+    if world % shard_size:
+        raise ValueError(f"train.fsdp_shard_size {shard_size} does not divide the {world} ranks")
+    shape = (world // shard_size, shard_size)
+    return init_device_mesh(device.type, shape, mesh_dim_names=("replicate", "shard"))
+
+
 def build_fsdp_model(
     args: ModelArgs, *, activation_checkpointing: bool, dtype: str, device: torch.device, seed: int,
-    compile_backend: str | None = None,
+    compile_backend: str | None = None, shard_size: int = 0,
 ) -> Transformer:
     """The sharded model with rank 0's initial weights (see the module docstring). Needs an initialised
     process group (of any size, 1 included)."""
@@ -59,13 +73,14 @@ def build_fsdp_model(
     with torch.device("meta"):
         model = Transformer(args, activation_checkpointing)
     policy = mixed_precision(dtype)
+    mesh = device_mesh(device, shard_size)
     for layer in model.layers:
         if compile_backend:  # per block before sharding (torchtitan's order): FSDP's hooks stay eager
             layer.compile(backend=compile_backend)
-        fully_shard(layer, mp_policy=policy)
+        fully_shard(layer, mesh=mesh, mp_policy=policy)
     # The root's parameters (embedding, norm, output) are gathered for the whole step: resharding them after
     # forward would only gather the output projection again at the start of backward.
-    fully_shard(model, mp_policy=policy, reshard_after_forward=False)
+    fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=False)
     model.to_empty(device=device)
     model.reset_rope()
     full: dict = {}

@@ -207,7 +207,7 @@ class _Trainer:
             self.model = build_fsdp_model(
                 self.args, activation_checkpointing=cfg.activation_checkpointing, dtype=cfg.dtype,
                 device=env.device, seed=cfg.seed,
-                compile_backend=cfg.compile_backend if cfg.compile else None,
+                compile_backend=cfg.compile_backend if cfg.compile else None, shard_size=cfg.fsdp_shard_size,
             )
         else:
             with env.device:  # built where it trains: no host copy of a large model on its way to the GPU

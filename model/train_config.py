@@ -51,6 +51,9 @@ class TrainConfig:
     # `dtype: bfloat16` as a mixed-precision policy (bf16 weights in compute, float32 master weights and
     # gradient reduction) instead of autocast, and sharded checkpoints (OUT/train/checkpoint.dcp/).
     parallelism: str = "ddp"
+    # fsdp only: shard over groups of this many ranks and replicate across the groups (hybrid sharding,
+    # HSDP: set it to the GPUs per node so that only gradient all-reduces cross nodes); 0: all ranks.
+    fsdp_shard_size: int = 0
 
     def __post_init__(self) -> None:
         from llamapipe.model.presets import PRESETS  # torch-free: loading a config needs no torch
@@ -65,7 +68,7 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "threads", "num_workers",
-                     "batch_tokens"):
+                     "batch_tokens", "fsdp_shard_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:

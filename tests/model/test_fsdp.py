@@ -55,6 +55,8 @@ SCRIPT = textwrap.dedent(
         shutil.copytree(out / "split", out / "half")
     dist.barrier()
     results["second_half"] = train(manifest, str(out / "split"), fsdp, progress=False)
+    # Hybrid: shard over groups of 1 rank, replicate across the 2 groups (HSDP's code path; DDP's arithmetic)
+    results["hsdp"] = train(manifest, str(out / "hsdp"), replace(fsdp, fsdp_shard_size=1), progress=False)
     results["bf16"] = train(manifest, str(out / "bf16"), replace(fsdp, steps=2, dtype="bfloat16",
                             activation_checkpointing=True), progress=False)
 
@@ -130,6 +132,17 @@ def test_fsdp_gives_the_losses_and_weights_of_ddp_on_the_same_two_ranks(runs):
     files = sorted(p.name for p in (out / "fsdp" / "checkpoint.dcp").iterdir())
     assert files == [".metadata", "__0_0.distcp", "__1_0.distcp", "trainer.pt"]  # one shard per rank
     assert sorted(p.name for p in (out / "fsdp").iterdir()) == ["checkpoint.dcp", "metrics.jsonl"]
+
+
+def test_hybrid_sharding_gives_the_losses_of_ddp(runs):
+    _, out, _ = runs
+    ddp, hsdp = read_metrics(out / "ddp"), read_metrics(out / "hsdp")
+    assert [m["step"] for m in hsdp] == list(range(1, 21))
+    for a, b in zip(ddp, hsdp, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3), a["step"]
+    a, b = read_checkpoint(out / "ddp")["model"], read_checkpoint(out / "hsdp")["model"]
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)
 
 
 def test_sharded_checkpoint_resumes_exactly(runs):

@@ -65,7 +65,6 @@ from llamapipe.model.llama import Transformer
 from llamapipe.model.plan import device_peak_flops, flops_per_token
 from llamapipe.model.sharded import (
     build_fsdp_model,
-    check_out_dir,
     load_sharded,
     save_sharded,
     sharded_checkpoint_dir,
@@ -152,10 +151,7 @@ def train(
     `resume`: continue from `out_dir/checkpoint.pt` when present (else start over, replacing the metrics).
     `stop_at`: end this call after that step (checkpointing there) while the schedule still spans
     `cfg.steps`, as a job hitting its time limit would; run again to continue. Returns a summary."""
-    fsdp = cfg.parallelism == "fsdp"
-    if fsdp:
-        check_out_dir(str(out_dir))
-    env = _setup_distributed(fsdp)
+    env = _setup_distributed(cfg.parallelism == "fsdp")
     trainer, finished = None, False
     try:
         trainer = _Trainer(manifest_path, out_dir, cfg, env, progress)
@@ -265,7 +261,7 @@ class _Trainer:
                 raise ValueError(f"{self.checkpoint_path} is a DDP checkpoint and train.parallelism is fsdp; "
                                  "use parallelism: ddp to resume it, or another out_dir")
             return sharded_checkpoint_dir(self.out) is not None
-        if not self.remote and sharded_checkpoint_dir(self.out) is not None:
+        if sharded_checkpoint_dir(self.out) is not None:
             raise ValueError(f"{self.out} holds a sharded (fsdp) checkpoint and train.parallelism is ddp; "
                              "use parallelism: fsdp to resume it, or another out_dir")
         return storage.is_file(self.checkpoint_path)
@@ -366,7 +362,10 @@ class _Trainer:
                 "manifest": _whole(self.manifest_path),
                 "tokenizer": self.tokenizer,
             }
-            save_sharded(self.out, self.model, self.optimizer, trainer_state if self.is_main else None)
+            save_sharded(self.out, self.step, self.model, self.optimizer,
+                         trainer_state if self.is_main else None)
+            if self.is_main and self.remote:
+                self._upload_metrics()  # as below: the lines up to the checkpoint's step, with it
             return
         if self.is_main:
             checkpoint = {

@@ -30,7 +30,8 @@ from llamapipe.model.train import TrainConfig, train
 VOCAB = 380  # the spm_model fixture's pieces: a real tokenizer, so that export-hf can write its files
 CFG = TrainConfig(
     model="tiny", n_layers=2, seq_len=32, batch_size=4, steps=20, lr=3e-3, warmup_steps=2, log_every=1,
-    checkpoint_every=0, threads=1, holdout_fraction=0.0, batch_tokens=2 * 2 * 4 * 32,  # 2 micro-steps
+    checkpoint_every=0, threads=1, batch_tokens=2 * 2 * 4 * 32,  # 2 micro-steps
+    holdout_fraction=0.2, eval_every=10,  # held-out loss per source at steps 10 and 20
 )
 
 SCRIPT = textwrap.dedent(
@@ -124,6 +125,9 @@ def test_fsdp_gives_the_losses_and_weights_of_ddp_on_the_same_two_ranks(runs):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3), a["step"]
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3), a["step"]
         assert b["source_tokens"] == a["source_tokens"]  # the same data order
+        assert ("source_loss" in a) == ("source_loss" in b) == (a["step"] % 10 == 0)
+        for name in a.get("source_loss", {}):  # evaluated by every FSDP rank (its forward needs them all)
+            assert b["source_loss"][name] == pytest.approx(a["source_loss"][name], rel=1e-3)
     assert ddp[-1]["loss"] < 0.5 * ddp[0]["loss"]  # it learned: not a comparison of two flat lines
     a, b = read_checkpoint(out / "ddp")["model"], read_checkpoint(out / "fsdp")["model"]
     assert a.keys() == b.keys()
@@ -200,3 +204,13 @@ def test_export_hf_and_generate_read_a_sharded_checkpoint(runs, tmp_path):
     summary = export_hf(out / "fsdp", tmp_path / "hf")
     assert summary["params"] == model.num_params()
     assert "model.safetensors" in summary["files"] and (tmp_path / "hf" / "config.json").is_file()
+
+
+def test_a_checkpoint_of_the_other_parallelism_is_refused(runs, tmp_path):
+    manifest, out, _ = runs
+    with pytest.raises(ValueError, match="sharded .fsdp. checkpoint and train.parallelism is ddp"):
+        train(str(manifest), str(out / "fsdp"), CFG, progress=False)
+    with pytest.raises(ValueError, match="is a DDP checkpoint and train.parallelism is fsdp"):
+        train(str(manifest), str(out / "ddp"), replace(CFG, parallelism="fsdp"), progress=False)
+    with pytest.raises(ValueError, match="parallelism 'zero3' is not one of"):
+        TrainConfig(parallelism="zero3")

@@ -148,7 +148,8 @@ def train(
 ) -> dict:
     """Train `cfg.steps` optimizer steps on the shards of `manifest_path`, writing to `out_dir`.
 
-    `resume`: continue from `out_dir/checkpoint.pt` when present (else start over, replacing the metrics).
+    `resume`: continue from `out_dir/checkpoint.pt` (FSDP: `out_dir/checkpoint.dcp/`) when present (else
+    start over, replacing the metrics).
     `stop_at`: end this call after that step (checkpointing there) while the schedule still spans
     `cfg.steps`, as a job hitting its time limit would; run again to continue. Returns a summary."""
     env = _setup_distributed(cfg.parallelism == "fsdp")

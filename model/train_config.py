@@ -39,7 +39,8 @@ class TrainConfig:
     holdout_fraction: float = 0.01  # documents held out of training for evaluation (by doc_id hash)
     checkpoint_every: int = 100  # 0: only at the end of the run
     seed: int = 0
-    dtype: str = "float32"  # or "bfloat16" (autocast; weights and optimizer state stay float32)
+    dtype: str = "float32"  # or "bfloat16" (DDP: autocast; FSDP: mixed-precision policy; weights and
+    # optimizer state stay float32 either way)
     activation_checkpointing: bool = False
     compile: bool = False  # torch.compile the model (needs a C++ compiler on CPU; pays off on GPUs)
     compile_backend: str = "inductor"  # torch.compile backend ("aot_eager": trace only, to debug)

@@ -64,6 +64,7 @@ from llamapipe.model.data import MixtureLoader
 from llamapipe.model.llama import Transformer
 from llamapipe.model.plan import device_peak_flops, flops_per_token
 from llamapipe.model.sharded import (
+    SHARDED_CHECKPOINT_NAME,
     build_fsdp_model,
     load_sharded,
     save_sharded,
@@ -365,8 +366,11 @@ class _Trainer:
             }
             save_sharded(self.out, self.step, self.model, self.optimizer,
                          trainer_state if self.is_main else None)
-            if self.is_main and self.remote:
-                self._upload_metrics()  # as below: the lines up to the checkpoint's step, with it
+            if self.is_main:
+                # A fresh run over a DDP one: its older checkpoint.pt would be what generate reads.
+                storage.remove(self.checkpoint_path)
+                if self.remote:
+                    self._upload_metrics()  # as below: the lines up to the checkpoint's step, with it
             return
         if self.is_main:
             checkpoint = {
@@ -386,6 +390,8 @@ class _Trainer:
                 "tokenizer": self.tokenizer,
             }
             self._write_checkpoint(checkpoint)
+            # A fresh run over an FSDP one: its older sharded checkpoint would be what a resume finds.
+            storage.remove(storage.join(self.out, SHARDED_CHECKPOINT_NAME))
             if self.remote:
                 # The metrics object is rewritten at every checkpoint (and every `_METRICS_UPLOAD_S`):
                 # the lines up to the checkpoint's step are on the store whenever the checkpoint is.

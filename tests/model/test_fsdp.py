@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -214,3 +215,13 @@ def test_a_checkpoint_of_the_other_parallelism_is_refused(runs, tmp_path):
         train(str(manifest), str(out / "ddp"), replace(CFG, parallelism="fsdp"), progress=False)
     with pytest.raises(ValueError, match="parallelism 'zero3' is not one of"):
         TrainConfig(parallelism="zero3")
+
+
+def test_a_fresh_run_of_the_other_parallelism_replaces_the_old_checkpoint(runs, tmp_path):
+    manifest, out, _ = runs
+    shutil.copytree(out / "ddp", tmp_path / "run")
+    train(str(manifest), str(tmp_path / "run"), replace(CFG, parallelism="fsdp", steps=1), resume=False,
+          progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.dcp", "metrics.jsonl"]
+    train(str(manifest), str(tmp_path / "run"), replace(CFG, steps=1), resume=False, progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "metrics.jsonl"]

@@ -145,6 +145,7 @@ def test_hybrid_sharding_gives_the_losses_of_ddp(runs):
     assert [m["step"] for m in hsdp] == list(range(1, 21))
     for a, b in zip(ddp, hsdp, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3), a["step"]
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3), a["step"]  # over the 2-D mesh
     a, b = read_checkpoint(out / "ddp")["model"], read_checkpoint(out / "hsdp")["model"]
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)

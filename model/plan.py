@@ -9,6 +9,13 @@ saved memory is affine in batch size and depth, four fake runs (1-2 layers x 1-2
 per-layer and per-sequence terms exactly, whatever the model code does (RoPE in float32, logits in
 float32, the cross-entropy's log-softmax...).
 
+Per GPU: DDP replicates float32 weights, gradients and AdamW moments (16 bytes per parameter); FSDP2
+holds 1/N of them (`sharded_numel`: the padded dim-0 chunks `fully_shard` allocates; a test compares
+them with what a 2-rank run holds after a step), plus the weights it gathers for compute and the
+unsharded gradients before their reduce-scatter (`fsdp_memory`). The largest micro-batch is solved from
+fixed + batch * (activations + logits gradients per sequence) <= (1 - HEADROOM) * GPU memory. Inference:
+weights at 4/2/1/0.5 bytes per parameter and the bf16 KV cache of one sequence.
+
 Speed: the paper trained 65B at ~380 tokens/s per A100-80GB on 2048 GPUs (section 2.4; 1.4T tokens in
 ~21 days). That is a model-FLOPs utilisation (MFU) of ~50% of the A100's 312 bf16 TFLOP/s; the plan assumes
 the same utilisation for the configured model, counting FLOPs per token as PaLM does (appendix B):

@@ -24,9 +24,19 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def checkpoint_file(path: str | Path) -> str:
-    """`path` itself, or `path/checkpoint.pt` when given a folder (e.g. OUT/train); local or remote."""
+    """`path` itself, or `path/checkpoint.pt` when given a folder (e.g. OUT/train); local or remote. A
+    sharded (FSDP) checkpoint is a folder: `path` itself or `path/checkpoint.dcp`, returned resolved to the
+    version to read (see `llamapipe.model.sharded.resolve_sharded`)."""
+    from llamapipe.model.sharded import SHARDED_CHECKPOINT_NAME, resolve_sharded
+
     path = str(path)
+    sharded = resolve_sharded(path)
+    if sharded is not None:
+        return sharded
     if storage.is_dir(path):
+        sharded = resolve_sharded(storage.join(path, SHARDED_CHECKPOINT_NAME))
+        if sharded is not None and not storage.is_file(storage.join(path, CHECKPOINT_NAME)):
+            return sharded
         path = storage.join(path, CHECKPOINT_NAME)
     if not storage.is_file(path):
         raise FileNotFoundError(f"{path}: no checkpoint")
@@ -34,7 +44,11 @@ def checkpoint_file(path: str | Path) -> str:
 
 
 def read_checkpoint(path: str | Path) -> dict:
+    from llamapipe.model.sharded import TRAINER_STATE_NAME, read_sharded_weights
+
     path = checkpoint_file(path)
+    if storage.is_file(storage.join(path, TRAINER_STATE_NAME)):  # sharded: every rank's shards, here
+        return read_sharded_weights(path)
     if not storage.is_remote(path):
         # mmap: the tensors are paged in as they are used instead of being read whole up front.
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -110,6 +124,8 @@ def find_tokenizer(
         candidates.append(storage.resolve(storage.dirname(manifest), entry["path"]))
         ids = {k: entry[k] for k in ("bos_id", "eos_id") if entry.get(k) is not None} | ids
     folder = storage.dirname(checkpoint_file(checkpoint_path))
+    while "checkpoint.dcp" in folder:  # a sharded checkpoint: the folder holding checkpoint.dcp/
+        folder = storage.dirname(folder)
     candidates += [storage.join(folder, "tokenizer.model"),
                    storage.join(storage.dirname(folder), "tokenizer", "tokenizer.model")]
     for candidate in candidates:

@@ -168,6 +168,12 @@ class Transformer(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
             elif isinstance(module, RMSNorm):
                 module.reset_parameters()
+        self.reset_rope()
+
+    @torch.no_grad()
+    def reset_rope(self) -> None:
+        """Fill the RoPE tables (not in state dicts): after `to_empty()` from the meta device, where a
+        sharded model is built and then loaded rather than initialised."""
         cos, sin = precompute_rope(self.params.head_dim, self.params.max_seq_len, self.params.rope_theta)
         self.rope_cos.copy_(cos)
         self.rope_sin.copy_(sin)

@@ -9,6 +9,13 @@ saved memory is affine in batch size and depth, four fake runs (1-2 layers x 1-2
 per-layer and per-sequence terms exactly, whatever the model code does (RoPE in float32, logits in
 float32, the cross-entropy's log-softmax...).
 
+Per GPU: DDP replicates float32 weights, gradients and AdamW moments (16 bytes per parameter); FSDP2
+holds 1/N of them (`sharded_numel`: the padded dim-0 chunks `fully_shard` allocates; a test compares
+them with what a 2-rank run holds after a step), plus the weights it gathers for compute and the
+unsharded gradients before their reduce-scatter (`fsdp_memory`). The largest micro-batch is solved from
+fixed + batch * (activations + logits gradients per sequence) <= (1 - HEADROOM) * GPU memory. Inference:
+weights at 4/2/1/0.5 bytes per parameter and the bf16 KV cache of one sequence.
+
 Speed: the paper trained 65B at ~380 tokens/s per A100-80GB on 2048 GPUs (section 2.4; 1.4T tokens in
 ~21 days). That is a model-FLOPs utilisation (MFU) of ~50% of the A100's 312 bf16 TFLOP/s; the plan assumes
 the same utilisation for the configured model, counting FLOPs per token as PaLM does (appendix B):
@@ -45,13 +52,44 @@ GPU_PEAK_FLOPS = {
     "RTX 3090": (71e12, 35.6e12),
 }
 GB = 1e9
+# Of a GPU's memory, the part a plan leaves free for what it does not count: the CUDA context (~0.5-1 GB),
+# the caching allocator's fragmentation, NCCL buffers, kernels' workspaces. torchtitan's and Megatron's
+# rule of thumb is to stay ~10% under the card's capacity.
+HEADROOM = 0.10
+# Bytes per weight for inference: float32, bfloat16, int8 and 4-bit quantisation (GPTQ/AWQ/bitsandbytes
+# nf4 store ~4 bits per weight plus per-group scales, which the plan leaves out: ~3% at group size 128).
+INFERENCE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "int8": 1.0, "int4": 0.5}
+INFERENCE_PRESETS = ("7B", "13B", "33B", "65B", "llama2-7B", "llama2-13B", "llama2-70B")
+
+
+def parameter_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
+    """Every parameter's name and shape, as `Transformer(args).named_parameters()` gives them (a test
+    holds the two together), from arithmetic: building even a meta-device 70B model takes seconds
+    (its initialisation runs on meta tensors), and the inference table builds seven."""
+    q, kv = args.n_heads * args.head_dim, args.kv_heads * args.head_dim
+    shapes: dict[str, tuple[int, ...]] = {"tok_embeddings.weight": (args.vocab_size, args.dim)}
+    for i in range(args.n_layers):
+        prefix = f"layers.{i}."
+        shapes.update({
+            prefix + "attention.wq.weight": (q, args.dim),
+            prefix + "attention.wk.weight": (kv, args.dim),
+            prefix + "attention.wv.weight": (kv, args.dim),
+            prefix + "attention.wo.weight": (args.dim, q),
+            prefix + "feed_forward.w1.weight": (args.ffn_hidden_dim, args.dim),
+            prefix + "feed_forward.w2.weight": (args.dim, args.ffn_hidden_dim),
+            prefix + "feed_forward.w3.weight": (args.ffn_hidden_dim, args.dim),
+            prefix + "attention_norm.weight": (args.dim,),
+            prefix + "ffn_norm.weight": (args.dim,),
+        })
+    shapes["norm.weight"] = (args.dim,)
+    shapes["output.weight"] = (args.vocab_size, args.dim)
+    return shapes
 
 
 def count_params(args: ModelArgs) -> tuple[int, int]:
-    """(all parameters, parameters outside the input embedding), counted on the meta device."""
-    with torch.device("meta"):
-        model = Transformer(args)
-    return model.num_params(), model.num_params(exclude_embeddings=True)
+    """(all parameters, parameters outside the input embedding), without building the model."""
+    total = sum(_numel(shape) for shape in parameter_shapes(args).values())
+    return total, total - args.vocab_size * args.dim
 
 
 def flops_per_token(args: ModelArgs, seq_len: int, non_embedding_params: int | None = None) -> float:
@@ -142,13 +180,83 @@ def activation_bytes(args: ModelArgs, batch: int, seq_len: int, dtype: str, chec
     return stored
 
 
+# --------------------------------------------------------------------------------------------- sharding
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for size in shape:
+        n *= size
+    return n
+
+
+def sharded_numel(args: ModelArgs, gpus: int) -> int:
+    """Elements of every parameter one rank holds under FSDP2: dim 0 of each parameter split in `gpus`
+    chunks, the last ones padded to the first's size (what `fully_shard` allocates)."""
+    return sum(-(-shape[0] // gpus) * _numel(shape[1:]) for shape in parameter_shapes(args).values())
+
+
+def fsdp_memory(args: ModelArgs, cfg, gpus: int) -> dict:
+    """Bytes one of `gpus` FSDP ranks (sharding over `cfg.fsdp_shard_size` of them, if set) holds besides
+    activations: its shards of the float32 weights, gradients and AdamW moments; the weights gathered for
+    compute (in the policy's dtype: the root group, i.e. embedding, output and final norm, for the whole
+    step as the trainer configures it, and two blocks, the running one and the one prefetched); the
+    unsharded float32 gradients of one block and of the root before their reduce-scatter."""
+    shapes = parameter_shapes(args)
+    shard_size = getattr(cfg, "fsdp_shard_size", 0)
+    shards = min(gpus, shard_size) if shard_size else gpus  # hybrid sharding: over a group only
+    shard = sharded_numel(args, shards)
+    block = sum(_numel(shape) for name, shape in shapes.items() if name.startswith("layers.0."))
+    root = sum(_numel(shape) for name, shape in shapes.items() if not name.startswith("layers."))
+    compute_bytes = 2 if cfg.dtype == "bfloat16" else 4
+    return {
+        "gpus": gpus,
+        "sharded_over": shards,
+        "weights_bytes": 4 * shard,
+        "gradients_bytes": 4 * shard,
+        "adamw_bytes": 8 * shard,
+        "gathered_bytes": compute_bytes * (root + 2 * block) if shards > 1 else 0,
+        "unsharded_gradients_bytes": 4 * (root + block) if shards > 1 else 0,
+    }
+
+
+def logits_gradient_bytes(args: ModelArgs, batch: int, seq_len: int) -> int:
+    """Backward's transient peak at the output layer, beside the saved activations: the float32 gradients
+    of the log-softmax and of the logits (batch x seq x vocab each)."""
+    return 2 * 4 * batch * seq_len * args.vocab_size
+
+
+def largest_micro_batch(fixed: float, per_sequence: float, gpu_bytes: float) -> int:
+    """The largest batch b with fixed + b * per_sequence <= (1 - HEADROOM) * gpu_bytes (0: none fits)."""
+    room = (1 - HEADROOM) * gpu_bytes - fixed
+    return max(0, int(room // per_sequence)) if per_sequence > 0 else 0
+
+
+def inference_memory(args: ModelArgs, context: int) -> dict:
+    """Weights at each inference precision, and the bf16 key/value cache of one sequence of `context`
+    tokens (keys and values, every layer, the key/value heads only: grouped-query attention shrinks it)."""
+    params = count_params(args)[0]
+    kv = 2 * args.n_layers * args.kv_heads * args.head_dim * context * 2
+    return {"params": params, "weights_bytes": {k: b * params for k, b in INFERENCE_BYTES.items()},
+            "kv_cache_bytes": kv, "context": context}
+
+
 # ---------------------------------------------------------------------------------------------- the plan
 
 
-def plan(args: ModelArgs, cfg, *, preset: str | None = None, gpus: int = 1) -> dict:
+def _inference_args(name: str, args: ModelArgs, preset: str | None) -> ModelArgs:
+    """The configured model as configured (its vocabulary), the released ones as released."""
+    from llamapipe.model.llama import PRESETS
+
+    return args if name in (preset, "configured") else PRESETS[name]
+
+
+def plan(args: ModelArgs, cfg, *, preset: str | None = None, gpus: int = 1, gpu_memory_gb: float = 80.0,
+         context: int | None = None) -> dict:
     """Everything `--plan` prints, as a dict. `cfg` is a TrainConfig (batch_size is per rank and
     micro-step); `gpus` is the number of data-parallel ranks the run is imagined on (it sets the tokens
-    per step when `cfg.batch_tokens` does not)."""
+    per step when `cfg.batch_tokens` does not, and the FSDP shards); `gpu_memory_gb` the memory of one GPU,
+    for the largest micro-batch that fits; `context` the inference context length (default: seq_len)."""
     total, non_embedding = count_params(args)
     matrices = total - args.n_layers * 2 * args.dim - args.dim  # all but the RMSNorm gains
     activations = {
@@ -201,6 +309,43 @@ def plan(args: ModelArgs, cfg, *, preset: str | None = None, gpus: int = 1) -> d
         "run_days": run_tokens / (tokens_per_s_per_gpu * gpus * 86400),
         "run_days_on_paper_gpus": run_tokens / (tokens_per_s_per_gpu * PAPER_GPUS * 86400),
     }
+    # Per GPU, DDP and FSDP side by side; activations and the logits' gradients grow with the micro-batch.
+    logits = logits_gradient_bytes(args, cfg.batch_size, cfg.seq_len)
+    sharded = fsdp_memory(args, cfg, gpus)
+    fixed = {
+        "ddp": states,
+        "fsdp": sum(v for k, v in sharded.items() if k.endswith("_bytes")),
+    }
+    per_sequence = {
+        checkpointing: activation_bytes(args, 1, cfg.seq_len, cfg.dtype, checkpointing)
+        + logits_gradient_bytes(args, 1, cfg.seq_len)
+        for checkpointing in (False, True)
+    }
+    result["logits_gradient_bytes"] = logits
+    result["fsdp"] = sharded
+    result["gpu_memory_bytes"] = gpu_memory_gb * GB
+    result["parallelism"] = getattr(cfg, "parallelism", "ddp")
+    result["per_gpu_bytes"] = {
+        kind: {
+            ("checkpointing" if checkpointing else "no_checkpointing"):
+                fixed[kind] + activations[checkpointing] + logits
+            for checkpointing in (False, True)
+        }
+        for kind in ("ddp", "fsdp")
+    }
+    result["largest_micro_batch"] = {
+        kind: {
+            ("checkpointing" if checkpointing else "no_checkpointing"):
+                largest_micro_batch(fixed[kind], per_sequence[checkpointing], gpu_memory_gb * GB)
+            for checkpointing in (False, True)
+        }
+        for kind in ("ddp", "fsdp")
+    }
+    context = context or cfg.seq_len
+    result["inference"] = {
+        name: inference_memory(_inference_args(name, args, preset), context)
+        for name in dict.fromkeys([preset or "configured", *INFERENCE_PRESETS])
+    }
     if preset in PAPER_TOKENS:
         tokens = PAPER_TOKENS[preset]
         result["paper_run"] = {
@@ -232,8 +377,6 @@ def _days(days: float) -> str:
 
 
 def format_plan(p: dict) -> str:
-    checkpointing = p["activation_checkpointing"]
-    chosen = "checkpointing" if checkpointing else "no_checkpointing"
     lines = [
         f"model {p['preset'] or ''}: {p['params']:,} parameters ({_count(p['params'])}), "
         f"{p['non_embedding_params']:,} outside the input embedding",
@@ -248,22 +391,16 @@ def format_plan(p: dict) -> str:
         lines.append(
             f"  bf16 weight cache {_size(p['autocast_copies_bytes'])} (autocast's copies of the matrices)"
         )
-    fits = p["per_rank_bytes"][chosen] <= 80 * GB
     lines += [
         f"  activations       {_size(p['activation_bytes']['checkpointing'])} with checkpointing | "
         f"{_size(p['activation_bytes']['no_checkpointing'])} without",
         f"                    (saved for backward; micro-batch {p['batch_size']} x {p['seq_len']} tokens, "
-        f"{p['dtype']})",
-        f"  per DDP rank      {_size(p['per_rank_bytes'][chosen])} with checkpointing "
-        f"{'on' if checkpointing else 'off'} as configured: an 80 GB GPU "
-        f"{'holds it' if fits else 'does not hold it'}",
+        f"{p['dtype']}; + {_size(p['logits_gradient_bytes'])} of logits gradients at backward's start)",
+        "",
     ]
-    if not fits:
-        lines += [
-            f"  fully sharded     {_size(p['fully_sharded_states_bytes'])} of weights, gradients and moments "
-            f"per GPU over {p['sharded_over']} GPUs",
-            "                    (FSDP / ZeRO-3; this trainer replicates them with DDP)",
-        ]
+    lines += _per_gpu_lines(p)
+    lines.append("")
+    lines += _inference_lines(p)
     lines += [
         "",
         f"speed at the paper's utilisation (65B: {PAPER_TOKENS_PER_S_PER_GPU:.0f} tokens/s/GPU on "
@@ -286,7 +423,71 @@ def format_plan(p: dict) -> str:
     return "\n".join(lines)
 
 
-def plan_text(cfg, vocab_size: int, gpus: int = 1) -> str:
+def _per_gpu_lines(p: dict) -> list[str]:
+    """DDP and FSDP side by side, per GPU, and the verdict for the configured parallelism."""
+    gpus, sharded = p["gpus"], p["fsdp"]
+    memory = p["gpu_memory_bytes"]
+    rows = [
+        ("weights (float32)", p["weights_bytes"]["float32"], sharded["weights_bytes"]),
+        ("gradients", p["gradients_bytes"], sharded["gradients_bytes"]),
+        ("AdamW moments", p["adamw_bytes"], sharded["adamw_bytes"]),
+        # DDP: autocast's bf16 copies of the matrices; FSDP: the weights gathered for compute.
+        ("weights for compute", p["autocast_copies_bytes"], sharded["gathered_bytes"]),
+        ("unsharded grads", 0, sharded["unsharded_gradients_bytes"]),
+    ]
+    width, label = 12, 40
+    title = f"per GPU, {gpus} GPU(s) of {memory / GB:,.0f} GB"
+    lines = [f"{title:<{label + 2}}{'DDP':>{width}} {'FSDP':>{width}}"]
+    for name, ddp, fsdp in rows:
+        lines.append(f"  {name:<{label}}{_size(ddp) if ddp else '-':>{width}} "
+                     f"{_size(fsdp) if fsdp else '-':>{width}}")
+    for key, text in (("checkpointing", "with checkpointing"), ("no_checkpointing", "without")):
+        ddp, fsdp = p["per_gpu_bytes"]["ddp"][key], p["per_gpu_bytes"]["fsdp"][key]
+        lines.append(f"  {'total ' + text:<{label}}{_size(ddp):>{width}} {_size(fsdp):>{width}}")
+    for key, text in (("checkpointing", "with checkpointing"), ("no_checkpointing", "without")):
+        ddp, fsdp = p["largest_micro_batch"]["ddp"][key], p["largest_micro_batch"]["fsdp"][key]
+        lines.append(f"  {'largest micro-batch ' + text:<{label}}{ddp or 'none':>{width}} "
+                     f"{fsdp or 'none':>{width}}")
+    lines.append(f"  (totals with micro-batch {p['batch_size']}; a micro-batch fits when the total stays "
+                 f"{HEADROOM:.0%} under {memory / GB:,.0f} GB)")
+    kind = p["parallelism"]
+    chosen = "checkpointing" if p["activation_checkpointing"] else "no_checkpointing"
+    total = p["per_gpu_bytes"][kind][chosen]
+    largest = p["largest_micro_batch"][kind][chosen]
+    fits = total <= (1 - HEADROOM) * memory
+    verdict = (f"  configured: {kind.upper()}, checkpointing "
+               f"{'on' if p['activation_checkpointing'] else 'off'}, micro-batch {p['batch_size']}: "
+               f"{_size(total)} per GPU, "
+               f"{'fits' if fits else 'does not fit'} one {memory / GB:,.0f} GB GPU")
+    if largest:
+        verdict += f" (largest micro-batch that fits: {largest})"
+    else:
+        verdict += " (no micro-batch fits)"
+    lines.append(verdict)
+    if kind == "ddp" and not fits and p["largest_micro_batch"]["fsdp"][chosen]:
+        lines.append(f"  -> train.parallelism: fsdp fits it (micro-batch up to "
+                     f"{p['largest_micro_batch']['fsdp'][chosen]} over {gpus} GPU(s))")
+    return lines
+
+
+def _inference_lines(p: dict) -> list[str]:
+    rows = p["inference"]
+    context = next(iter(rows.values()))["context"]
+    width = 11
+    lines = [f"inference: weights by precision (GB = 1e9 bytes), bf16 KV cache of one {context:,}-token "
+             "sequence",
+             f"  {'model':<12}{'params':>9}" + "".join(f"{k:>{width}}" for k in INFERENCE_BYTES)
+             + f"{'KV cache':>{width}}"]
+    for name, row in rows.items():
+        lines.append(f"  {name:<12}{_count(row['params']):>9}"
+                     + "".join(f"{row['weights_bytes'][k] / GB:>{width - 3},.1f} GB" for k in INFERENCE_BYTES)
+                     + f"{_size(row['kv_cache_bytes']):>{width}}")
+    return lines
+
+
+def plan_text(cfg, vocab_size: int, gpus: int = 1, gpu_memory_gb: float = 80.0,
+              context: int | None = None) -> str:
     """The plan of a TrainConfig's run, as `llamapipe train CONFIG --plan` prints it."""
-    return format_plan(plan(build_model_args(cfg, vocab_size), cfg, preset=cfg.model, gpus=gpus))
+    return format_plan(plan(build_model_args(cfg, vocab_size), cfg, preset=cfg.model, gpus=gpus,
+                            gpu_memory_gb=gpu_memory_gb, context=context))
 

@@ -30,6 +30,13 @@ MASTER_ADDR and MASTER_PORT) the process group is initialised (NCCL on GPUs, glo
 wrapped in DDP and each rank reads its own part of the shards. `out_dir` must be on storage every rank
 can read for resuming. E.g. `torchrun --standalone --nproc_per_node=8 -m llamapipe.pipeline.cli train
 CONFIG`. `compile` wraps the (DDP) model in `torch.compile`.
+
+`parallelism: fsdp` shards weights, gradients and AdamW moments over the ranks instead (FSDP2, see
+`llamapipe.model.sharded`): the same loss, data order and `batch_tokens` semantics as DDP; bf16 as a
+mixed-precision policy rather than autocast; checkpoints in `checkpoint.dcp/`, written shard by shard by
+every rank and resumable on another number of ranks. Gradients are reduce-scattered after every micro-step
+(DDP all-reduces once per step): holding unsharded gradients across micro-steps would cost the memory FSDP
+is there to save (7B: 27 GB per rank).
 """
 
 from __future__ import annotations
@@ -56,6 +63,13 @@ from llamapipe.model.checkpoints import CHECKPOINT_NAME
 from llamapipe.model.data import MixtureLoader
 from llamapipe.model.llama import Transformer
 from llamapipe.model.plan import device_peak_flops, flops_per_token
+from llamapipe.model.sharded import (
+    SHARDED_CHECKPOINT_NAME,
+    build_fsdp_model,
+    load_sharded,
+    save_sharded,
+    sharded_checkpoint_dir,
+)
 from llamapipe.model.train_config import (  # noqa: F401 (TrainConfig: also from here)
     METRICS_NAME,
     TrainConfig,
@@ -102,11 +116,17 @@ class _Distributed:
     owns_process_group: bool
 
 
-def _setup_distributed() -> _Distributed:
+def _setup_distributed(fsdp: bool = False) -> _Distributed:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available()
     if world_size <= 1:
-        return _Distributed(0, 1, torch.device("cuda" if cuda else "cpu"), False)
+        device = torch.device("cuda" if cuda else "cpu")
+        if not fsdp or dist.is_initialized():
+            return _Distributed(0, 1, device, False)
+        # FSDP shards over a process group even alone (e.g. resuming a sharded run on one GPU): a group of
+        # one, on an in-memory store, needs no MASTER_ADDR.
+        dist.init_process_group("nccl" if cuda else "gloo", store=dist.HashStore(), rank=0, world_size=1)
+        return _Distributed(0, 1, device, True)
     local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
     device = torch.device("cpu")
     if cuda:
@@ -129,10 +149,11 @@ def train(
 ) -> dict:
     """Train `cfg.steps` optimizer steps on the shards of `manifest_path`, writing to `out_dir`.
 
-    `resume`: continue from `out_dir/checkpoint.pt` when present (else start over, replacing the metrics).
+    `resume`: continue from `out_dir/checkpoint.pt` (FSDP: `out_dir/checkpoint.dcp/`) when present (else
+    start over, replacing the metrics).
     `stop_at`: end this call after that step (checkpointing there) while the schedule still spans
     `cfg.steps`, as a job hitting its time limit would; run again to continue. Returns a summary."""
-    env = _setup_distributed()
+    env = _setup_distributed(cfg.parallelism == "fsdp")
     trainer, finished = None, False
     try:
         trainer = _Trainer(manifest_path, out_dir, cfg, env, progress)
@@ -165,6 +186,8 @@ class _Trainer:
         self.checkpoint_path = storage.join(self.out, CHECKPOINT_NAME)
         self.metrics_path = storage.join(self.out, METRICS_NAME)
         self.remote = storage.is_remote(self.out)
+        self.fsdp = cfg.parallelism == "fsdp"
+        self.loader_seed = cfg.seed  # another one after a resume on another number of ranks (FSDP)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         # Shard digests are not re-hashed (that reads the whole corpus); the tokenizer is, when it sits where
@@ -178,19 +201,22 @@ class _Trainer:
         self.args = build_model_args(cfg, manifest["tokenizer"]["vocab_size"])
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP broadcasts rank 0's anyway)
         random.seed(cfg.seed)
-        with env.device:  # built where it trains: no host-memory copy of a large model on its way to the GPU
-            self.model = Transformer(self.args, cfg.activation_checkpointing)
+        if self.fsdp:
+            self.model = build_fsdp_model(
+                self.args, activation_checkpointing=cfg.activation_checkpointing, dtype=cfg.dtype,
+                device=env.device, seed=cfg.seed,
+                compile_backend=cfg.compile_backend if cfg.compile else None, shard_size=cfg.fsdp_shard_size,
+            )
+        else:
+            with env.device:  # built where it trains: no host copy of a large model on its way to the GPU
+                self.model = Transformer(self.args, cfg.activation_checkpointing)
         # The fused kernel (one pass over each parameter) on CPUs as on GPUs: torch's default on CPU is a
         # Python loop over the parameters, ~5x slower (22 ms against 4.7 ms a step for the `small` preset).
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=ADAM_EPS,
             fused=True,
         )
-        self.loader = MixtureLoader(
-            manifest_path, cfg.seq_len, cfg.batch_size, seed=cfg.seed, rank=env.rank,
-            world_size=env.world_size, num_workers=cfg.num_workers, validate=False,
-            holdout_fraction=cfg.holdout_fraction,
-        )
+        self.loader = self._make_loader(manifest_path, cfg.seed)
         self.manifest_path = manifest_path
         self.tokenizer = {
             "path": _whole(tokenizer),
@@ -206,9 +232,10 @@ class _Trainer:
             * self.tokens_per_step
         )
         self.peak_flops = peak * env.world_size if peak else None
+        # FSDP's bf16 is its mixed-precision policy (the weights are gathered in bf16), not autocast.
         self.autocast = (
             (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16))
-            if cfg.dtype == "bfloat16" else nullcontext
+            if cfg.dtype == "bfloat16" and not self.fsdp else nullcontext
         )
         # Progress state, saved in checkpoints so that a resumed run logs what a straight run would.
         self.step = 0
@@ -221,9 +248,68 @@ class _Trainer:
         self.eval_missing: list[str] = []  # sources without held-out documents
         self._metrics_uploaded = time.monotonic()  # last rewrite of a remote metrics.jsonl
 
+    def _make_loader(self, manifest_path: str, seed: int) -> MixtureLoader:
+        return MixtureLoader(
+            manifest_path, self.cfg.seq_len, self.cfg.batch_size, seed=seed, rank=self.env.rank,
+            world_size=self.env.world_size, num_workers=self.cfg.num_workers, validate=False,
+            holdout_fraction=self.cfg.holdout_fraction,
+        )
+
     # ------------------------------------------------------------------ checkpoints
 
+    def _has_checkpoint(self) -> bool:
+        if self.fsdp:
+            if storage.is_file(self.checkpoint_path):
+                raise ValueError(f"{self.checkpoint_path} is a DDP checkpoint and train.parallelism is fsdp; "
+                                 "use parallelism: ddp to resume it, or another out_dir")
+            return sharded_checkpoint_dir(self.out) is not None
+        if sharded_checkpoint_dir(self.out) is not None:
+            raise ValueError(f"{self.out} holds a sharded (fsdp) checkpoint and train.parallelism is ddp; "
+                             "use parallelism: fsdp to resume it, or another out_dir")
+        return storage.is_file(self.checkpoint_path)
+
+    def _load_sharded_checkpoint(self) -> None:
+        path = sharded_checkpoint_dir(self.out)
+        checkpoint = load_sharded(path, self.model, self.optimizer)
+        if checkpoint["model_args"] != asdict(self.args):
+            raise ValueError(
+                f"{path} holds a different model ({checkpoint['model_args']}) than the config asks for "
+                f"({asdict(self.args)}); use another out_dir or resume=False"
+            )
+        ranks = checkpoint["ranks"]
+        self.loader_seed = checkpoint["loader_seed"]
+        if len(ranks) == self.env.world_size:
+            mine = ranks[self.env.rank]
+            if self.loader_seed != self.cfg.seed:
+                self.loader = self._make_loader(self.manifest_path, self.loader_seed)
+            self.loader.load_state_dict(mine["loader"])
+            self.source_tokens = Counter(mine["source_tokens"])
+            self.pending_loss, self.pending_steps = mine["pending_loss"], mine["pending_steps"]
+        else:
+            # Weights, optimizer, schedule and counters carry over (dcp reshards); the loader positions
+            # do not: they are per worker of the old split. The data restarts from the shards' beginnings
+            # in another order (seed + step), so this run is not the one the old rank count would have
+            # made, and some windows come again, some never. Counters go to rank 0, whose sums are logged.
+            self.loader_seed = self.cfg.seed + checkpoint["step"]
+            self.loader = self._make_loader(self.manifest_path, self.loader_seed)
+            if self.is_main:
+                self.source_tokens = sum((Counter(r["source_tokens"]) for r in ranks), Counter())
+                # The logged loss is sum(losses) / sum(steps) over ranks: the old ranks' pending steps
+                # count as this many ranks' (the same mean, the same weight against the steps to come).
+                scale = self.env.world_size / len(ranks)
+                self.pending_loss = sum(r["pending_loss"] for r in ranks) * scale
+                self.pending_steps = ranks[0]["pending_steps"] * self.env.world_size
+                print(f"{path} was written by {len(ranks)} ranks, this run has {self.env.world_size}: "
+                      f"weights and optimizer resharded; the data stream restarts (seed {self.loader_seed})")
+        self.step = checkpoint["step"]
+        self.elapsed_before = checkpoint["elapsed_s"]
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        random.setstate(checkpoint["rng"]["python"])
+
     def _load_checkpoint(self) -> None:
+        if self.fsdp:
+            self._load_sharded_checkpoint()
+            return
         # From an object store through a local copy (deleted once loaded): torch.load then reads the file
         # as it reads a local checkpoint, without holding its bytes in memory beside the tensors.
         with storage.local_copy(self.checkpoint_path) as path:
@@ -266,6 +352,26 @@ class _Trainer:
         if self.env.world_size > 1:
             ranks = [None] * self.env.world_size
             dist.all_gather_object(ranks, mine)
+        if self.fsdp:
+            trainer_state = {
+                "step": self.step,
+                "elapsed_s": elapsed,
+                "ranks": ranks,
+                "loader_seed": self.loader_seed,
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+                "config": asdict(self.cfg),
+                "model_args": asdict(self.args),
+                "manifest": _whole(self.manifest_path),
+                "tokenizer": self.tokenizer,
+            }
+            save_sharded(self.out, self.step, self.model, self.optimizer,
+                         trainer_state if self.is_main else None)
+            if self.is_main:
+                # A fresh run over a DDP one: its older checkpoint.pt would be what generate reads.
+                storage.remove(self.checkpoint_path)
+                if self.remote:
+                    self._upload_metrics()  # as below: the lines up to the checkpoint's step, with it
+            return
         if self.is_main:
             checkpoint = {
                 "step": self.step,
@@ -284,6 +390,8 @@ class _Trainer:
                 "tokenizer": self.tokenizer,
             }
             self._write_checkpoint(checkpoint)
+            # A fresh run over an FSDP one: its older sharded checkpoint would be what a resume finds.
+            storage.remove(storage.join(self.out, SHARDED_CHECKPOINT_NAME))
             if self.remote:
                 # The metrics object is rewritten at every checkpoint (and every `_METRICS_UPLOAD_S`):
                 # the lines up to the checkpoint's step are on the store whenever the checkpoint is.
@@ -399,17 +507,19 @@ class _Trainer:
 
     def run(self, resume: bool, stop_at: int | None) -> dict:
         cfg, env = self.cfg, self.env
-        if resume and storage.is_file(self.checkpoint_path):
+        if resume and self._has_checkpoint():
             self._load_checkpoint()
         resumed_from = self.step or None
         if self.is_main:
             storage.makedirs(self.out)  # a local folder; nothing to make under an object-store prefix
             self._restart_metrics()
         model = self.model
-        if env.world_size > 1:
+        if env.world_size > 1 and not self.fsdp:
             device_ids = [env.device.index] if env.device.type == "cuda" else None
             model = DistributedDataParallel(self.model, device_ids=device_ids)
-        if cfg.compile:  # after DDP, so that DDP's bucketing and compiled graphs cooperate (DDPOptimizer)
+        # After DDP, so that DDP's bucketing and compiled graphs cooperate (DDPOptimizer); FSDP compiled
+        # each block before sharding it.
+        if cfg.compile and not self.fsdp:
             model = torch.compile(model, backend=cfg.compile_backend)
         last_step = cfg.steps if stop_at is None else min(cfg.steps, stop_at)
         bar = None
@@ -439,7 +549,8 @@ class _Trainer:
                 x, y = batch.x.to(env.device, non_blocking=True), batch.y.to(env.device, non_blocking=True)
                 # Gradients are all-reduced once per optimizer step, not after every micro-batch.
                 last_micro = micro == self.accum - 1
-                sync = nullcontext() if env.world_size == 1 or last_micro else model.no_sync()
+                # (FSDP reduce-scatters every micro-step: see the module docstring.)
+                sync = nullcontext() if env.world_size == 1 or last_micro or self.fsdp else model.no_sync()
                 with sync:
                     with self.autocast():
                         _, loss = model(x, y)
@@ -450,6 +561,8 @@ class _Trainer:
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
             )
+            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor, the norm over every rank's shards
+                grad_norm = grad_norm.full_tensor()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step = step + 1
@@ -476,8 +589,10 @@ class _Trainer:
                 }
                 if self.peak_flops:
                     record["mfu"] = (self.step - log_step) * self.flops_per_step / seconds / self.peak_flops
-                if evaluate and self.is_main:
-                    record["source_loss"] = self._source_losses(self.model)
+                if evaluate and (self.is_main or self.fsdp):  # FSDP's forward needs every rank
+                    source_loss = self._source_losses(self.model)
+                    if self.is_main:
+                        record["source_loss"] = source_loss
                 self.pending_loss, self.pending_steps = 0.0, 0
                 log_time, log_step = time.perf_counter(), self.step
                 self.history.append(record)

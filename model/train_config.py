@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from llamapipe.model.presets import ModelArgs, model_args
 
 DTYPES = ("float32", "bfloat16")
+PARALLELISMS = ("ddp", "fsdp")
 METRICS_NAME = "metrics.jsonl"  # in the output folder of a training run (OUT/train)
 
 
@@ -38,13 +39,22 @@ class TrainConfig:
     holdout_fraction: float = 0.01  # documents held out of training for evaluation (by doc_id hash)
     checkpoint_every: int = 100  # 0: only at the end of the run
     seed: int = 0
-    dtype: str = "float32"  # or "bfloat16" (autocast; weights and optimizer state stay float32)
+    dtype: str = "float32"  # or "bfloat16" (DDP: autocast; FSDP: mixed-precision policy; weights and
+    # optimizer state stay float32 either way)
     activation_checkpointing: bool = False
     compile: bool = False  # torch.compile the model (needs a C++ compiler on CPU; pays off on GPUs)
     compile_backend: str = "inductor"  # torch.compile backend ("aot_eager": trace only, to debug)
     peak_tflops: float = 0.0  # the accelerator's peak, for MFU; 0: looked up from the GPU's name
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     num_workers: int = 0  # dataloader worker processes per rank
+    # "ddp": every rank holds the whole model, gradients and AdamW moments (DistributedDataParallel);
+    # "fsdp": each rank holds 1/N of them (FSDP2 `fully_shard` per block, then the whole model), with
+    # `dtype: bfloat16` as a mixed-precision policy (bf16 weights in compute, float32 master weights and
+    # gradient reduction) instead of autocast, and sharded checkpoints (OUT/train/checkpoint.dcp/).
+    parallelism: str = "ddp"
+    # fsdp only: shard over groups of this many ranks and replicate across the groups (hybrid sharding,
+    # HSDP: set it to the GPUs per node so that only gradient all-reduces cross nodes); 0: all ranks.
+    fsdp_shard_size: int = 0
 
     def __post_init__(self) -> None:
         from llamapipe.model.presets import PRESETS  # torch-free: loading a config needs no torch
@@ -53,11 +63,13 @@ class TrainConfig:
             raise ValueError(f"unknown model preset {self.model!r}; known: {', '.join(PRESETS)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {DTYPES} (float16 would need loss scaling)")
+        if self.parallelism not in PARALLELISMS:
+            raise ValueError(f"parallelism {self.parallelism!r} is not one of {PARALLELISMS}")
         for name in ("seq_len", "batch_size", "grad_accum_steps", "steps", "log_every", "eval_batches"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "threads", "num_workers",
-                     "batch_tokens"):
+                     "batch_tokens", "fsdp_shard_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:

@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="print parameters, memory per precision and the days the paper's speed implies; "
                        "allocates no weight and trains nothing")
     train.add_argument("--gpus", type=int, default=1, help="with --plan: data-parallel GPUs to plan for")
+    train.add_argument("--parallelism", choices=["ddp", "fsdp"], help="override train.parallelism")
+    train.add_argument("--gpu-memory", type=float, default=80.0,
+                       help="with --plan: GB of one GPU, for the largest micro-batch that fits (default 80)")
+    train.add_argument("--context", type=int, help="with --plan: inference context length (default seq_len)")
 
     generate = sub.add_parser("generate", help="print a sample from a checkpoint",
                               description="Continue a prompt with a trained (or imported) checkpoint, "
@@ -275,6 +279,8 @@ def _train(args) -> int:
     cfg = config.train
     if args.steps is not None:
         cfg = dataclasses.replace(cfg, steps=args.steps)
+    if args.parallelism is not None:
+        cfg = dataclasses.replace(cfg, parallelism=args.parallelism)
     if args.plan:
         from llamapipe.model.plan import plan_text
         from llamapipe.tokenizer.format.manifest import read_manifest
@@ -282,7 +288,8 @@ def _train(args) -> int:
         # The shards' vocabulary when they exist, else the one the config will train.
         exists = storage.is_file(paths.manifest)  # OUT may be local or on s3:// / gs://
         vocab = read_manifest(paths.manifest)["tokenizer"]["vocab_size"] if exists else None
-        print(plan_text(cfg, vocab or config.tokenizer.vocab_size, gpus=args.gpus))
+        print(plan_text(cfg, vocab or config.tokenizer.vocab_size, gpus=args.gpus,
+                        gpu_memory_gb=args.gpu_memory, context=args.context))
         return 0
     # Under torchrun, rank 0 holds OUT's lock for all ranks (a busy OUT is said before a missing manifest)
     with RunLock(config.output, "train", create=False) if int(os.environ.get("RANK", "0")) == 0 \

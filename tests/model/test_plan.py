@@ -10,7 +10,7 @@ import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from llamapipe.model.llama import PRESETS, ModelArgs, Transformer
-from llamapipe.model.plan import activation_bytes, activation_cost, flops_per_token, plan
+from llamapipe.model.plan import activation_bytes, activation_cost, flops_per_token, parameter_shapes, plan
 from llamapipe.model.train import TrainConfig
 from llamapipe.pipeline.cli import main
 from tests.conftest import REPO
@@ -102,3 +102,38 @@ def test_cli_plan_prints_before_any_shard_exists(capsys):
     assert "int8 6.74 GB" in out and "AdamW moments     53.91 GB" in out
     assert "8 micro-steps x 4 x 2048 tokens x 64 GPU(s)" in out
     assert "days on 64 GPU(s)" in out and "GPU-hours" in out
+
+
+@pytest.mark.parametrize("preset", ["tiny", "llama2-70B"])
+def test_parameter_shapes_are_the_models(preset):
+    args = PRESETS[preset]
+    if preset != "tiny":  # 80 layers on the meta device: 1 of them says the same
+        args = replace(args, n_layers=1)
+    with torch.device("meta"):
+        model = Transformer(args)
+    assert parameter_shapes(args) == {name: tuple(p.shape) for name, p in model.named_parameters()}
+
+
+def test_fsdp_plan_fits_7b_on_eight_80gb_gpus_and_ddp_does_not(capsys):
+    assert main(["train", str(REPO / "configs" / "llama.yaml"), "--plan", "--gpus", "8",
+                 "--parallelism", "fsdp", "--gpu-memory", "80"]) == 0
+    out = capsys.readouterr().out
+    verdict = next(line for line in out.splitlines() if line.strip().startswith("configured: FSDP"))
+    assert "checkpointing on, micro-batch 4" in verdict and "fits one 80 GB GPU" in verdict
+    largest = int(verdict.rsplit(":", 1)[1].strip(" )"))
+    assert 4 <= largest < 64
+    cfg = replace(PAPER_65B, model="7B", batch_size=4, parallelism="fsdp")
+    result = plan(PRESETS["7B"], cfg, preset="7B", gpus=8, gpu_memory_gb=80)
+    assert result["fsdp"]["weights_bytes"] == pytest.approx(4 * result["params"] / 8, rel=1e-3)
+    assert result["largest_micro_batch"]["ddp"]["checkpointing"] == 0  # a DDP replica does not fit
+    assert result["largest_micro_batch"]["fsdp"]["checkpointing"] == largest
+    # One more sequence than the largest would pass the 90% line; the largest itself does not.
+    per_sequence = (result["per_gpu_bytes"]["fsdp"]["checkpointing"]
+                    - plan(PRESETS["7B"], replace(cfg, batch_size=3), preset="7B", gpus=8)
+                    ["per_gpu_bytes"]["fsdp"]["checkpointing"])
+    fixed = result["per_gpu_bytes"]["fsdp"]["checkpointing"] - 4 * per_sequence
+    assert fixed + largest * per_sequence <= 0.9 * 80 * GB < fixed + (largest + 1) * per_sequence
+    # Llama 2 users' first question: 70B at ~4 GB per billion parameters in fp32, halving per precision.
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("llama2-70B"))
+    assert row[1] == "68.98B" and row[2:10] == ["275.9", "GB", "138.0", "GB", "69.0", "GB", "34.5", "GB"]
+    assert result["inference"]["llama2-70B"]["kv_cache_bytes"] == 2 * 80 * 8 * 128 * 2048 * 2  # GQA: 8 heads

@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 import yaml
 
+from llamapipe.model.checkpoints import read_checkpoint
 from llamapipe.model.train import TrainConfig, train
 from llamapipe.pipeline.cli import main
 from tests.object_stores import no_aws_environment, s3_server  # noqa: F401 (the fixture)
@@ -163,3 +164,32 @@ def test_train_on_s3_resumes_like_a_local_run_then_generate_and_export_read_from
     assert (hf / "tokenizer.model").read_bytes() == (copy / "tokenizer.model").read_bytes()
     assert json.loads((hf / "config.json").read_text())["vocab_size"] == VOCAB
 
+
+
+def test_fsdp_sharded_checkpoint_on_s3_commits_resumes_and_exports(run_on_s3, tmp_path, capsys):
+    """`parallelism: fsdp` (one rank) with OUT on S3: dcp's shards staged locally and uploaded as
+    checkpoint.dcp/step-N/, committed by checkpoint.dcp/LATEST, older versions deleted; the resumed run
+    computes what a straight local FSDP run computes; export-hf reads the sharded checkpoint from S3."""
+    client, name, manifest, config_path = run_on_s3
+    assert main(["train", str(config_path), "--parallelism", "fsdp", "--steps", "3"]) == 0
+    version = ["checkpoint.dcp/step-000000003/" + f for f in (".metadata", "__0_0.distcp", "trainer.pt")]
+    assert keys_under(client, name, "out/train/") == ["checkpoint.dcp/LATEST", *version, "metrics.jsonl"]
+    capsys.readouterr()
+    assert main(["train", str(config_path), "--parallelism", "fsdp"]) == 0
+    assert "resuming at step 3" in capsys.readouterr().out
+    assert keys_under(client, name, "out/train/") == [
+        "checkpoint.dcp/LATEST", *(key.replace("3/", "6/") for key in version), "metrics.jsonl"]
+
+    local_out = tmp_path / "local"
+    train(str(manifest), str(local_out), replace(TRAIN, parallelism="fsdp"), progress=False)
+    local_metrics = [json.loads(line) for line in (local_out / "metrics.jsonl").read_text().splitlines()]
+    remote_metrics = read_metrics_object(client, name)
+    assert [(m["step"], m["loss"]) for m in remote_metrics] == [(m["step"], m["loss"]) for m in local_metrics]
+    remote, local = read_checkpoint(f"s3://{name}/out/train"), read_checkpoint(local_out)
+    assert remote["step"] == 6 and remote["manifest"] == f"s3://{name}/out/shards/manifest.json"
+    for key in local["model"]:
+        assert torch.equal(local["model"][key], remote["model"][key]), key
+
+    hf = tmp_path / "hf"
+    assert main(["export-hf", f"s3://{name}/out/train", str(hf)]) == 0
+    assert {"config.json", "model.safetensors", "tokenizer.model"} <= {p.name for p in hf.iterdir()}

@@ -162,7 +162,8 @@ def extractor_setup(options: ExtractConfig, langid: LangIdConfig | None = None,
         policies = prepass_policies(langid, filters, options.prepass_language_score)
     return dict(favor_precision=options.favor_precision, favor_recall=options.favor_recall,
                 include_tables=options.include_tables, policies=policies,
-                langid_model=langid.model if langid else None, prepass_chars=options.prepass_chars)
+                langid_model=langid.model if langid else None, prepass_chars=options.prepass_chars,
+                method=options.method)
 
 
 class ExtractTextDoFn(beam.DoFn):

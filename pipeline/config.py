@@ -14,6 +14,7 @@ Relative paths (inputs, output, model files) are relative to the current working
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import uuid
@@ -667,10 +668,29 @@ _SECRET_OPTION = re.compile(r"secret|password|passwd|token|credential|private|ac
 REDACTED = "<redacted>"
 
 
-def default_config_dict(config: Config) -> dict:
-    """What `config_as_dict` gives for a config of the same sources that sets nothing else."""
+@dataclass(frozen=True)
+class Whole:
+    """A default value that counts as one: a list, a scalar, or a mapping of the user's own keys
+    (`filters.rules`, `decontamination.sets`), which a config replaces whole rather than key by key."""
+
+    value: Any
+
+
+def config_defaults(config: Config) -> dict:
+    """The defaults of a config of the same sources that sets nothing else, as `config_as_dict` writes
+    them (plain JSON values), section by section: a dataclass is a dict of its fields, every other value
+    a `Whole` (for `run.with_defaults`, which fills the keys an older run's record lacks)."""
     sources = {name: {} for name in config.sources}
-    return config_as_dict(parse_config({"output": config.output, "sources": sources}))
+    default = parse_config({"output": config.output, "sources": sources})
+
+    def walk(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: walk(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, dict) and value and all(dataclasses.is_dataclass(v) for v in value.values()):
+            return {key: walk(v) for key, v in value.items()}  # sources, mixture.sources: by source
+        return Whole(json.loads(json.dumps(to_dict(value))))
+
+    return walk(default)
 
 
 def config_as_dict(config: Config) -> dict:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from llamapipe.pipeline.config import Config, ConfigError, config_as_dict, default_config_dict
+from llamapipe.pipeline.config import Config, ConfigError, Whole, config_as_dict, config_defaults
 from llamapipe.pipeline.file_work import Records, build_file_work, list_inputs
 from llamapipe.pipeline.output.layout import (
     CLEAN_STEP,
@@ -79,13 +79,22 @@ def first_difference(old, new, key: str = "") -> str | None:
 
 
 def with_defaults(old, defaults):
-    """`old` (a config dict recorded by an earlier llamapipe) with every key it lacks taken from `defaults`:
-    a section or option added since (`decontamination`, `pii`, `quality_models` in December 2026) is what
-    that run did when it is at its default (off), so a run upgraded across it resumes instead of being
-    refused as a different config."""
-    if not (isinstance(old, dict) and isinstance(defaults, dict)):
+    """`old` (a config dict recorded by an earlier llamapipe) with every field of a config section it lacks
+    taken from `defaults` (`config_defaults`): a section or option added since (`decontamination`, `pii`,
+    `quality_models` in December 2026) is what that run did when it is at its default (off), so a run
+    upgraded across it resumes instead of being refused as a different config. Only the fields of a
+    section are filled: a mapping of the user's own keys (`filters.rules: {c4: [...]}`) is compared as
+    written, not completed with the default's other keys."""
+    if isinstance(defaults, Whole) or not (isinstance(old, dict) and isinstance(defaults, dict)):
         return old
-    return {**defaults, **{k: with_defaults(v, defaults.get(k)) for k, v in old.items()}}
+    filled = {k: _plain(d) for k, d in defaults.items() if k not in old}
+    return {**filled, **{k: with_defaults(v, defaults.get(k)) for k, v in old.items()}}
+
+
+def _plain(defaults):
+    if isinstance(defaults, Whole):
+        return defaults.value
+    return {k: _plain(v) for k, v in defaults.items()}
 
 
 def input_keys(config: dict) -> dict:
@@ -110,8 +119,8 @@ def prepare_output(out: str, config: dict | None = None, fresh: bool = True,
     the stages a previous attempt finished are kept (see `resume.py`) and only the outputs of
     unfinished ones are deleted. Returns the record of the finished stages.
 
-    `defaults`: the default config dict (`default_config_dict`); a key the recorded config lacks (a run of
-    an earlier version) counts as its default."""
+    `defaults`: the config's defaults (`config_defaults`); a field the recorded config lacks (a run of an
+    earlier version) counts as its default."""
     if storage.is_file(out):
         raise ConfigError(f"output: {out!r} exists and is not a folder")
     entries = [e for e in storage.list_names(out) if not e.startswith(".")]
@@ -206,7 +215,7 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     paths = OutputLayout(config.output)
     record = {"config": config_as_dict(config), "stages": {}, "started_at": round(time.time(), 3)}
     completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh,
-                               defaults=json.loads(json.dumps(default_config_dict(config))))
+                               defaults=config_defaults(config))
     if completed.names():
         record["resumed"] = completed.names()
         log(f"resuming {config.output}: {', '.join(completed.names())} finished in an earlier attempt")

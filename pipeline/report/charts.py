@@ -229,6 +229,9 @@ def decontamination_chart(rows: list[dict], sets: list[str]) -> str:
             ax.legend(fontsize=8, frameon=False)
         else:
             ax.text(0.5, 0.5, "no document matched", ha="center", transform=ax.transAxes)
+        return _svg(fig)
+
+
 def quality_score_chart(scores: dict, thresholds: dict) -> str:
     """Per source, documents per score bucket of each quality model, with its threshold (dashed)."""
     names = list(scores)

@@ -175,7 +175,7 @@ def test_a_run_recorded_before_a_section_existed_resumes_at_its_default(tmp_path
     quality_models): the same config resumes into it; one that sets such a section differently is refused."""
     import json
 
-    from llamapipe.pipeline.config import ConfigError, config_as_dict, default_config_dict
+    from llamapipe.pipeline.config import ConfigError, config_as_dict, config_defaults
     from llamapipe.pipeline.run import prepare_output
 
     out = tmp_path / "out"
@@ -191,7 +191,7 @@ def test_a_run_recorded_before_a_section_existed_resumes_at_its_default(tmp_path
     del recorded["dedup"]["threshold"]  # an option added to a section that existed
     out.mkdir()
     (out / "run.json").write_text(json.dumps({"config": recorded, "stages": {}}))
-    defaults = json.loads(json.dumps(default_config_dict(config)))
+    defaults = config_defaults(config)
 
     now = json.loads(json.dumps(config_as_dict(config)))
     prepare_output(str(out), now, fresh=False, defaults=defaults)  # accepted
@@ -205,6 +205,28 @@ def test_a_run_recorded_before_a_section_existed_resumes_at_its_default(tmp_path
     changed["dedup"]["threshold"] = 0.5
     with pytest.raises(ConfigError, match=r"\(dedup.threshold differs\)"):
         prepare_output(str(out), changed, fresh=False, defaults=defaults)
+
+
+def test_a_mapping_of_the_users_keys_is_compared_as_written(tmp_path, c4_file):
+    """`filters.rules: {c4: [...]}` replaces the default rules (commoncrawl's and c4's) whole: a rerun into
+    its own folder resumes, it is not completed with the default's commoncrawl rules and refused."""
+    import json
+
+    from llamapipe.pipeline.config import config_as_dict, config_defaults
+    from llamapipe.pipeline.run import prepare_output
+
+    out = tmp_path / "out"
+    body = f"""
+        output: {out}
+        sources:
+          c4: {{inputs: ["{c4_file}"]}}
+        filters: {{rules: {{c4: [c4_lines]}}}}
+        """
+    config = load_config(write(tmp_path, body))
+    now = json.loads(json.dumps(config_as_dict(config)))
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"config": now, "stages": {}}))
+    prepare_output(str(out), now, fresh=False, defaults=config_defaults(config))  # accepted
 
 
 def test_loading_a_config_does_not_import_torch():

@@ -106,7 +106,6 @@ def run_ablation(config: Config, out: str, variant_names: list[str] | None = Non
                                                       replace(train_cfg, seed=seed), evaluation, log))
         results.append(result)
     ablation = {
-        "config": config_as_dict(config)["output"],
         "train": {"model": train_cfg.model, "seq_len": train_cfg.seq_len, "batch_size": train_cfg.batch_size,
                   "steps": steps, "tokens_per_step": tokens_per_step, "lr": train_cfg.lr,
                   "warmup_steps": train_cfg.warmup_steps, "holdout_fraction": fraction,

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from llamapipe.model.data import is_held_out
-from llamapipe.pipeline.ablate.runner import run_ablation
+from llamapipe.pipeline.ablate.runner import file_eval_set, run_ablation
 from llamapipe.pipeline.ablate.variants import available_variants, select_variants
 from llamapipe.pipeline.cli import main
 from llamapipe.pipeline.config import ConfigError, load_config
@@ -103,6 +103,19 @@ def test_ablation_is_fair_and_reuses_the_shared_per_file_work(tmp_path):
     report = (out / "report.html").read_text()
     assert report.count("<svg") == 2 and "no_dedup" in report
     assert json.loads((out / "ablation.json").read_text())["variants"][0]["name"] == "raw"
+
+    # --eval FILE: texts tokenized with the shared tokenizer, BOS first, grouped by their `source`
+    manifest = json.loads((out / "variants" / "full" / "shards" / "manifest.json").read_text())
+    texts = tmp_path / "eval.jsonl"
+    texts.write_text(json.dumps({"text": "The river flows to the sea.", "source": "mine"}) + "\n"
+                     + json.dumps({"text": "A second line of text."}) + "\n")
+    evaluation = file_eval_set(str(texts), manifest, str(out / "variants" / "full"))
+    assert sorted(evaluation["sources"]) == ["eval", "mine"]
+    assert evaluation["tokens"]["mine"][0] == manifest["tokenizer"]["bos_id"]
+    assert len(evaluation["tokens"]["mine"]) > 5
+    texts.write_text("not json\n")
+    with pytest.raises(ConfigError, match="eval.jsonl:1"):
+        file_eval_set(str(texts), manifest, str(out / "variants" / "full"))
 
     # A rerun redoes nothing: every variant's pipeline run resumes, the trainings are kept.
     stamp = (out / "variants" / "raw" / "ablate-seed0" / "checkpoint.pt").stat().st_mtime_ns

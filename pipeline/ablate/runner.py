@@ -52,9 +52,10 @@ from llamapipe.pipeline.run import run
 from llamapipe.tokenizer.format import storage
 
 DEFAULT_EVAL_SOURCES = ("wikipedia", "books", "arxiv")
-# 100 steps of the demo's 16 x 128 tokens: the tiny preset trains at roughly 5-10k tokens/s on one of
-# the 2 shared CPU cores, so the demo's 8 variants x 2 seeds train in some 5 minutes; the pipeline runs
-# take the rest of its ~15 minutes. Real ablations use billions (README "Ablations").
+# 100 steps of the demo's 16 x 128 tokens. Measured on the shared 2-core machine (load 4-5 from other
+# jobs): the tiny preset trained at 2-2.7k tokens/s, ~100 s a run, so the demo's 8 variants x 2 seeds
+# trained in ~27 minutes after ~9 minutes of pipeline runs (36 in all, not the 15 aimed at); at 100 steps
+# full beat raw by 0.27 nats with a seed spread of 0.05. Real ablations use billions (README "Ablations").
 DEFAULT_TOKENS = 204_800
 DEFAULT_SEEDS = 2
 EVAL_TOKENS_PER_SOURCE = 16_384  # 128 sequences of 128 tokens per source: a fixed, cheap evaluation

@@ -150,6 +150,24 @@ def _parser() -> argparse.ArgumentParser:
     from llamapipe.pipeline.export.cli import add_export_parser
 
     add_export_parser(sub)
+
+    ablate = sub.add_parser("ablate", help="train the same model on each pipeline variant, score each on one "
+                            "held-out set", description="Run the pipeline with each variant of the config "
+                            "(raw: readers and extraction only; full; no_<stage> for each stage that is on), "
+                            "train the config's model on each for the same tokens and seeds with one "
+                            "tokenizer, and write DIR/ablation.json and DIR/report.html.",
+                            epilog="example: llamapipe ablate configs/demo.yaml --out out/ablate "
+                            "--variants raw,full,no_dedup --seeds 2")
+    ablate.add_argument("config")
+    ablate.add_argument("--out", required=True, help="folder of the variants' runs and the results")
+    ablate.add_argument("--variants", help="comma-separated (default: raw, full and every no_<stage>)")
+    ablate.add_argument("--seeds", type=int, default=2, help="training seeds per variant (>= 2)")
+    ablate.add_argument("--tokens", type=int, help="training tokens per run (default 204,800: demo scale)")
+    ablate.add_argument("--eval", dest="eval_file", metavar="FILE",
+                        help="evaluation texts (.jsonl `text` field, else lines), not held-out documents")
+    ablate.add_argument("--eval-sources", default="wikipedia,books,arxiv",
+                        help="sources whose held-out documents (of the full run) are the evaluation set")
+    ablate.add_argument("--runner", help="Beam runner of the pipeline runs (as `run --runner`)")
     return parser
 
 
@@ -196,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "train":
             return _train(args)
+        if args.command == "ablate":
+            return _ablate(args)
         if args.command == "status":
             from llamapipe.pipeline.status import format_status, run_status
 
@@ -247,6 +267,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llamapipe: error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _ablate(args) -> int:
+    from llamapipe.pipeline.ablate.report import console_lines
+    from llamapipe.pipeline.ablate.runner import DEFAULT_TOKENS, run_ablation
+    from llamapipe.pipeline.config import load_config
+
+    config = load_config(args.config)
+    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
+    sources = tuple(n.strip() for n in args.eval_sources.split(",") if n.strip())
+    ablation = run_ablation(config, args.out, names, seeds=args.seeds, tokens=args.tokens or DEFAULT_TOKENS,
+                            eval_file=args.eval_file, eval_sources=sources, runner=args.runner)
+    for line in console_lines(ablation):
+        print(line)
+    print(f"wrote {os.path.join(args.out, 'ablation.json')} and {os.path.join(args.out, 'report.html')}")
+    return 0
 
 
 def _check_remote_arguments(args) -> None:

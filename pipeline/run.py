@@ -199,19 +199,23 @@ def _local_log(path: str) -> str:
 
 @sharing_a_local_cluster  # `--runner dask` without an address: one LocalCluster for both pipelines
 def run(config: Config, runner: str | None = None, extra_args: list[str] | None = None,
-        log=print, quiet_beam: bool = True, fresh: bool = False) -> dict:
+        log=print, quiet_beam: bool = True, fresh: bool = False, tokenizer_from: str | None = None) -> dict:
     """The whole data job. A rerun of the same config into the same folder resumes: stages a previous
     attempt finished are skipped (`resume.py`); `fresh=True` runs everything again. One run per
-    output folder at a time (`run_lock.py`): a second one is refused before it touches anything."""
+    output folder at a time (`run_lock.py`): a second one is refused before it touches anything.
+
+    `tokenizer_from`: the OUT of a finished run whose tokenizer this run uses instead of training its
+    own (`adopt_tokenizer`; `llamapipe ablate` tokenizes every variant with the full run's)."""
     options = beam_options(config, runner, extra_args or [])
     storage.use_options(options)  # the driver's own reads and writes, with the workers' settings
     check_rules(config.filters)  # the user's rules import and follow the protocol (ConfigError, exit 2)
     check_quality_models(config.quality_models)  # each (small) model loads and has its label
     with RunLock(config.output, "run", log):
-        return _run(config, options, log, quiet_beam, fresh)
+        return _run(config, options, log, quiet_beam, fresh, tokenizer_from)
 
 
-def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh: bool) -> dict:
+def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh: bool,
+         tokenizer_from: str | None = None) -> dict:
     paths = OutputLayout(config.output)
     record = {"config": config_as_dict(config), "stages": {}, "started_at": round(time.time(), 3)}
     completed = prepare_output(config.output, json.loads(json.dumps(record["config"])), fresh=fresh,
@@ -252,6 +256,11 @@ def _run(config: Config, options: PipelineOptions, log, quiet_beam: bool, fresh:
     if completed.done(TOKENIZER_STEP):
         tokenizer = completed.info(TOKENIZER_STEP)
         log(f"[2/4] tokenizer: trained in an earlier attempt, kept ({paths.tokenizer})")
+    elif tokenizer_from:
+        log(f"[2/4] tokenizer: the one of {tokenizer_from}, copied ({paths.tokenizer})")
+        tokenizer = adopt_tokenizer(tokenizer_from, paths)
+        completed.mark(TOKENIZER_STEP, tokenizer)
+        record["stages"][TOKENIZER_STEP] = round(time.time() - started, 2)
     else:
         log(f"[2/4] training the tokenizer (vocab {config.tokenizer.vocab_size}) on a share-weighted sample")
         tokenizer = train_run_tokenizer(config, paths, chars_kept)
@@ -380,6 +389,23 @@ def train_run_tokenizer(config: Config, paths: OutputLayout, chars_kept: dict[st
             _upload_twin(os.path.join(folder, name), storage.join(storage.dirname(paths.tokenizer), name))
         _upload_twin(sample, paths.sample)
     return tokenizer
+
+
+def adopt_tokenizer(source_out: str, paths: OutputLayout) -> dict:
+    """The tokenizer of the finished run in `source_out` (its model and Hugging Face files) copied into
+    this run's tokenizer folder, with that run's summary (vocabulary, chars per token...): the same
+    file, so the same sha256 in both manifests. A ConfigError when that run has no tokenizer yet."""
+    completed = CompletedStages(source_out)
+    if not completed.done(TOKENIZER_STEP):
+        raise ConfigError(f"{source_out!r} holds no finished tokenizer to reuse")
+    info = dict(completed.info(TOKENIZER_STEP))
+    folder, target = storage.dirname(info["path"]), storage.dirname(paths.tokenizer)
+    storage.makedirs(target)
+    for name in [*info.get("hf_files", []), storage.basename(info["path"])]:  # the model last, as trained
+        storage.write_bytes(storage.join(target, name), storage.read_bytes(storage.join(folder, name)))
+    info["adopted_from"] = info.get("adopted_from") or info["path"]
+    info["path"] = paths.tokenizer
+    return info
 
 
 @contextmanager

@@ -228,9 +228,10 @@ def gopher_words(text: str) -> list[str]:
     rules split the same text one after the other, so the last text's words are kept (matched by
     identity, O(1)) and the second rule gets them free; and a chunk of letters only that is no special
     case (a contraction without apostrophe such as "cannot" or "dont" is one) is a word as it is, as no
-    prefix, suffix, infix or URL rule applies to letters alone. Both Gopher rules together: 9.4 to 4.4 ms
-    per document (CPU, best of 3); tests/pipeline/stages/test_quality_gopher_datatrove.py checks the words
-    are still datatrove's on 544 real texts."""
+    prefix, suffix, infix or URL rule applies to letters alone. Both Gopher rules one after the other:
+    8.3 to 3.75 ms per document (CPU, `benchmarks/quality_rules.py`, the two runs back to back);
+    tests/pipeline/stages/test_quality_gopher_datatrove.py checks the words are still datatrove's on 544
+    real texts."""
     global _last
     last = _last
     if last is not None and last[0] is text:

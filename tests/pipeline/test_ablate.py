@@ -18,19 +18,13 @@ from llamapipe.pipeline.ablate.variants import available_variants, select_varian
 from llamapipe.pipeline.cli import main
 from llamapipe.pipeline.config import ConfigError, load_config
 from llamapipe.sources.demo import write_demo_corpus
-from tests.conftest import REPO
+from tests.hostile.test_determinism import demo_config
 
 
 def tiny_config(tmp_path) -> str:
     corpus = tmp_path / "demo-data"
     write_demo_corpus(corpus, seed=0, scale=0.05)
-    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    for options in data["sources"].values():
-        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
-    data["output"] = str(tmp_path / "unused")
-    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
-                                         for name, globs in data["decontamination"]["sets"].items()}
+    data = demo_config(corpus, tmp_path / "unused")
     data["runner"]["options"] = {"direct_running_mode": "in_memory", "direct_num_workers": 1}
     data["tokenizer"]["vocab_size"] = 1000
     data["train"].update(batch_size=4, seq_len=64, warmup_steps=1, holdout_fraction=0.2)

@@ -17,20 +17,13 @@ from llamapipe.pipeline.config import load_config
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_incomplete_shards
 from llamapipe.pipeline.run import run
 from llamapipe.sources.demo import write_demo_corpus
-from tests.conftest import REPO
-from tests.hostile.test_determinism import shard_digests
+from tests.hostile.test_determinism import demo_config, shard_digests
 
 
 def small_config(tmp_path) -> str:
     corpus = tmp_path / "demo-data"
     write_demo_corpus(corpus, seed=0, scale=0.05)
-    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    for options in data["sources"].values():
-        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
-    data["output"] = str(tmp_path / "out")
-    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
-                                         for name, globs in data["decontamination"]["sets"].items()}
+    data = demo_config(corpus, tmp_path / "out")
     data["runner"]["options"] = {"direct_running_mode": "in_memory", "direct_num_workers": 1}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))

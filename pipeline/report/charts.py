@@ -41,6 +41,16 @@ def _svg(fig) -> str:
     return svg[svg.index("<svg"):]  # inline: without the XML declaration and doctype
 
 
+
+def _small_multiples(count: int, max_columns: int, size: tuple[float, float]):
+    """A grid of `count` charts, at most `max_columns` wide, each `size` inches; the unused cells hidden."""
+    columns = min(max_columns, max(1, count))
+    rows = math.ceil(count / columns) or 1
+    fig, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows + 0.4), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return fig, axes
+
 def funnel_chart(funnel: dict) -> str:
     """Per source, one bar of 100% of its documents in: kept, then dropped per stage."""
     rows = funnel["sources"]
@@ -108,12 +118,8 @@ def language_label(language: str) -> str:
 def length_chart(lengths: dict) -> str:
     """Per source, documents per length bucket (powers of two of characters) as read and as kept."""
     names = [n for n, h in lengths.items() if h and (h.get("in") or h.get("kept"))]
-    columns = min(4, max(1, len(names)))
-    rows = math.ceil(len(names) / columns) or 1
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, columns, figsize=(2.35 * columns, 1.75 * rows + 0.4), squeeze=False)
-        for ax in axes.flat[len(names):]:
-            ax.axis("off")
+        fig, axes = _small_multiples(len(names), 4, (2.35, 1.75))
         for ax, name in zip(axes.flat, names, strict=False):
             histogram = lengths[name]
             buckets = sorted({int(b) for side in ("in", "kept") for b in histogram.get(side, {})})
@@ -235,12 +241,8 @@ def decontamination_chart(rows: list[dict], sets: list[str]) -> str:
 def quality_score_chart(scores: dict, thresholds: dict) -> str:
     """Per source, documents per score bucket of each quality model, with its threshold (dashed)."""
     names = list(scores)
-    columns = min(3, max(1, len(names)))
-    rows = math.ceil(len(names) / columns) or 1
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 2.0 * rows + 0.4), squeeze=False)
-        for ax in axes.flat[len(names):]:
-            ax.axis("off")
+        fig, axes = _small_multiples(len(names), 3, (3.1, 2.0))
         for ax, name in zip(axes.flat, names, strict=False):
             models = list(scores[name])
             width = 0.05 / max(1, len(models))

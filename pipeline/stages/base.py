@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import apache_beam as beam
 
-from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, outputs, split_drops
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, LEDGER_ROWS, outputs, split_drops
 from llamapipe.pipeline.stages.registry import StageEntry
 
 
@@ -33,6 +33,22 @@ class Stage(beam.PTransform):
         """Every document kept, none dropped (a stage that is off)."""
         return outputs(docs, docs | label >> beam.FlatMap(lambda _: []))
 
+    def split_counting(self, docs, label: str, dofn: beam.DoFn) -> dict:
+        """`split`, the DoFn's count events ((source, row, reason), (count, chars, bytes)) on `LEDGER_ROWS`
+        summed per key into ledger rows [source, row, reason, count, chars, bytes]: a few rows whatever
+        the corpus size (PII redactions, quality-score histograms)."""
+        out = self.split(docs, label, dofn, tags=(LEDGER_ROWS,))
+        out[LEDGER_ROWS] = (out[LEDGER_ROWS]
+                            | "SumCounts" >> beam.CombinePerKey(_add_counts)
+                            | "CountRows" >> beam.MapTuple(lambda key, value: [*key, *value]))
+        return out
+
+    def unchanged_counting(self, docs) -> dict:
+        """`unchanged`, with an empty `LEDGER_ROWS` (a counting stage that is off)."""
+        out = self.unchanged(docs)
+        out[LEDGER_ROWS] = docs.pipeline | "NoCounts" >> beam.Create([])
+        return out
+
     def write_reports(self, outputs: dict) -> None:
         """Write what the stage reports besides documents and drops, from its `outputs` (none here)."""
 
@@ -40,3 +56,7 @@ class Stage(beam.PTransform):
     def counter(cls, source: str, name: str):
         """A Beam counter of this stage for one source (`<source>.<stage>`, `name`)."""
         return beam.metrics.Metrics.counter(f"{source}.{cls.entry.name}", name)
+
+
+def _add_counts(values) -> tuple:
+    return tuple(map(sum, zip(*values, strict=True)))

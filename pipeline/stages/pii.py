@@ -192,10 +192,6 @@ class RedactDoFn(beam.DoFn):
         yield {**doc, "text": text}
 
 
-def _add(values) -> tuple:
-    return tuple(map(sum, zip(*values, strict=True)))
-
-
 class PIIRedaction(Stage):
     """The stage: documents -> the same documents redacted, no drop, and `LEDGER_ROWS`: count rows
     [source, row, kind, count, 0, 0] summed per key (a few rows, whatever the corpus size)."""
@@ -208,11 +204,5 @@ class PIIRedaction(Stage):
 
     def expand(self, docs):
         if not self._options.enabled or not self._options.kinds:
-            out = self.unchanged(docs)
-            out[LEDGER_ROWS] = docs.pipeline | "NoCounts" >> beam.Create([])
-            return out
-        out = self.split(docs, "Redact", RedactDoFn(self._options), tags=(LEDGER_ROWS,))
-        out[LEDGER_ROWS] = (out[LEDGER_ROWS]
-                       | "SumCounts" >> beam.CombinePerKey(_add)
-                       | "CountRows" >> beam.MapTuple(lambda key, value: [*key, *value]))
-        return out
+            return self.unchanged_counting(docs)
+        return self.split_counting(docs, "Redact", RedactDoFn(self._options))

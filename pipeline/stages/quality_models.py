@@ -115,10 +115,6 @@ class QualityModelsDoFn(beam.DoFn):
         yield {**doc, "meta": {**meta, "quality_scores": {**meta.get("quality_scores", {}), **scores}}}
 
 
-def _add(values) -> tuple:
-    return tuple(map(sum, zip(*values, strict=True)))
-
-
 class QualityModels(Stage):
     """The stage as a Beam transform (the per-file work calls the DoFn itself): documents -> kept,
     drops, and `LEDGER_ROWS`: histogram rows [source, QUALITY_SCORE, "<name>:<bucket>", count, 0, 0]."""
@@ -131,11 +127,5 @@ class QualityModels(Stage):
 
     def expand(self, docs):
         if not self._models:
-            out = self.unchanged(docs)
-            out[LEDGER_ROWS] = docs.pipeline | "NoCounts" >> beam.Create([])
-            return out
-        out = self.split(docs, "Score", QualityModelsDoFn(self._models), tags=(LEDGER_ROWS,))
-        out[LEDGER_ROWS] = (out[LEDGER_ROWS]
-                       | "SumCounts" >> beam.CombinePerKey(_add)
-                       | "CountRows" >> beam.MapTuple(lambda key, value: [*key, *value]))
-        return out
+            return self.unchanged_counting(docs)
+        return self.split_counting(docs, "Score", QualityModelsDoFn(self._models))

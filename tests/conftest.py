@@ -88,6 +88,18 @@ def realdata() -> Path:
     return require_realdata()
 
 
+def demo_config(corpus, out) -> dict:
+    """configs/demo.yaml (as a dict) reading the demo corpus at `corpus`, writing to `out`."""
+    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    for options in data["sources"].values():
+        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
+    data["output"] = str(out)
+    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
+                                         for name, globs in data["decontamination"]["sets"].items()}
+    return data
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> dict:
     """The demo corpus through `run()` with configs/demo.yaml (40 training steps configured)."""
@@ -98,13 +110,7 @@ def demo_run(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("e2e")
     corpus = root / "demo-data"
     write_demo_corpus(corpus, seed=0)
-    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    data["output"] = str(root / "out")
-    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
-                                         for name, globs in data["decontamination"]["sets"].items()}
-    for options in data["sources"].values():
-        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
+    data = demo_config(corpus, root / "out")
     data["train"].update(steps=40, log_every=5, warmup_steps=5, checkpoint_every=0, eval_every=20)
     config_path = root / "demo.yaml"
     config_path.write_text(yaml.safe_dump(data))

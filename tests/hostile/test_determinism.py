@@ -11,25 +11,13 @@ import yaml
 from llamapipe.pipeline.config import load_config
 from llamapipe.pipeline.run import run
 from llamapipe.sources.demo import write_demo_corpus
-from tests.conftest import REPO
+from tests.conftest import demo_config
 
 
 def shard_digests(shards) -> dict[str, str]:
     """sha256 of every file under the shards folder, by path relative to it."""
     return {str(path.relative_to(shards)): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(shards.rglob("*")) if path.is_file()}
-
-
-def demo_config(corpus, out) -> dict:
-    """configs/demo.yaml (as a dict) reading the demo corpus at `corpus`, writing to `out`."""
-    with open(REPO / "configs" / "demo.yaml", encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    for options in data["sources"].values():
-        options["inputs"] = [p.replace("demo-data", str(corpus), 1) for p in options["inputs"]]
-    data["output"] = str(out)
-    data["decontamination"]["sets"] = {name: [p.replace("demo-data", str(corpus), 1) for p in globs]
-                                         for name, globs in data["decontamination"]["sets"].items()}
-    return data
 
 
 def test_shards_and_manifest_do_not_depend_on_the_number_of_workers(tmp_path):

@@ -18,7 +18,7 @@ from llamapipe.pipeline.ablate.variants import available_variants, select_varian
 from llamapipe.pipeline.cli import main
 from llamapipe.pipeline.config import ConfigError, load_config
 from llamapipe.sources.demo import write_demo_corpus
-from tests.hostile.test_determinism import demo_config
+from tests.conftest import demo_config
 
 
 def tiny_config(tmp_path) -> str:

@@ -17,7 +17,8 @@ from llamapipe.pipeline.config import load_config
 from llamapipe.pipeline.resume import CompletedStages, complete_shard_sources, remove_incomplete_shards
 from llamapipe.pipeline.run import run
 from llamapipe.sources.demo import write_demo_corpus
-from tests.hostile.test_determinism import demo_config, shard_digests
+from tests.conftest import demo_config
+from tests.hostile.test_determinism import shard_digests
 
 
 def small_config(tmp_path) -> str:

@@ -21,7 +21,7 @@ from llamapipe.pipeline.run_lock import RunLock, stale_reason
 from llamapipe.sources.demo import write_demo_corpus
 from llamapipe.tokenizer.format import storage
 from llamapipe.tokenizer.format.manifest import validate_manifest
-from tests.hostile.test_determinism import demo_config
+from tests.conftest import demo_config
 from tests.object_stores import applied_env, no_aws_environment, s3_server  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.time_bound(300)

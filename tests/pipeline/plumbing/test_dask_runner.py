@@ -25,8 +25,11 @@ from llamapipe.pipeline.plumbing.runners import DASK_RUNNER, normalize_flags
 from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.run import beam_options, run
 from llamapipe.sources.demo import write_demo_corpus
-from tests.conftest import time_limit  # noqa: F401 (also imported from here)
-from tests.hostile.test_determinism import demo_config, shard_digests
+from tests.conftest import (
+    demo_config,
+    time_limit,  # noqa: F401 (also imported from here)
+)
+from tests.hostile.test_determinism import shard_digests
 
 try:
     import distributed

@@ -679,18 +679,22 @@ class Whole:
 def config_defaults(config: Config) -> dict:
     """The defaults of a config of the same sources that sets nothing else, as `config_as_dict` writes
     them (plain JSON values), section by section: a dataclass is a dict of its fields, every other value
-    a `Whole` (for `run.with_defaults`, which fills the keys an older run's record lacks)."""
+    a `Whole` (for `run.with_defaults`, which fills the keys an older run's record lacks). A mapping by
+    source (`sources`, `mixture.sources`) has the defaults of the sources `config` itself lists there,
+    not the default's: a mixture of one source is not completed with the default mixture's seven."""
     sources = {name: {} for name in config.sources}
     default = parse_config({"output": config.output, "sources": sources})
 
-    def walk(value):
+    def walk(value, mine):
         if dataclasses.is_dataclass(value):
-            return {f.name: walk(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return {f.name: walk(getattr(value, f.name), getattr(mine, f.name, None))
+                    for f in dataclasses.fields(value)}
         if isinstance(value, dict) and value and all(dataclasses.is_dataclass(v) for v in value.values()):
-            return {key: walk(v) for key, v in value.items()}  # sources, mixture.sources: by source
+            mine = mine if isinstance(mine, dict) else {}
+            return {key: walk(v, mine[key]) for key, v in value.items() if key in mine}
         return Whole(json.loads(json.dumps(to_dict(value))))
 
-    return walk(default)
+    return walk(default, config)
 
 
 def config_as_dict(config: Config) -> dict:

@@ -208,8 +208,9 @@ def test_a_run_recorded_before_a_section_existed_resumes_at_its_default(tmp_path
 
 
 def test_a_mapping_of_the_users_keys_is_compared_as_written(tmp_path, c4_file):
-    """`filters.rules: {c4: [...]}` replaces the default rules (commoncrawl's and c4's) whole: a rerun into
-    its own folder resumes, it is not completed with the default's commoncrawl rules and refused."""
+    """`filters.rules: {c4: [...]}` replaces the default rules (commoncrawl's and c4's) whole, and a
+    mixture of the config's one source replaces the seven of the default mixture: a rerun into its own
+    folder resumes, it is not completed with the default's other keys and refused."""
     import json
 
     from llamapipe.pipeline.config import config_as_dict, config_defaults
@@ -221,9 +222,11 @@ def test_a_mapping_of_the_users_keys_is_compared_as_written(tmp_path, c4_file):
         sources:
           c4: {{inputs: ["{c4_file}"]}}
         filters: {{rules: {{c4: [c4_lines]}}}}
+        mixture: {{sources: {{c4: {{share: 1.0, epochs: 1.0}}}}}}
         """
     config = load_config(write(tmp_path, body))
     now = json.loads(json.dumps(config_as_dict(config)))
+    assert list(now["mixture"]["sources"]) == ["c4"]
     out.mkdir()
     (out / "run.json").write_text(json.dumps({"config": now, "stages": {}}))
     prepare_output(str(out), now, fresh=False, defaults=config_defaults(config))  # accepted

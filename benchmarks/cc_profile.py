@@ -13,7 +13,7 @@ Time is CPU time (`time.process_time` of this process plus the extraction subpro
 tens of percent between runs; CPU seconds move far less (still a few percent: caches and frequency are
 shared too). "pages/s per core" = pages / CPU seconds.
 
-Profile rows (method `trafilatura`, today's path), CPU seconds per 1,000 pages read:
+Profile rows (method `trafilatura`), CPU seconds per 1,000 pages read, after a warm-up pass:
   WARC parsing        the reader DoFn minus charset detection
   charset             `decode_html` (header/meta charset, else charset_normalizer)
   parse + prepass     lxml parse, visible text, lid.176 on it (in-process PageExtractor)
@@ -25,16 +25,26 @@ Profile rows (method `trafilatura`, today's path), CPU seconds per 1,000 pages r
 Accuracy: precision/recall/F1 of each method's text on the gold snippets (every page extracted, no
 policy), scored as benchmarks/extraction.py does.
 
-    python benchmarks/cc_profile.py [--copies 2]
+The clean stage end to end, against the code of an earlier commit (`--baseline`, default 274fea2: main
+when issue 28 was filed, its "today"): `pipeline/file_work.RecordSplitDoFn` on every split of the same
+files (the reader, extraction in its subprocess, language ID, the rules, the dedup fingerprints, the
+split's record written), once to warm up and once timed, in a child process per code version and
+method (the earlier commit's files are taken with `git archive` and imported in place of this tree's).
+CPU as above, the extraction process included.
+
+    python benchmarks/cc_profile.py [--copies 2] [--baseline REF | --baseline none]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import os
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +52,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REALDATA = os.environ.get("LLAMAPIPE_REALDATA", os.path.join(HERE, "..", "..", "shared", "realdata"))
 METHODS = ("trafilatura", "cascade", "resiliparse")
+REPO = os.path.dirname(HERE)
+BASELINE = "274fea2"  # main when issue 28 was filed
 
 
 def child_cpu(pid: int) -> float:
@@ -99,38 +111,6 @@ def documents(outputs) -> list[dict]:
     return [item for item in outputs if isinstance(item, dict)]
 
 
-def end_to_end(files: list[str], method: str, config) -> dict:
-    """The clean stage's per-document path with `method`: CPU seconds and what came out."""
-    from dataclasses import replace
-
-    from llamapipe.pipeline.stages.extract import ExtractTextDoFn, extractor_setup
-    from llamapipe.pipeline.stages.langid import LanguageIdDoFn
-    from llamapipe.pipeline.stages.quality import QualityFilterDoFn
-
-    options = replace(config.extract, method=method)
-    extract = ExtractTextDoFn(options, extractor_setup(options, config.langid, config.filters))
-    langid, rules = LanguageIdDoFn(config.langid), QualityFilterDoFn(config.filters.rules)
-    for dofn in (extract, langid, rules):
-        dofn.setup()
-    docs, read_cpu = read_all(files[:1])  # warm up: starts the subprocess, loads lid.176
-    for doc in docs[:3]:
-        list(extract.process(doc))
-    pid = extract._process._proc.pid
-    child_before, started = child_cpu(pid), time.process_time()
-    wall = time.perf_counter()
-    docs, _ = read_all(files)
-    kept = 0
-    for doc in docs:
-        for a in documents(extract.process(doc)):
-            for b in documents(langid.process(a)):
-                kept += len(documents(rules.process(b)))
-    cpu = time.process_time() - started + child_cpu(pid) - child_before
-    wall = time.perf_counter() - wall
-    for dofn in (extract, langid, rules):
-        dofn.teardown()
-    return {"pages": len(docs), "kept": kept, "cpu": cpu, "wall": wall}
-
-
 def profile(files: list[str], config) -> list[tuple[str, float]]:
     """CPU seconds of each part of today's path (method trafilatura) over all the pages."""
     from llamapipe.pipeline.stages.extract import ExtractionProcess, extractor_setup
@@ -162,16 +142,21 @@ def profile(files: list[str], config) -> list[tuple[str, float]]:
     extractor._load_html = timing("prepass", extractor._load_html)
     extractor._prepass = timing("prepass", extractor._prepass)
     extractor._extract = timing("trafilatura", extractor._extract)
+    pages = [(doc["html"], doc.get("url") or "", doc["source"]) for doc in docs]
+    for page in pages:  # warm-up (trafilatura loads its jusText stop lists on first use)
+        extractor(*page)
+    spent["prepass"] = spent["trafilatura"] = 0.0
     started = time.process_time()
-    results = [extractor(doc["html"], doc.get("url") or "", doc["source"]) for doc in docs]
+    results = [extractor(*page) for page in pages]
     in_process = time.process_time() - started
 
     process = ExtractionProcess(setup, config.extract.max_seconds_per_page)
-    process.extract(docs[0]["html"], "", "commoncrawl")
+    for page in pages:  # warm-up, as above
+        process.extract(*page)
     pid = process._proc.pid
     child_before, started = child_cpu(pid), time.process_time()
-    for doc in docs:
-        process.extract(doc["html"], doc.get("url") or "", doc["source"])
+    for page in pages:
+        process.extract(*page)
     stage = time.process_time() - started + child_cpu(pid) - child_before
     process.close()
 
@@ -198,6 +183,89 @@ def profile(files: list[str], config) -> list[tuple[str, float]]:
     ], len(docs), sum(1 for r in results if r.stage == "extract" and r.text is not None)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def clean_stage_child(files: list[str], method: str) -> dict:
+    """In a child process (`--clean-stage-child`): RecordSplitDoFn over every split of `files`, a warm-up
+    pass then a timed one; CPU of this process and of the extraction processes (live or reaped)."""
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+    from llamapipe.pipeline.config import parse_config
+    from llamapipe.pipeline.file_work import RecordSplitDoFn
+    from llamapipe.sources import file_reader
+    from llamapipe.sources.reading import plan_splits
+
+    out = tempfile.mkdtemp(prefix="cc-clean-")
+    data: dict = {"output": out, "sources": {"commoncrawl": {"inputs": files}}}
+    if method:
+        data["extract"] = {"method": method}
+    config = parse_config(data)
+    options = config.sources["commoncrawl"]
+    reader = file_reader("commoncrawl", options)
+    reader.setup()
+    splits = [(path, size, index, split) for path, size in ((p, os.path.getsize(p)) for p in files)
+              for index, split in enumerate(plan_splits(reader, path, size, options.split_bytes))]
+    dofn = RecordSplitDoFn(config, os.path.join(out, "files"))
+    dofn.setup()
+
+    def extraction_pid() -> int | None:
+        process = dofn._stages[0][1]._process
+        return process._proc.pid if process._proc is not None else None
+
+    def cpu() -> float:
+        pid = extraction_pid()
+        return time.process_time() + _children_cpu() + (child_cpu(pid) if pid else 0.0)
+
+    for path, size, index, split in splits:  # warm-up: starts the process, loads the models
+        list(dofn.process(("commoncrawl", path, size, index, split)))
+    started, wall = cpu(), time.perf_counter()
+    for path, size, index, split in splits:
+        list(dofn.process(("commoncrawl", path, size, index, split)))
+    spent, wall = cpu() - started, time.perf_counter() - wall
+    pages = kept = 0
+    for done in (p for p in _walk(out) if ".done-" in p):  # the timed pass wrote them again
+        with open(done, encoding="utf-8") as f:
+            record = json.load(f)
+        kept += record["documents"]
+        pages += record["documents"] + record["dropped"]
+    dofn.teardown()
+    shutil.rmtree(out, ignore_errors=True)
+    return {"pages": pages, "kept": kept, "cpu": spent, "wall": wall}
+
+
+def _walk(folder: str) -> list[str]:
+    return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
+
+
+def clean_stage(files: list[str], method: str, code: str | None) -> dict:
+    """`clean_stage_child` in a child process: with this tree's code, or with the files under `code`
+    (a tree taken from git) imported as `llamapipe`."""
+    env = dict(os.environ)
+    if code:
+        env["PYTHONPATH"] = code + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--clean-stage-child",
+                             json.dumps(files), method], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"the clean stage ({method or 'baseline'}) failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def baseline_code(ref: str, folder: str) -> str:
+    """The tree of commit `ref` (git archive) under `folder`, laid out as an importable `llamapipe`."""
+    tree = os.path.join(folder, "tree")
+    os.makedirs(tree)
+    archive = subprocess.run(["git", "-C", REPO, "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    package = os.path.join(folder, "code", "llamapipe")
+    os.makedirs(package)
+    open(os.path.join(package, "__init__.py"), "w").close()
+    for name in ("pipeline", "sources", "tokenizer", "model"):
+        os.symlink(os.path.join(tree, name), os.path.join(package, name))
+    return os.path.join(folder, "code")
+
+
 def accuracy() -> dict:
     sys.path.insert(0, HERE)
     from extraction import load_pages, score
@@ -219,7 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=2, help="each page read this many times (default 2)")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help=f"the commit whose clean stage is the reference (default {BASELINE}); "
+                             "none: skip")
+    parser.add_argument("--clean-stage-child", nargs=2, metavar=("FILES", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.clean_stage_child:
+        print(json.dumps(clean_stage_child(json.loads(args.clean_stage_child[0]), args.clean_stage_child[1])))
+        return 0
     if not os.path.isdir(os.path.join(REALDATA, "commoncrawl")):
         print(f"no real data under {REALDATA} (set LLAMAPIPE_REALDATA)", file=sys.stderr)
         return 2
@@ -234,26 +309,36 @@ def main(argv: list[str] | None = None) -> int:
         files = corpus(folder, args.copies)
         rows, pages, extracted = profile(files, config)
         total = sum(seconds for _, seconds in rows)
-        print(f"Profile of today's CommonCrawl path (extract.method trafilatura), {pages} pages "
-              f"({extracted} reached trafilatura), CPU seconds per 1,000 pages:")
+        print(f"Profile of the CommonCrawl path (extract.method trafilatura), {pages} pages "
+              f"({extracted} reached trafilatura), warm, CPU seconds per 1,000 pages:")
         for name, seconds in rows:
             print(f"  {name:<24}{seconds / pages * 1000:>8.2f} s  {seconds / total:>6.1%}")
         print(f"  {'total':<24}{total / pages * 1000:>8.2f} s\n")
 
         scores = accuracy()
-        runs = {method: end_to_end(files, method, config) for method in METHODS}
-    base = runs["trafilatura"]["pages"] / runs["trafilatura"]["cpu"]
-    print("Per method: accuracy on the 110 gold pages (every page extracted); the clean stage's per-document"
-          " path on the pages above (CPU = this process + the extraction subprocess)")
-    print(f"{'method':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'pages/s/core':>14}{'vs today':>10}"
-          f"{'kept':>6}{'wall s':>8}")
-    for method in METHODS:
-        s, r = scores[method], runs[method]
+        stage = {}
+        if args.baseline != "none":
+            stage["baseline"] = clean_stage(files, "", baseline_code(args.baseline, folder))
+        for method in METHODS:
+            stage[method] = clean_stage(files, method, None)
+    today = stage["trafilatura"]["pages"] / stage["trafilatura"]["cpu"]
+    base = stage["baseline"]["pages"] / stage["baseline"]["cpu"] if "baseline" in stage else None
+    print(f"Per method: accuracy on the 110 gold pages (every page extracted); the clean stage end to end "
+          f"(RecordSplitDoFn on the {pages} pages above: read, extract, language ID, rules, fingerprints, "
+          f"record; warm; CPU incl. the extraction process)")
+    print(f"{'code, method':<28}{'precision':>10}{'recall':>8}{'F1':>7}{'pages/s/core':>14}"
+          f"{'vs ' + args.baseline:>12}{'vs trafilatura':>16}{'kept':>6}")
+    for name, r in stage.items():
         speed = r["pages"] / r["cpu"]
-        print(f"{method:<14}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}{speed:>14.1f}"
-              f"{speed / base:>9.2f}x{r['kept']:>6}{r['wall']:>8.1f}")
+        versus = f"{speed / base:>11.2f}x" if base else f"{'':>12}"
+        if name == "baseline":
+            label = f"{args.baseline} (trafilatura)"
+            print(f"{label:<28}{'':>25}{speed:>14.1f}{versus}{'':>16}{r['kept']:>6}")
+            continue
+        s = scores[name]
+        print(f"{'this tree, ' + name:<28}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}"
+              f"{speed:>14.1f}{versus}{speed / today:>15.2f}x{r['kept']:>6}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

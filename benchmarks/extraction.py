@@ -15,10 +15,11 @@ Rows, all on one core, timed as the best of --repeat runs (the machine is shared
                        pages it extracted (next to plain trafilatura with the stage's options on the
                        same pages), and every page it skipped is checked against what extraction +
                        the same rules on the extracted text would have decided
-  frames               the cost of the parent/child protocol alone (`extract_subprocess.write_frame`
-                       and `read_frame` through memory): each page's request (html, url, source) and
-                       its reply (the stage's result with plain trafilatura's text), encoded and
-                       decoded, over the pages repeated --frame-copies times
+  frames               the cost of the parent/child protocol alone (`extract_subprocess`'s
+                       `encode_request`, `decode_request`, `encode_reply`, `decode_reply`): each
+                       page's request (html, url, source) and its reply (the stage's result with
+                       plain trafilatura's text), encoded and decoded, over the pages repeated
+                       --frame-copies times
 
 The stage rows get each page as the CommonCrawl reader hands it to the stage: text decoded from the
 page's bytes (`sources.commoncrawl.decode_html`), not the raw bytes.
@@ -78,23 +79,25 @@ def timed(run, pages: list[bytes], repeat: int) -> tuple[list, float]:
 
 
 def frame_round_trips(requests: list[tuple], replies: list, repeat: int) -> tuple[float, int]:
-    """Pages per second through the protocol alone: each request written and read back, then its
-    reply, as the parent and the child do (best of `repeat`); and the bytes of all frames."""
-    import io
-
-    from llamapipe.pipeline.stages.extract_subprocess import read_frame, write_frame
+    """Pages per second through the protocol alone: each request encoded and decoded, then its reply,
+    as the parent and the child do (best of `repeat`); and the bytes of all frames."""
+    from llamapipe.pipeline.stages.extract_subprocess import (
+        decode_reply,
+        decode_request,
+        encode_reply,
+        encode_request,
+    )
 
     best, total = float("inf"), 0
     for _ in range(repeat):
         started = time.perf_counter()
         total = 0
         for request, reply in zip(requests, replies, strict=True):
-            for value in (request, reply):
-                buffer = io.BytesIO()
-                write_frame(buffer, value)
-                total += buffer.tell()
-                buffer.seek(0)
-                read_frame(buffer)
+            frame = encode_request([request])
+            decode_request(frame[4:])
+            answer = encode_reply(reply)
+            decode_reply(answer[4:])
+            total += len(frame) + len(answer)
         best = min(best, time.perf_counter() - started)
     return len(requests) / best, total
 

@@ -37,6 +37,8 @@ from llamapipe.pipeline.stages.extract_subprocess import (
     PageResult,
     PrepassPolicy,
     decode_payload,
+    decode_reply,
+    encode_request,
     write_frame,
 )
 from llamapipe.pipeline.stages.registry import EXTRACT
@@ -84,7 +86,7 @@ class ExtractionProcess:
         self._finalizer = weakref.finalize(self, _kill, proc)
         write_frame(proc.stdin, self._setup)
         try:
-            ready = self._read(time.monotonic() + self._startup_seconds)
+            ready = decode_payload(self._read(time.monotonic() + self._startup_seconds))
         except (ExtractionTimeout, EOFError, ValueError) as exc:
             self.close()
             raise RuntimeError(f"the extraction process did not start ({type(exc).__name__}); "
@@ -97,8 +99,9 @@ class ExtractionProcess:
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         try:
-            write_frame(self._proc.stdin, (html, url, source))
-            return PageResult.from_reply(self._read(time.monotonic() + self._seconds))
+            self._proc.stdin.write(encode_request([(html, url, source)]))
+            self._proc.stdin.flush()
+            return decode_reply(self._read(time.monotonic() + self._seconds))
         except ExtractionTimeout:
             self._restart()
             return PageResult(None, STAGE, "extraction_timeout", f"over {self._seconds:g} s")
@@ -106,7 +109,7 @@ class ExtractionProcess:
             code = self._proc.poll() if self._proc else None
             self._restart()
             return PageResult(None, STAGE, "extraction_crashed", f"{type(exc).__name__}, exit code {code}")
-        except ValueError as exc:  # a reply that is not JSON, or not a page result: as good as a crash
+        except ValueError as exc:  # a reply that is not a page result: as good as a crash
             self._restart()
             return PageResult(None, STAGE, "extraction_crashed", f"malformed reply ({exc})")
 
@@ -114,10 +117,11 @@ class ExtractionProcess:
         self.close()
         self.restarts += 1
 
-    def _read(self, deadline: float):
-        """The child's next frame, as JSON data only (the child parses hostile pages: never unpickled)."""
+    def _read(self, deadline: float) -> bytes:
+        """The child's next frame's payload (the child parses hostile pages: read as data, never
+        unpickled)."""
         (size,) = _HEADER.unpack(self._read_exact(_HEADER.size, deadline))
-        return decode_payload(self._read_exact(size, deadline))
+        return self._read_exact(size, deadline)
 
     def _read_exact(self, size: int, deadline: float) -> bytes:
         fd = self._proc.stdout.fileno()

@@ -19,8 +19,11 @@ from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
 from llamapipe.pipeline.stages.extract import ExtractionProcess, ExtractText, extractor_setup
 from llamapipe.pipeline.stages.extract_subprocess import (
     PageExtractor,
-    decode_payload,
-    encode_frame,
+    PageResult,
+    decode_reply,
+    decode_request,
+    encode_reply,
+    encode_request,
     visible_text,
 )
 
@@ -133,8 +136,11 @@ def test_a_pickled_reply_is_never_unpickled(tmp_path, monkeypatch):
 
 
 def test_a_json_reply_that_is_not_a_page_result_is_a_crash():
-    for reply in ('json.dumps({"text": "x"}).encode()', 'json.dumps(["x", "extract", "", 7]).encode()',
-                  'b"not json"'):
+    for reply in ('json.dumps({"text": "x"}).encode() + b"\\n"',  # a JSON header of another shape
+                  'json.dumps(["extract", "", "", "7"]).encode() + b"\\n"',  # a length that is not a number
+                  'json.dumps(["extract", "", "", 7]).encode() + b"\\nabc"',  # not the text's length
+                  'json.dumps(["extract", "", "", 3]).encode() + b"\\n\\xff\\xfe\\xfd"',  # not UTF-8
+                  'b"not json\\n"', 'b"no header at all"'):
         process = Impostor(reply)
         try:
             result = process.extract(page(ENGLISH), "", "commoncrawl")
@@ -156,8 +162,10 @@ def test_any_text_crosses_the_process_boundary_unchanged():
                                                           "commoncrawl")
     assert result == in_process
     assert "日本語 🚀" in result.text
-    request = [page(paragraphs), "https://example.org/ü", "commoncrawl"]
-    assert decode_payload(encode_frame(request)[4:]) == request  # the surrogate too (lxml stops there)
+    request = [(page(paragraphs), "https://example.org/ü", "commoncrawl"), ("", "", "c4")]
+    assert decode_request(encode_request(request)[4:]) == request  # the surrogate too (lxml stops there)
+    reply = PageResult(paragraphs[0], "extract", "", "")
+    assert decode_reply(encode_reply(reply)[4:]) == reply
 
 
 def test_the_worker_process_dies_with_its_parent():

@@ -390,9 +390,12 @@ class GopherRepetition(DocumentRule):
         for n, limit in self.top_ngrams:
             if _top_ngram_chars(words, n) / chars > limit:
                 return False, f"gopher_top_{n}gram"
-        for n, limit in self.dup_ngrams:
-            if _duplicate_ngram_chars(words, n) / chars > limit:
+        for n, limit in sorted(self.dup_ngrams):
+            dup_chars = _duplicate_ngram_chars(words, n)
+            if dup_chars / chars > limit:
                 return False, f"gopher_dup_{n}gram"
+            if dup_chars == 0:  # no n-gram repeats, so no longer one does (it would hold a repeated n-gram)
+                break
         return True, ""
 
 

@@ -116,8 +116,9 @@ class _DriverTrace:
               f"{current / 2**20:.0f} MB, its peak during the stage {peak / 2**20:.0f} MB, the tracer's own "
               f"memory {overhead / 2**20:.0f} MB", flush=True)
         for stat in snapshot.compare_to(self._last, "traceback")[:self._top]:
+            # (a Traceback runs from the oldest frame to the most recent: the allocation is the last)
             where = " <- ".join(f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno}"
-                                for frame in stat.traceback[:4])
+                                for frame in list(stat.traceback)[::-1][:4])
             print(f"[trace]   {stat.size_diff / 2**20:+8.1f} MB {stat.count_diff:+9d} blocks  {where}",
                   flush=True)
         self._last = snapshot

@@ -51,7 +51,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REALDATA = os.environ.get("LLAMAPIPE_REALDATA", os.path.join(HERE, "..", "..", "shared", "realdata"))
-METHODS = ("trafilatura", "cascade", "resiliparse")
 REPO = os.path.dirname(HERE)
 BASELINE = "274fea2"  # main when issue 28 was filed
 
@@ -270,6 +269,7 @@ def accuracy() -> dict:
     sys.path.insert(0, HERE)
     from extraction import load_pages, score
 
+    from llamapipe.pipeline.config import EXTRACT_METHODS
     from llamapipe.pipeline.stages.extract_subprocess import PageExtractor
     from llamapipe.sources.commoncrawl import decode_html
 
@@ -277,7 +277,7 @@ def accuracy() -> dict:
     items = [p[0] for p in pages]
     texts = [decode_html(html, None)[0] for _, html in pages]
     out = {}
-    for method in METHODS:
+    for method in EXTRACT_METHODS:
         extractor = PageExtractor(False, False, False, method=method)
         out[method] = score(items, [extractor(html).text for html in texts])
     return out
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no real data under {REALDATA} (set LLAMAPIPE_REALDATA)", file=sys.stderr)
         return 2
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
-    from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
+    from llamapipe.pipeline.config import EXTRACT_METHODS, ExtractConfig, FiltersConfig, LangIdConfig
 
     class _Config:  # the three sections the per-document path reads, at their defaults
         extract, langid, filters = ExtractConfig(), LangIdConfig(), FiltersConfig()
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         stage = {}
         if args.baseline != "none":
             stage["baseline"] = clean_stage(files, "", baseline_code(args.baseline, folder))
-        for method in METHODS:
+        for method in EXTRACT_METHODS:
             stage[method] = clean_stage(files, method, None)
     today = stage["trafilatura"]["pages"] / stage["trafilatura"]["cpu"]
     base = stage["baseline"]["pages"] / stage["baseline"]["cpu"] if "baseline" in stage else None

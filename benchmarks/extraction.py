@@ -93,7 +93,7 @@ def frame_round_trips(requests: list[tuple], replies: list, repeat: int) -> tupl
         started = time.perf_counter()
         total = 0
         for request, reply in zip(requests, replies, strict=True):
-            frame = encode_request([request])
+            frame = encode_request(*request)
             decode_request(frame[4:])
             answer = encode_reply(reply)
             decode_reply(answer[4:])

@@ -81,6 +81,10 @@ class MixtureConfig:
             raise ValueError(f"unknown source {unknown[0]!r} in mixture")
 
 
+# `extract.method`'s values (pipeline/stages/extract_subprocess.py implements them).
+EXTRACT_METHODS = ("trafilatura", "cascade", "resiliparse")
+
+
 @dataclass
 class ExtractConfig:
     """HTML to text with trafilatura (see pipeline/stages/extract.py)."""
@@ -105,9 +109,9 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if self.favor_precision and self.favor_recall:
             raise ValueError("extract: favor_precision and favor_recall cannot both be true")
-        methods = ("trafilatura", "cascade", "resiliparse")
-        if self.method not in methods:
-            raise ValueError(f"extract.method must be one of {', '.join(methods)}, got {self.method!r}")
+        if self.method not in EXTRACT_METHODS:
+            raise ValueError(f"extract.method must be one of {', '.join(EXTRACT_METHODS)}, "
+                             f"got {self.method!r}")
         if self.max_seconds_per_page <= 0:
             raise ValueError(f"extract.max_seconds_per_page must be > 0, got {self.max_seconds_per_page}")
 

@@ -99,7 +99,7 @@ class ExtractionProcess:
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         try:
-            self._proc.stdin.write(encode_request([(html, url, source)]))
+            self._proc.stdin.write(encode_request(html, url, source))
             self._proc.stdin.flush()
             return decode_reply(self._read(time.monotonic() + self._seconds))
         except ExtractionTimeout:

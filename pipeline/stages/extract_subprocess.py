@@ -10,10 +10,9 @@ than the limit.
 
 Protocol on stdin/stdout: frames of a 4-byte big-endian length and a payload. The first frame is the
 setup (`PageExtractor` arguments as JSON, its policies as lists); the reply is "ready" (JSON). Then each
-request: a JSON header `[[url, source, html bytes], ...]`, a newline, and the pages' HTML, UTF-8, one
-after the other (`encode_request`; the parent sends one page a request); the child answers each page
-with its own frame: a JSON header `[stage, reason, detail, text bytes or null]`, a newline, and the
-text, UTF-8 (`encode_reply`; `decode_reply` checks it). A JSON header holds no raw newline
+request is one page: a JSON header `[url, source]`, a newline, and the page's HTML, UTF-8
+(`encode_request`); each reply a JSON header `[stage, reason, detail, text bytes or null]`, a newline,
+and the text, UTF-8 (`encode_reply`; `decode_reply` checks it). A JSON header holds no raw newline
 (ensure_ascii), so the first newline ends it. Text travels with `surrogatepass`, so a lone surrogate a
 str may hold crosses unchanged. stdout carries frames only: anything else written to file descriptor 1
 (a library printing) is sent to stderr.
@@ -45,6 +44,7 @@ import threading
 import time
 from typing import NamedTuple
 
+from llamapipe.pipeline.config import EXTRACT_METHODS
 from llamapipe.pipeline.stages.registry import EXTRACT
 
 STAGE = EXTRACT.name
@@ -58,7 +58,6 @@ _INVISIBLE = frozenset(
 # length bound of the prepass allows this many characters per such element.
 _MARKER_ALLOWANCE = 4
 
-METHODS = ("trafilatura", "cascade", "resiliparse")
 # The cascade runs trafilatura in its fast mode (no jusText/readability fallback) and runs the full
 # trafilatura only when the fast text is shorter than this share of resiliparse's main-content text
 # (a sign that trafilatura's main-content guess missed part of the article). Measured on the 110 gold
@@ -117,8 +116,8 @@ class PageExtractor:
         import trafilatura
         from trafilatura.utils import load_html
 
-        if method not in METHODS:
-            raise ValueError(f"extract.method must be one of {', '.join(METHODS)}, got {method!r}")
+        if method not in EXTRACT_METHODS:
+            raise ValueError(f"extract.method must be one of {', '.join(EXTRACT_METHODS)}, got {method!r}")
         self._method = method
         self._extract = trafilatura.extract
         self._load_html = load_html
@@ -237,20 +236,15 @@ def _split_header(payload: bytes) -> tuple[object, memoryview]:
     return json.loads(payload[:end]), memoryview(payload)[end + 1:]
 
 
-def encode_request(pages: list[tuple[str, str, str]]) -> bytes:
-    """One frame asking for a batch of pages, each `(html, url, source)`."""
-    blobs = [_utf8(html) for html, _, _ in pages]
-    header = [[url, source, len(blob)] for (_, url, source), blob in zip(pages, blobs, strict=True)]
-    return _with_header(header, b"".join(blobs))
+def encode_request(html: str, url: str, source: str) -> bytes:
+    """One frame asking for one page."""
+    return _with_header([url, source], _utf8(html))
 
 
-def decode_request(payload: bytes) -> list[tuple[str, str, str]]:
-    header, blob = _split_header(payload)
-    pages, offset = [], 0
-    for url, source, size in header:
-        pages.append((str(blob[offset:offset + size], "utf-8", "surrogatepass"), url, source))
-        offset += size
-    return pages
+def decode_request(payload: bytes) -> tuple[str, str, str]:
+    """(html, url, source) of a request frame."""
+    (url, source), html = _split_header(payload)
+    return str(html, "utf-8", "surrogatepass"), url, source
 
 
 def encode_reply(result: PageResult) -> bytes:
@@ -321,8 +315,8 @@ def main() -> int:
         request = read_payload(frames_in)
         if request is None:
             return 0
-        for html, url, source in decode_request(request):
-            frames_out.write(encode_reply(extractor(html, url, source)))
+        frames_out.write(encode_reply(extractor(*decode_request(request))))
+
 
 if __name__ == "__main__":
     sys.exit(main())

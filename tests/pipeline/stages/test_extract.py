@@ -162,8 +162,8 @@ def test_any_text_crosses_the_process_boundary_unchanged():
                                                           "commoncrawl")
     assert result == in_process
     assert "日本語 🚀" in result.text
-    request = [(page(paragraphs), "https://example.org/ü", "commoncrawl"), ("", "", "c4")]
-    assert decode_request(encode_request(request)[4:]) == request  # the surrogate too (lxml stops there)
+    request = (page(paragraphs), "https://example.org/ü", "commoncrawl")
+    assert decode_request(encode_request(*request)[4:]) == request  # the surrogate too (lxml stops there)
     reply = PageResult(paragraphs[0], "extract", "", "")
     assert decode_reply(encode_reply(reply)[4:]) == reply
 

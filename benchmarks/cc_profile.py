@@ -38,6 +38,7 @@ CPU as above, the extraction process included.
 from __future__ import annotations
 
 import argparse
+import glob
 import io
 import json
 import logging
@@ -110,8 +111,9 @@ def documents(outputs) -> list[dict]:
     return [item for item in outputs if isinstance(item, dict)]
 
 
-def profile(files: list[str], config) -> list[tuple[str, float]]:
-    """CPU seconds of each part of today's path (method trafilatura) over all the pages."""
+def profile(files: list[str], config) -> tuple[list[tuple[str, float]], int, int]:
+    """CPU seconds of each part of the path (method trafilatura) over all the pages; the pages, and
+    those trafilatura extracted."""
     from llamapipe.pipeline.stages.extract import ExtractionProcess, extractor_setup
     from llamapipe.pipeline.stages.extract_subprocess import PageExtractor
     from llamapipe.pipeline.stages.langid import LanguageIdDoFn
@@ -217,14 +219,16 @@ def clean_stage_child(files: list[str], method: str) -> dict:
         pid = extraction_pid()
         return time.process_time() + _children_cpu() + (child_cpu(pid) if pid else 0.0)
 
-    for path, size, index, split in splits:  # warm-up: starts the process, loads the models
-        list(dofn.process(("commoncrawl", path, size, index, split)))
+    def one_pass() -> None:
+        for path, size, index, split in splits:
+            list(dofn.process(("commoncrawl", path, size, index, split)))
+
+    one_pass()  # warm-up: starts the process, loads the models
     started, wall = cpu(), time.perf_counter()
-    for path, size, index, split in splits:
-        list(dofn.process(("commoncrawl", path, size, index, split)))
+    one_pass()
     spent, wall = cpu() - started, time.perf_counter() - wall
     pages = kept = 0
-    for done in (p for p in _walk(out) if ".done-" in p):  # the timed pass wrote them again
+    for done in glob.glob(os.path.join(out, "**", "*.done-*.json"), recursive=True):  # the timed pass's
         with open(done, encoding="utf-8") as f:
             record = json.load(f)
         kept += record["documents"]
@@ -232,10 +236,6 @@ def clean_stage_child(files: list[str], method: str) -> dict:
     dofn.teardown()
     shutil.rmtree(out, ignore_errors=True)
     return {"pages": pages, "kept": kept, "cpu": spent, "wall": wall}
-
-
-def _walk(folder: str) -> list[str]:
-    return [os.path.join(root, name) for root, _, names in os.walk(folder) for name in names]
 
 
 def clean_stage(files: list[str], method: str, code: str | None) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import json
 import re
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
@@ -277,6 +278,24 @@ def test_only_the_largest_sites_by_post_count_are_kept(tmp_path, partitions, mon
         [(doc_id, "read", "site_not_largest") for doc_id in bikes])
     run(paths, Options(max_sites=0, thread_partitions=partitions),  # 0: every site
         lambda docs: equal_to([9])([len(docs)]), [])
+
+
+def test_the_largest_sites_step_keeps_real_threads_unchanged(tmp_path, realdata):
+    """The real coffee dump against a smaller site, with one site kept: its threads come back from the
+    files they wait in (`KeepLargestSites` spills them) exactly as the reader made them, and the other
+    site's threads are dropped."""
+    coffee = tmp_path / "coffee.stackexchange.com_Posts.xml"
+    coffee.write_bytes((realdata / "stackexchange" / "coffee.stackexchange.com_Posts.xml").read_bytes())
+    small = write_posts(tmp_path / "bikes.stackexchange.com_Posts.xml", site_rows(2, 0))
+    read, _ = direct_read(coffee)
+    expected = sorted(json.dumps(doc, sort_keys=True) for doc in read)
+
+    def same_threads(documents):
+        assert sorted(json.dumps(doc, sort_keys=True) for doc in documents) == expected
+
+    bikes = [f"stackexchange:bikes.stackexchange.com/{100 * n}" for n in range(1, 3)]
+    run([coffee, small], Options(max_sites=1), same_threads,
+        [(doc_id, "read", "site_not_largest") for doc_id in bikes])
 
 
 def test_thread_partitions_must_be_positive():

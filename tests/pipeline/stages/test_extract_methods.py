@@ -79,3 +79,59 @@ def test_an_unknown_method_is_one_error_naming_the_key(tmp_path):
     for method in ("trafilatura", "cascade", "resiliparse"):
         config.write_text(text.replace("METHOD", method))
         assert load_config(str(config), check_files=False).extract.method == method
+
+
+def _real_pages(realdata) -> list[tuple[str, str]]:
+    """(html, url) of the real web pages: the HTML responses of the WARC samples, then the gold pages."""
+    from llamapipe.sources import commoncrawl
+
+    reader = commoncrawl.ReadWarcFileDoFn(commoncrawl.Options())
+    pages = [(doc["html"], doc["url"]) for path in sorted((realdata / "commoncrawl").glob("*.warc*"))
+             for doc in reader.process(str(path)) if isinstance(doc, dict) and "html" in doc]
+    folder = realdata / "html_extraction" / "trafilatura" / "html"
+    pages += [(decode_html(path.read_bytes(), None)[0], "") for path in sorted(folder.iterdir())]
+    assert len(pages) >= 160
+    return pages
+
+
+def test_the_c_element_lookup_extracts_what_trafilatura_does_on_real_pages(realdata):
+    """PageExtractor's parser makes elements through lxml's C lookup (`use_c_element_lookup`); the text
+    must be trafilatura's own, made with lxml.html's stock lookup, on every real page."""
+    import trafilatura
+    from lxml.html import HtmlElementClassLookup
+    from trafilatura.utils import HTML_PARSER
+
+    pages = _real_pages(realdata)
+    extractor = PageExtractor(False, False, False)
+    ours = [extractor(html, url).text for html, url in pages]
+    HTML_PARSER.set_element_class_lookup(HtmlElementClassLookup())
+    try:
+        stock = [trafilatura.extract(html, url=url or None, favor_precision=False, favor_recall=False,
+                                     include_tables=False, include_comments=False, deduplicate=False)
+                 for html, url in pages]
+    finally:
+        HTML_PARSER.set_element_class_lookup(None)
+    assert sum(text is not None for text in ours) > 150
+    assert ours == [text.strip() if text and text.strip() else None for text in stock]
+
+
+def test_the_prepass_stops_reading_a_page_where_its_decision_is_made_on_real_pages(realdata):
+    """The prepass reads a page's visible text only as far as language ID and the length rule need (and
+    counts list items only on a short page): every decision is the one the whole page gives."""
+    from trafilatura.utils import load_html
+
+    from llamapipe.pipeline.stages.extract_subprocess import visible_text
+
+    extractor = PageExtractor(**extractor_setup(ExtractConfig(), LangIdConfig(), FiltersConfig()))
+    policy = extractor._policies["commoncrawl"]
+    decided = 0
+    for html, _ in _real_pages(realdata):
+        tree = load_html(html)
+        whole = visible_text(tree)
+        prefix = visible_text(tree, 2000)
+        assert prefix == whole if len(whole) <= 2000 else (len(prefix) >= 2000 and whole.startswith(prefix))
+        markers = len(tree.xpath("//li|//td|//th"))
+        expected = extractor._decide_early(whole, markers, policy)
+        assert extractor._prepass(tree, policy) == expected
+        decided += expected is not None
+    assert decided > 100  # most of these real pages are not English (and one is too short)

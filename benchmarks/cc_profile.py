@@ -269,7 +269,7 @@ def accuracy() -> dict:
     sys.path.insert(0, HERE)
     from extraction import load_pages, score
 
-    from llamapipe.pipeline.config import EXTRACT_METHODS
+    from llamapipe.pipeline.plumbing.names import EXTRACT_METHODS
     from llamapipe.pipeline.stages.extract_subprocess import PageExtractor
     from llamapipe.sources.commoncrawl import decode_html
 
@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no real data under {REALDATA} (set LLAMAPIPE_REALDATA)", file=sys.stderr)
         return 2
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
-    from llamapipe.pipeline.config import EXTRACT_METHODS, ExtractConfig, FiltersConfig, LangIdConfig
+    from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig
+    from llamapipe.pipeline.plumbing.names import EXTRACT_METHODS
 
     class _Config:  # the three sections the per-document path reads, at their defaults
         extract, langid, filters = ExtractConfig(), LangIdConfig(), FiltersConfig()

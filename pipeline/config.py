@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from llamapipe.model.train_config import TrainConfig
+from llamapipe.pipeline.plumbing.names import EXTRACT_METHODS
 from llamapipe.pipeline.plumbing.typed_yaml import ConfigError, from_dict, to_dict
 from llamapipe.sources import SOURCE_NAMES, source_module
 from llamapipe.sources.wikipedia import RECIPE_LANGUAGES as WIKIPEDIA_LANGUAGES
@@ -79,10 +80,6 @@ class MixtureConfig:
         unknown = sorted(set(self.sources) - set(SOURCE_NAMES))
         if unknown:
             raise ValueError(f"unknown source {unknown[0]!r} in mixture")
-
-
-# `extract.method`'s values (pipeline/stages/extract_subprocess.py implements them).
-EXTRACT_METHODS = ("trafilatura", "cascade", "resiliparse")
 
 
 @dataclass

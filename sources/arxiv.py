@@ -26,7 +26,8 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.plumbing.names import CLEAN_STAGE, READ_STAGE
 from llamapipe.sources.reading import (
     DecompressionLimitError,
     ReadFileDoFn,

@@ -20,7 +20,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.plumbing.names import CLEAN_STAGE, READ_STAGE
 from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 from llamapipe.sources.reading import (
     FileSplit,

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
-from llamapipe.pipeline.plumbing.drops import READ_STAGE, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.plumbing.names import READ_STAGE
 from llamapipe.sources.reading import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     FileSplit,

@@ -53,7 +53,8 @@ from charset_normalizer import from_bytes
 from warcio.bufferedreaders import BufferedReader
 from warcio.recordloader import ArcWarcRecordLoader
 
-from llamapipe.pipeline.plumbing.drops import READ_STAGE, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.plumbing.names import READ_STAGE
 from llamapipe.sources.reading import (
     FileSplit,
     RangeReader,

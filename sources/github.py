@@ -21,16 +21,9 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import pyarrow.parquet as pq
 
-from llamapipe.pipeline.plumbing.drops import (
-    CLEAN_STAGE,
-    DOCUMENTS,
-    DROPPED,
-    READ_STAGE,
-    drop,
-    outputs,
-    split_drops,
-)
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, GroupByFile, SpillDocuments, documents_beside
+from llamapipe.pipeline.plumbing.names import CLEAN_STAGE, READ_STAGE
 from llamapipe.sources.c4 import encodes_as_utf8, read_json_lines_split
 from llamapipe.sources.reading import (
     FileSplit,

@@ -48,7 +48,8 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, READ_STAGE, drop, outputs, split_drops
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
+from llamapipe.pipeline.plumbing.names import READ_STAGE
 
 SOURCE_NAMES = ("commoncrawl", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange")
 

@@ -40,16 +40,9 @@ import lxml.html
 from apache_beam.io.filesystems import FileSystems
 from lxml import etree
 
-from llamapipe.pipeline.plumbing.drops import (
-    CLEAN_STAGE,
-    DOCUMENTS,
-    DROPPED,
-    READ_STAGE,
-    drop,
-    outputs,
-    split_drops,
-)
+from llamapipe.pipeline.plumbing.drops import DOCUMENTS, DROPPED, drop, outputs, split_drops
 from llamapipe.pipeline.plumbing.files_as_shuffle import FILES, SpillDocuments, read_spilled
+from llamapipe.pipeline.plumbing.names import CLEAN_STAGE, READ_STAGE
 from llamapipe.sources.reading import (
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     ReadFileDoFn,

@@ -45,7 +45,8 @@ from mwparserfromhell.nodes import (
 )
 from mwparserfromhell.wikicode import Wikicode
 
-from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE, drop
+from llamapipe.pipeline.plumbing.drops import drop
+from llamapipe.pipeline.plumbing.names import CLEAN_STAGE, READ_STAGE
 from llamapipe.sources.reading import (
     FileSplit,
     ReadFileDoFn,

@@ -19,10 +19,6 @@ import apache_beam as beam
 
 DOCUMENTS = "documents"  # the main output: the documents kept
 DROPPED = "dropped"  # tag of the side output that carries drop records
-# The stages of the readers' own drops, first in the stage registry (stages/registry.py), named here
-# because sources/ may import only the plumbing.
-READ_STAGE = "read"  # a record that cannot be read
-CLEAN_STAGE = "clean"  # a source's own recipe cleaning, inside its reader
 # A stage's output of ledger rows beside its drops, [source, row, reason, count, chars, bytes], which the
 # recipe adds to the ledger's counts (`output/ledger.py` files each row name): its drops counted by a group
 # of its own (decontamination's evaluation set, `group_row`, under `dropped_by_group`), or counts that are

@@ -44,7 +44,7 @@ import threading
 import time
 from typing import NamedTuple
 
-from llamapipe.pipeline.config import EXTRACT_METHODS
+from llamapipe.pipeline.plumbing.names import EXTRACT_METHODS
 from llamapipe.pipeline.stages.registry import EXTRACT
 
 STAGE = EXTRACT.name

@@ -4,7 +4,7 @@ report, the progress line and the per-file work read it from here. No Beam impor
 subprocess reads it too.
 
 Two of them are the sources' readers (`read`: records that cannot be read; `clean`: a source's own
-recipe cleaning, inside its reader), whose names the readers take from `plumbing.drops` (READ_STAGE,
+recipe cleaning, inside its reader), whose names the readers take from `plumbing.names` (READ_STAGE,
 CLEAN_STAGE: sources/ may import only the plumbing). The stages of a
 whole run, as resume records them (`clean`, `tokenizer`, `tokenize`), are another list:
 `llamapipe.pipeline.output.layout.RUN_STEPS`.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE
+from llamapipe.pipeline.plumbing.names import CLEAN_STAGE, READ_STAGE
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ JSON data only, never unpickled."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -166,6 +167,23 @@ def test_any_text_crosses_the_process_boundary_unchanged():
     assert decode_request(encode_request(*request)[4:]) == request  # the surrogate too (lxml stops there)
     reply = PageResult(paragraphs[0], "extract", "", "")
     assert decode_reply(encode_reply(reply)[4:]) == reply
+
+
+def test_the_extraction_process_imports_no_beam():
+    """One extraction process per worker thread: Beam (and pyarrow with it) in each cost ~140 MB and
+    1.4 s per start or restart (plumbing/names.py). The process's own imports, with the CommonCrawl
+    policy (language ID) and one page extracted, in a fresh interpreter."""
+    setup = json.dumps(cc_setup())
+    code = textwrap.dedent(f"""
+        import json, sys
+        from llamapipe.pipeline.stages.extract_subprocess import PageExtractor
+        extractor = PageExtractor(**json.loads({setup!r}))
+        assert extractor({page(ENGLISH * 3)!r}, "", "commoncrawl").text
+        print(sorted(m for m in ("apache_beam", "pyarrow", "pandas", "torch") if m in sys.modules))
+        """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            check=True)
+    assert result.stdout.strip() == "[]", result.stdout
 
 
 def test_the_worker_process_dies_with_its_parent():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llamapipe.pipeline.plumbing.drops import CLEAN_STAGE, READ_STAGE
+from llamapipe.pipeline.plumbing.names import CLEAN_STAGE, READ_STAGE
 from llamapipe.pipeline.stages import registry
 from llamapipe.pipeline.stages.base import Stage
 from llamapipe.pipeline.stages.classifier import ReferenceClassifier

@@ -215,6 +215,7 @@ class PageExtractor:
                     return PageResult(None, STAGE, "not_html")
                 text = self._extract(parsed, url=url or None, fast=True, **self._options)
                 if len(text or "") < CASCADE_MIN_RATIO * len(cheap.strip()):
+                    # A fresh tree: trafilatura prunes the one it is given in place.
                     text = self._extract(self._load_html(html), url=url or None, **self._options)
         except Exception as exc:  # noqa: BLE001 - one odd page must not stop the run; it is counted
             return PageResult(None, STAGE, "extraction_error", f"{type(exc).__name__}: {exc}")

@@ -12,7 +12,7 @@ import pytest
 from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig, load_config
 from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
 from llamapipe.pipeline.stages.extract import ExtractionProcess, extractor_setup
-from llamapipe.pipeline.stages.extract_subprocess import PageExtractor
+from llamapipe.pipeline.stages.extract_subprocess import PageExtractor, use_c_element_lookup
 from llamapipe.sources.commoncrawl import decode_html
 from tests.pipeline.stages.test_extract import ENGLISH, GERMAN, page
 
@@ -110,7 +110,7 @@ def test_the_c_element_lookup_extracts_what_trafilatura_does_on_real_pages(reald
                                      include_tables=False, include_comments=False, deduplicate=False)
                  for html, url in pages]
     finally:
-        HTML_PARSER.set_element_class_lookup(None)
+        use_c_element_lookup()  # back as every PageExtractor leaves it, for the tests after this one
     assert sum(text is not None for text in ours) > 150
     assert ours == [text.strip() if text and text.strip() else None for text in stock]
 

@@ -216,6 +216,37 @@ def _split_chunk(chunk: str, out: list[str]) -> None:
     out.extend(reversed(suffixes))
 
 
+# The only chunks of letters alone that can be special cases (all others are a word as they are): these,
+# and the contractions without apostrophe ending in "nt" or "ve" ("dont", "wouldve"). `_special` decides.
+_LETTER_SPECIALS = frozenset(
+    word.lower() for word in (*_EMOTICONS, *_FIXED_SPLITS, *_PRONOUN_SPLITS) if word.isalpha())
+
+
+# Chunks spaCy keeps whole however they end.
+_WHOLE_CHUNKS = _EMOTICONS | _TOKENIZER_ABBREVIATIONS | _KEPT_WHOLE
+
+
+def _chunk_words(chunk: str) -> tuple[str, ...]:
+    """The words of one whitespace-free chunk of text."""
+    if chunk.isalpha():
+        lower = chunk.lower()
+        if (lower not in _LETTER_SPECIALS and not lower.endswith(("nt", "ve"))) or _special(chunk) is None:
+            return (chunk,)
+    else:
+        # The commonest other chunk: letters and one closing mark ("word," "end." "said)"). No special case
+        # is such a chunk but those of _WHOLE_CHUNKS, so the mark is a suffix and the letters are split as
+        # above (a period only after a lowercase letter; "A." stays whole).
+        head, last = chunk[:-1], chunk[-1]
+        if (head.isalpha() and (last in _SUFFIXES or (last == "." and head[-1].islower()))
+                and chunk not in _WHOLE_CHUNKS):
+            return (*_chunk_words(head), last)
+    words: list[str] = []
+    _split_chunk(chunk, words)
+    if len(words) > 1:
+        _merge_specials(words, 0)
+    return tuple(words)
+
+
 _last: tuple[str, list[str]] | None = None  # the last text split and its words (see gopher_words)
 
 
@@ -223,27 +254,25 @@ def gopher_words(text: str) -> list[str]:
     """The words of `text` as datatrove's Gopher filters count them (spaCy's English tokenizer, whose
     rules this follows; whitespace is not a word). The list is shared: callers must not change it.
 
-    Two shortcuts, measured on 185 real web, WET and C4 texts (`benchmarks/cc_profile.py` found the rules
+    Three shortcuts, measured on 185 real web, WET and C4 texts (`benchmarks/cc_profile.py` found the rules
     26% of the CommonCrawl path's CPU, and these words most of that): the Gopher quality and repetition
     rules split the same text one after the other, so the last text's words are kept (matched by
-    identity, O(1)) and the second rule gets them free; and a chunk of letters only that is no special
+    identity, O(1)) and the second rule gets them free; a chunk of letters only that is no special
     case (a contraction without apostrophe such as "cannot" or "dont" is one) is a word as it is, as no
-    prefix, suffix, infix or URL rule applies to letters alone. Both Gopher rules one after the other:
-    8.3 to 3.75 ms per document (CPU, `benchmarks/quality_rules.py`, the two runs back to back);
+    prefix, suffix, infix or URL rule applies to letters alone; and a chunk's words depend on the chunk
+    alone, so each distinct chunk of a document is split once (a page of 800 chunks has about 400
+    distinct ones). The memo lives for one document only: a cache across documents would make a benchmark
+    that reads the same pages twice measure its own cache. Both Gopher rules one after the other: 8.3 to
+    3.75 ms per document with the first two, 6.35 to 3.9 with the third on a slower machine
+    (`benchmarks/quality_rules.py`, the two runs back to back);
     tests/pipeline/stages/test_quality_gopher_datatrove.py checks the words are still datatrove's on 544
     real texts."""
     global _last
     last = _last
     if last is not None and last[0] is text:
         return last[1]
-    words: list[str] = []
-    for chunk in text.split():
-        if chunk.isalpha() and _special(chunk) is None:
-            words.append(chunk)
-            continue
-        start = len(words)
-        _split_chunk(chunk, words)
-        if len(words) - start > 1:
-            _merge_specials(words, start)
+    chunks = text.split()
+    known = {chunk: _chunk_words(chunk) for chunk in dict.fromkeys(chunks)}
+    words = [word for chunk in chunks for word in known[chunk]]
     _last = (text, words)
     return words

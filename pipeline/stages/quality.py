@@ -38,7 +38,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 import apache_beam as beam
 
@@ -277,13 +277,18 @@ class GopherQuality(DocumentRule):
 
     def __call__(self, text: str) -> tuple[bool, str]:
         words = gopher_words(text)
-        non_symbol_words = [w for w in words if not _is_symbol(w)]
-        n = len(non_symbol_words)
+        # Each distinct word is looked at once (a page repeats most of its words): 1.5x faster.
+        counts = Counter(words)
+        n = letters = 0
+        for word, count in counts.items():
+            if not _is_symbol(word):
+                n += count
+                letters += len(word) * count
         if n < self.min_doc_words:
             return False, "gopher_short_doc"
         if n > self.max_doc_words:
             return False, "gopher_long_doc"
-        avg = sum(len(w) for w in non_symbol_words) / n
+        avg = letters / n
         if not self.min_avg_word_length <= avg <= self.max_avg_word_length:
             return False, "gopher_mean_word_length"
         if text.count("#") / len(words) > self.max_symbol_word_ratio:
@@ -297,10 +302,10 @@ class GopherQuality(DocumentRule):
         ellipsis = sum(1 for line in lines if line.rstrip().endswith(GOPHER_ELLIPSES))
         if ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
             return False, "gopher_ellipsis_lines"
-        alpha_words = sum(1 for w in words if any(ch.isalpha() for ch in w))
+        alpha_words = sum(count for word, count in counts.items() if any(ch.isalpha() for ch in word))
         if alpha_words / len(words) < self.min_alpha_words_ratio:
             return False, "gopher_alpha_words"
-        if len(GOPHER_STOP_WORDS.intersection(words)) < self.min_stop_words:
+        if len(GOPHER_STOP_WORDS.intersection(counts)) < self.min_stop_words:
             return False, "gopher_stop_words"
         return True, ""
 
@@ -318,29 +323,52 @@ def _duplicates(elements: list[str]) -> tuple[int, int]:
     return dup_elements, dup_chars
 
 
+def _ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    """Every n-gram of `words`, in order (made by zip in C: 4x faster than slicing in a loop)."""
+    return list(zip(*(words[i:] for i in range(n)), strict=False))  # the shifted lists end early
+
+
 def _top_ngram_chars(words: list[str], n: int) -> int:
-    """Characters of the most frequent n-gram (its words joined by spaces) times its count."""
-    counts = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    """Characters of the most frequent n-gram (its words joined by spaces) times its count. Counted as
+    tuples: words hold no whitespace, so two n-grams are the same tuple exactly when they join to the
+    same string, and the first of equally frequent ones is the same."""
+    counts = Counter(_ngrams(words, n))
     if not counts:
         return 0
     top, count = counts.most_common(1)[0]
-    return len(top) * count
+    return (sum(map(len, top)) + n - 1) * count
 
 
-def _duplicate_ngram_chars(words: list[str], n: int) -> int:
+def _duplicate_ngram_chars(words: list[str], n: int, starts: list[int] | None = None) -> int:
     """Characters of the words in n-grams that repeat an earlier n-gram, each word counted once: the scan
-    jumps past a repeated n-gram, so overlapping repeats are not counted twice (datatrove's reading)."""
+    jumps past a repeated n-gram, so overlapping repeats are not counted twice (datatrove's reading).
+    `starts`: the words' cumulative lengths (`_cumulative_lengths`), when the caller has them.
+
+    A document where no n-gram repeats is answered without the scan (a set of the n-grams in C); the
+    scan reads the n-grams zip made and sums the words' lengths from the cumulative ones."""
+    grams = _ngrams(words, n)
+    if len(set(grams)) == len(grams):
+        return 0
+    if starts is None:
+        starts = _cumulative_lengths(words)
     seen: set[tuple[str, ...]] = set()
     chars = i = 0
-    while i <= len(words) - n:
-        gram = tuple(words[i : i + n])
+    end = len(grams)
+    while i < end:
+        gram = grams[i]
         if gram in seen:
-            chars += sum(map(len, gram))
+            chars += starts[i + n] - starts[i]
             i += n
         else:
             seen.add(gram)
             i += 1
     return chars
+
+
+def _cumulative_lengths(words: list[str]) -> list[int]:
+    """[0, len(words[0]), len(words[0]) + len(words[1]), ...]: the characters of words[i:j] are
+    starts[j] - starts[i]."""
+    return [0, *accumulate(map(len, words))]
 
 
 class GopherRepetition(DocumentRule):
@@ -390,8 +418,9 @@ class GopherRepetition(DocumentRule):
         for n, limit in self.top_ngrams:
             if _top_ngram_chars(words, n) / chars > limit:
                 return False, f"gopher_top_{n}gram"
+        starts = _cumulative_lengths(words)
         for n, limit in sorted(self.dup_ngrams):
-            dup_chars = _duplicate_ngram_chars(words, n)
+            dup_chars = _duplicate_ngram_chars(words, n, starts)
             if dup_chars / chars > limit:
                 return False, f"gopher_dup_{n}gram"
             if dup_chars == 0:  # no n-gram repeats, so no longer one does (it would hold a repeated n-gram)

@@ -16,7 +16,8 @@ shared too). "pages/s per core" = pages / CPU seconds.
 Profile rows (method `trafilatura`), CPU seconds per 1,000 pages read, after a warm-up pass:
   WARC parsing        the reader DoFn minus charset detection
   charset             `decode_html` (header/meta charset, else charset_normalizer)
-  parse + prepass     lxml parse, visible text, lid.176 on it (in-process PageExtractor)
+  parse + prepass     resiliparse's parse, visible text, lid.176 on it; lxml's parse of the pages
+                      that reach trafilatura (in-process PageExtractor)
   trafilatura         trafilatura.extract on the pages the prepass kept (in-process)
   subprocess trip     the stage's CPU (parent + child) minus the same work in-process
   language ID         LanguageIdDoFn on the extracted documents
@@ -140,8 +141,9 @@ def profile(files: list[str], config) -> tuple[list[tuple[str, float]], int, int
 
     setup = extractor_setup(config.extract, config.langid, config.filters)
     extractor = PageExtractor(**setup)
-    extractor._load_html = timing("prepass", extractor._load_html)
+    extractor._parse_page = timing("prepass", extractor._parse_page)
     extractor._prepass = timing("prepass", extractor._prepass)
+    extractor._load_html = timing("prepass", extractor._load_html)
     extractor._extract = timing("trafilatura", extractor._extract)
     pages = [(doc["html"], doc.get("url") or "", doc["source"]) for doc in docs]
     for page in pages:  # warm-up (trafilatura loads its jusText stop lists on first use)

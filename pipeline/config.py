@@ -98,9 +98,10 @@ class ExtractConfig:
     # The prepass drops a page for its language only when lid.176 is at least this sure on the whole
     # page (menus and widgets may be in another language than the article).
     prepass_language_score: float = 0.8
-    # trafilatura: trafilatura alone (its fallbacks on). cascade: resiliparse parses every page (prepass),
-    # trafilatura fast, the full trafilatura only where the fast text is doubtful. resiliparse: its
-    # main-content text alone (fastest, F1 0.84 against 0.94). Figures: benchmarks/extraction.py.
+    # trafilatura: trafilatura alone (its fallbacks on). cascade: trafilatura fast, the full trafilatura
+    # only where the fast text is doubtful (short against resiliparse's main-content text). resiliparse:
+    # its main-content text alone (fastest, F1 0.84 against 0.94). The prepass reads resiliparse's parse
+    # for all three. Figures: benchmarks/cc_profile.py, benchmarks/extraction.py.
     method: str = "trafilatura"
 
     def __post_init__(self) -> None:

@@ -7,12 +7,11 @@ Three guards keep one page from stopping or slowing the run:
   only work in a main thread, and Beam runs DoFns in worker threads, where a thread cannot be
   stopped. A page over the limit gets its process killed and restarted, and is dropped with the
   reason `extraction_timeout`; a crashed process (segfault, out of memory) is restarted the same way.
-- a cheap pass over the parsed page (`prepass`) skips the expensive extraction when its result
-  could only be dropped afterwards: the page's whole visible text is too short for the source's
-  CCNet length rule, or lid.176 on it names a language the source's policy does not allow. Those
-  drops carry the stage and reason of the rule that decides them (`quality/too_short`,
-  `langid/language_xx`), with a detail saying they were decided on the whole page. The page is
-  parsed once: the same tree goes to trafilatura.
+- a cheap pass over the page (`prepass`, on resiliparse's parse) skips the expensive extraction when
+  its result could only be dropped afterwards: the page's whole visible text is too short for the
+  source's CCNet length rule, or lid.176 on it names a language the source's policy does not allow.
+  Those drops carry the stage and reason of the rule that decides them (`quality/too_short`,
+  `langid/language_xx`), with a detail saying they were decided on the whole page.
 
 benchmarks/extraction.py measures accuracy and speed against plain `trafilatura.extract`.
 """

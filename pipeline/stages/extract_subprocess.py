@@ -51,9 +51,6 @@ STAGE = EXTRACT.name
 _HEADER = struct.Struct(">I")
 
 
-# Elements whose text is never shown as page text.
-_INVISIBLE = frozenset(
-    ("script", "style", "noscript", "template", "head", "title", "iframe", "svg", "object"))
 # trafilatura's text output adds a marker to list items and a separator between table cells; the
 # length bound of the prepass allows this many characters per such element.
 _MARKER_ALLOWANCE = 4
@@ -87,37 +84,30 @@ class PrepassPolicy(NamedTuple):
     threshold: float
 
 
-def visible_text(tree, enough: int | None = None) -> str:
-    """All text a browser would show, whitespace collapsed (an upper bound of any extraction); with
-    `enough`, only a prefix of it at least that long (the whole text when it is shorter).
+def parse_page(html: str | bytes):
+    """The page parsed by resiliparse (lexbor, C): the tree the prepass reads, and the cheap extractor's."""
+    from resiliparse.parse.html import HTMLTree
 
-    A walk that skips invisible subtrees: 3x faster than the equivalent XPath with ancestor tests. The
-    prefix is exactly the whole text's prefix: parts are joined with a space, so no word spans two parts
-    and the collapsed text of the first parts begins the collapsed text of all. The prepass needs only
-    the first `prepass_chars` for language ID and to know that the length rule is met, so it stops there:
-    0.66-0.68 -> 0.39 ms per page on the 164 real pages of benchmarks/cc_profile.py."""
-    from lxml import etree
+    return HTMLTree.parse(html) if isinstance(html, str) else HTMLTree.parse_from_bytes(html)
 
-    parts = []
-    gathered, check_at = 0, enough
-    walker = etree.iterwalk(tree, events=("start", "end"))
-    for event, element in walker:
-        if event == "start":
-            if not isinstance(element.tag, str) or element.tag in _INVISIBLE:
-                walker.skip_subtree()  # its "end" still comes, and its tail is visible
-                continue
-            part = element.text
-        else:
-            part = element.tail
-        if part:
-            parts.append(part)
-            gathered += len(part)
-            if check_at is not None and gathered >= check_at:  # collapsing can only shorten: check then
-                text = " ".join(" ".join(parts).split())
-                if len(text) >= enough:
-                    return text
-                check_at = gathered + enough - len(text)
-    return " ".join(" ".join(parts).split())
+
+def visible_text(page) -> str:
+    """All text a browser could show, whitespace collapsed (hidden elements and alt texts included;
+    scripts, styles and the head left out): the bound of what a method extracts that the prepass's length
+    rule uses. It holds on the real pages near the rule; far from it, trafilatura's text can be a little
+    longer (its line breaks where the visible text has no space; one page of 164, by 1.5%).
+
+    The prepass reads this from resiliparse's tree, not lxml's: 1.2 against 2.7 ms per page for parse and
+    text (the 164 real pages of benchmarks/cc_profile.py; an lxml walk that stopped at 2,000 characters),
+    and most pages are decided here (a dump is about half non-English). A page that reaches trafilatura
+    is parsed a second time, by lxml, which costs it 0.4 ms more than before; across the real pages the
+    path saves about 1 ms per page. The decisions are the ones the lxml tree's visible text gave on every
+    real page, and the length bound holds against trafilatura's text on each
+    (tests/pipeline/stages/test_extract_methods.py)."""
+    from resiliparse.extract.html2text import extract_plain_text
+
+    return " ".join(extract_plain_text(page, preserve_formatting=False, list_bullets=False,
+                                       hidden_elements=True).split())
 
 
 def use_c_element_lookup() -> None:
@@ -139,7 +129,8 @@ def use_c_element_lookup() -> None:
 
 
 class PageExtractor:
-    """Parse once, decide what the cheap pass can, else run trafilatura on the parsed tree."""
+    """Decide what the cheap pass can on resiliparse's parse of the page, else extract its text by the
+    configured method."""
 
     def __init__(self, favor_precision: bool, favor_recall: bool, include_tables: bool,
                  policies: dict[str, PrepassPolicy] | None = None, langid_model: str | None = None,
@@ -166,70 +157,60 @@ class PageExtractor:
             self._identify = LanguageIdentifier(langid_model)
 
     def __call__(self, html: str | bytes, url: str = "", source: str = "") -> PageResult:
-        if self._method != "trafilatura":
-            return self._cheap_first(html, url, source)
         try:
-            tree = self._load_html(html)
-            if tree is None:
-                return PageResult(None, STAGE, "not_html")
             policy = self._policies.get(source)
-            if policy is not None:
-                early = self._prepass(tree, policy)
-                if early is not None:
-                    return early
-            text = self._extract(tree, url=url or None, **self._options)
-        except Exception as exc:  # noqa: BLE001 - one odd page must not stop the run; it is counted
-            return PageResult(None, STAGE, "extraction_error", f"{type(exc).__name__}: {exc}")
-        if not text or not text.strip():
-            return PageResult(None, STAGE, "no_text_extracted")
-        return PageResult(text.strip())
-
-    def _cheap_first(self, html: str | bytes, url: str, source: str) -> PageResult:
-        """`resiliparse` and `cascade`: the page parsed by resiliparse (lexbor, ~15x faster than
-        trafilatura's lxml parse and extraction together); the prepass on its visible text; then
-        resiliparse's main-content text (`resiliparse`), or trafilatura fast with the full trafilatura
-        for the pages where the fast text is doubtful (`cascade`, see CASCADE_MIN_RATIO)."""
-        from resiliparse.extract.html2text import extract_plain_text
-        from resiliparse.parse.html import HTMLTree
-
-        try:
-            tree = HTMLTree.parse(html) if isinstance(html, str) else HTMLTree.parse_from_bytes(html)
-            if tree.body is None:
-                return PageResult(None, STAGE, "not_html")
-            policy = self._policies.get(source)
-            if policy is not None and (policy.min_chars or policy.allowed_languages):
-                # An upper bound of what any method extracts: hidden elements and alt texts included.
-                visible = " ".join(extract_plain_text(tree, preserve_formatting=False, list_bullets=False,
-                                                      hidden_elements=True).split())
-                markers = (len(tree.document.query_selector_all("li, td, th"))
-                           if len(visible) < policy.min_chars else 0)
-                early = self._decide_early(visible, markers, policy)
-                if early is not None:
-                    return early
-            cheap = extract_plain_text(tree, main_content=True)
-            if self._method == "resiliparse":
-                text = cheap
-            else:
-                parsed = self._load_html(html)
-                if parsed is None:
+            if policy is not None and not (policy.min_chars or policy.allowed_languages):
+                policy = None
+            page = None
+            if policy is not None or self._method != "trafilatura":
+                page = self._parse_page(html)
+                if page.body is None:
                     return PageResult(None, STAGE, "not_html")
-                text = self._extract(parsed, url=url or None, fast=True, **self._options)
-                if len(text or "") < CASCADE_MIN_RATIO * len(cheap.strip()):
-                    # A fresh tree: trafilatura prunes the one it is given in place.
-                    text = self._extract(self._load_html(html), url=url or None, **self._options)
+                if policy is not None:
+                    early = self._prepass(page, policy)
+                    if early is not None:
+                        return early
+            text = self._extract_text(html, url, page)
         except Exception as exc:  # noqa: BLE001 - one odd page must not stop the run; it is counted
             return PageResult(None, STAGE, "extraction_error", f"{type(exc).__name__}: {exc}")
-        if not text or not text.strip():
+        if text is None:
+            return PageResult(None, STAGE, "not_html")
+        if not text.strip():
             return PageResult(None, STAGE, "no_text_extracted")
         return PageResult(text.strip())
 
-    def _prepass(self, tree, policy: PrepassPolicy) -> PageResult | None:
-        if not policy.min_chars and not policy.allowed_languages:
+    def _parse_page(self, html: str | bytes):
+        return parse_page(html)
+
+    def _extract_text(self, html: str | bytes, url: str, page) -> str | None:
+        """The page's text by the configured method ("" when it has none; None when lxml cannot parse it).
+
+        `trafilatura`: trafilatura on lxml's tree. `resiliparse`: resiliparse's main-content text
+        (~15x cheaper than trafilatura's parse and extraction together). `cascade`: trafilatura fast, with
+        the full trafilatura for the pages where the fast text is doubtful (see CASCADE_MIN_RATIO)."""
+        if self._method == "resiliparse":
+            from resiliparse.extract.html2text import extract_plain_text
+
+            return extract_plain_text(page, main_content=True)
+        tree = self._load_html(html)
+        if tree is None:
             return None
-        needed = max(policy.min_chars, self._prepass_chars if policy.allowed_languages else 0)
-        text = visible_text(tree, needed)
+        if self._method == "trafilatura":
+            return self._extract(tree, url=url or None, **self._options) or ""
+        from resiliparse.extract.html2text import extract_plain_text
+
+        cheap = extract_plain_text(page, main_content=True)
+        text = self._extract(tree, url=url or None, fast=True, **self._options) or ""
+        if len(text) < CASCADE_MIN_RATIO * len(cheap.strip()):
+            # A fresh tree: trafilatura prunes the one it is given in place.
+            text = self._extract(self._load_html(html), url=url or None, **self._options) or ""
+        return text
+
+    def _prepass(self, page, policy: PrepassPolicy) -> PageResult | None:
+        text = visible_text(page)
         # List items and cells only matter to a page shorter than the length rule.
-        markers = len(tree.xpath("//li|//td|//th")) if len(text) < policy.min_chars else 0
+        markers = (len(page.document.query_selector_all("li, td, th"))
+                   if len(text) < policy.min_chars else 0)
         return self._decide_early(text, markers, policy)
 
     def _decide_early(self, text: str, markers: int, policy: PrepassPolicy) -> PageResult | None:

@@ -25,6 +25,7 @@ from llamapipe.pipeline.stages.extract_subprocess import (
     decode_request,
     encode_reply,
     encode_request,
+    parse_page,
     visible_text,
 )
 
@@ -54,9 +55,7 @@ def cc_setup(**overrides) -> dict:
 
 
 def test_visible_text_skips_scripts_and_head():
-    from trafilatura.utils import load_html
-
-    text = visible_text(load_html(page(ENGLISH)))
+    text = visible_text(parse_page(page(ENGLISH)))
     assert "not text" not in text and "A page Home About" not in text
     assert ENGLISH[0] in text and "Copyright 2024" in text
 

@@ -45,6 +45,7 @@ import time
 from typing import NamedTuple
 
 from llamapipe.pipeline.plumbing.names import EXTRACT_METHODS
+from llamapipe.pipeline.stages import readability_guard
 from llamapipe.pipeline.stages.registry import EXTRACT
 
 STAGE = EXTRACT.name
@@ -142,6 +143,7 @@ class PageExtractor:
             raise ValueError(f"extract.method must be one of {', '.join(EXTRACT_METHODS)}, got {method!r}")
         self._method = method
         use_c_element_lookup()
+        readability_guard.install()
         self._extract = trafilatura.extract
         self._load_html = load_html
         self._options = dict(favor_precision=favor_precision, favor_recall=favor_recall,

@@ -11,6 +11,7 @@ import pytest
 
 from llamapipe.pipeline.config import ExtractConfig, FiltersConfig, LangIdConfig, load_config
 from llamapipe.pipeline.plumbing.typed_yaml import ConfigError
+from llamapipe.pipeline.stages import readability_guard
 from llamapipe.pipeline.stages.extract import ExtractionProcess, extractor_setup
 from llamapipe.pipeline.stages.extract_subprocess import PageExtractor, use_c_element_lookup
 from llamapipe.sources.commoncrawl import decode_html
@@ -94,25 +95,51 @@ def _real_pages(realdata) -> list[tuple[str, str]]:
     return pages
 
 
-def test_the_c_element_lookup_extracts_what_trafilatura_does_on_real_pages(realdata):
-    """PageExtractor's parser makes elements through lxml's C lookup (`use_c_element_lookup`); the text
-    must be trafilatura's own, made with lxml.html's stock lookup, on every real page."""
+@pytest.mark.parametrize("focus", ["balanced", "precision"])
+def test_the_c_element_lookup_and_the_readability_guard_extract_what_trafilatura_does_on_real_pages(
+        realdata, focus):
+    """PageExtractor's parser makes elements through lxml's C lookup (`use_c_element_lookup`) and skips the
+    readability runs that cannot change the text (`readability_guard`); the text must be trafilatura's
+    own, made with lxml.html's stock lookup and every readability run, on every real page."""
     import trafilatura
     from lxml.html import HtmlElementClassLookup
     from trafilatura.utils import HTML_PARSER
 
     pages = _real_pages(realdata)
-    extractor = PageExtractor(False, False, False)
+    precision = focus == "precision"
+    extractor = PageExtractor(precision, False, False)
+    runs, skipped = readability_guard.counts()
     ours = [extractor(html, url).text for html, url in pages]
+    runs, skipped = (a - b for a, b in zip(readability_guard.counts(), (runs, skipped), strict=True))
     HTML_PARSER.set_element_class_lookup(HtmlElementClassLookup())
+    readability_guard.uninstall()
     try:
-        stock = [trafilatura.extract(html, url=url or None, favor_precision=False, favor_recall=False,
+        stock = [trafilatura.extract(html, url=url or None, favor_precision=precision, favor_recall=False,
                                      include_tables=False, include_comments=False, deduplicate=False)
                  for html, url in pages]
     finally:
         use_c_element_lookup()  # back as every PageExtractor leaves it, for the tests after this one
+        readability_guard.install()
     assert sum(text is not None for text in ours) > 150
     assert ours == [text.strip() if text and text.strip() else None for text in stock]
+    assert runs >= len(pages) and skipped > runs / 4, (runs, skipped)
+
+
+def test_the_readability_bound_holds_on_real_pages(realdata):
+    """The guard's bound is at least the length of the text readability returns, on every real page."""
+    from lxml.etree import tostring
+    from trafilatura.external import try_readability
+    from trafilatura.utils import load_html, trim
+
+    readability_guard.uninstall()  # the real readability, whatever ran before
+    try:
+        for html, url in _real_pages(realdata):
+            tree = load_html(html)
+            bound = readability_guard.readability_bound(tree)
+            text = trim(tostring(try_readability(tree), method="text", encoding="utf-8").decode("utf-8"))
+            assert len(text) <= bound, url
+    finally:
+        readability_guard.install()
 
 
 def _lxml_visible_text(tree) -> str:

@@ -281,7 +281,7 @@ class GopherQuality(DocumentRule):
         counts = Counter(words)
         n = letters = 0
         for word, count in counts.items():
-            if not _is_symbol(word):
+            if word.isalpha() or not _is_symbol(word):  # letters only: no symbol word (the common case)
                 n += count
                 letters += len(word) * count
         if n < self.min_doc_words:
@@ -302,7 +302,8 @@ class GopherQuality(DocumentRule):
         ellipsis = sum(1 for line in lines if line.rstrip().endswith(GOPHER_ELLIPSES))
         if ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
             return False, "gopher_ellipsis_lines"
-        alpha_words = sum(count for word, count in counts.items() if any(ch.isalpha() for ch in word))
+        alpha_words = sum(count for word, count in counts.items()
+                          if word.isalpha() or any(ch.isalpha() for ch in word))
         if alpha_words / len(words) < self.min_alpha_words_ratio:
             return False, "gopher_alpha_words"
         if len(GOPHER_STOP_WORDS.intersection(counts)) < self.min_stop_words:

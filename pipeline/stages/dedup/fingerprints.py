@@ -58,13 +58,16 @@ def node_tag(node: str) -> str:
 
 
 def shingle_bytes(words: list[str], n: int) -> Iterator[bytes]:
-    """Word n-grams (all words as one shingle when there are fewer than n), UTF-8 encoded."""
+    """Word n-grams (all words as one shingle when there are fewer than n), UTF-8 encoded: each word
+    encoded once and the n-grams joined as bytes (the same bytes as encoding each joined n-gram, which
+    encoded every word n times)."""
     if len(words) <= n:
         if words:
             yield " ".join(words).encode("utf-8")
         return
-    for gram in zip(*(itertools.islice(words, i, None) for i in range(n)), strict=False):
-        yield " ".join(gram).encode("utf-8")
+    encoded = [word.encode("utf-8") for word in words]
+    for gram in zip(*(itertools.islice(encoded, i, None) for i in range(n)), strict=False):
+        yield b" ".join(gram)
 
 
 def shingles(text: str, n: int) -> set[bytes]:

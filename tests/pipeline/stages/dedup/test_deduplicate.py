@@ -262,3 +262,15 @@ def test_config_names_a_bad_dedup_setting():
         from_dict(DedupConfig, {"source_priority": ["wikipedia", "reddit"]}, "dedup")
     with pytest.raises(ConfigError, match="signature_bits"):
         from_dict(DedupConfig, {"signature_bits": 12}, "dedup")
+
+
+def test_shingles_are_the_utf8_of_the_joined_word_ngrams():
+    """`shingle_bytes` encodes each word once and joins bytes; the shingles (so the signatures) are those
+    of the joined n-grams encoded, non-ASCII words included."""
+    from llamapipe.pipeline.stages.dedup.fingerprints import shingle_bytes
+
+    text = words(3, 60) + ["naïve", "Straße", "東京", "emoji🙂"] + words(4, 10)
+    for n in (1, 5, 13):
+        expected = [" ".join(text[i:i + n]).encode("utf-8") for i in range(len(text) - n + 1)]
+        assert list(shingle_bytes(text, n)) == expected
+    assert list(shingle_bytes(text[:3], 5)) == [" ".join(text[:3]).encode("utf-8")]

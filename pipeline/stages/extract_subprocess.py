@@ -103,8 +103,11 @@ def visible_text(page) -> str:
     and most pages are decided here (a dump is about half non-English). A page that reaches trafilatura
     is parsed a second time, by lxml, which costs it 0.4 ms more than before; across the real pages the
     path saves about 1 ms per page. The decisions are the ones the lxml tree's visible text gave on every
-    real page, and the length bound holds against trafilatura's text on each
-    (tests/pipeline/stages/test_extract_methods.py)."""
+    real page, and every page it drops as too short is one the CCNet rule drops after trafilatura
+    (tests/pipeline/stages/test_extract_methods.py). resiliparse makes a body for any input (a frameset,
+    plain text), so the prepass reads every page: one that lxml cannot parse is `not_html` when the
+    prepass keeps it (when lxml parsed first, a short response that is not HTML was `not_html`; it is
+    now `quality/too_short`)."""
     from resiliparse.extract.html2text import extract_plain_text
 
     return " ".join(extract_plain_text(page, preserve_formatting=False, list_bullets=False,

@@ -263,8 +263,9 @@ def gopher_words(text: str) -> list[str]:
     alone, so each distinct chunk of a document is split once (a page of 800 chunks has about 400
     distinct ones). The memo lives for one document only: a cache across documents would make a benchmark
     that reads the same pages twice measure its own cache. Both Gopher rules one after the other: 8.3 to
-    3.75 ms per document with the first two, 6.35 to 3.9 with the third on a slower machine
-    (`benchmarks/quality_rules.py`, the two runs back to back);
+    3.75 ms per document with the first two (`benchmarks/quality_rules.py`, the two runs back to back);
+    the words alone, 2.3 to 1.0 ms per document with the memo and the split of "word," and "end." below
+    (`_chunk_words`; on the slower machine of 2026-12-08);
     tests/pipeline/stages/test_quality_gopher_datatrove.py checks the words are still datatrove's on 544
     real texts."""
     global _last

@@ -340,18 +340,16 @@ def _top_ngram_chars(words: list[str], n: int) -> int:
     return (sum(map(len, top)) + n - 1) * count
 
 
-def _duplicate_ngram_chars(words: list[str], n: int, starts: list[int] | None = None) -> int:
+def _duplicate_ngram_chars(words: list[str], n: int, starts: list[int]) -> int:
     """Characters of the words in n-grams that repeat an earlier n-gram, each word counted once: the scan
     jumps past a repeated n-gram, so overlapping repeats are not counted twice (datatrove's reading).
-    `starts`: the words' cumulative lengths (`_cumulative_lengths`), when the caller has them.
+    `starts`: the words' cumulative lengths (`_cumulative_lengths`, made once for every n).
 
     A document where no n-gram repeats is answered without the scan (a set of the n-grams in C); the
     scan reads the n-grams zip made and sums the words' lengths from the cumulative ones."""
     grams = _ngrams(words, n)
     if len(set(grams)) == len(grams):
         return 0
-    if starts is None:
-        starts = _cumulative_lengths(words)
     seen: set[tuple[str, ...]] = set()
     chars = i = 0
     end = len(grams)
